@@ -1,0 +1,36 @@
+//! Validation, mirroring kube-apiserver's `pkg/apis/*/validation`. (Being written.)
+
+use super::Object;
+
+/// The kind of a field error, as `k8s.io/apimachinery/pkg/util/validation/field.ErrorType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorType {
+    Required,
+    Invalid,
+    NotSupported,
+    Duplicate,
+    Forbidden,
+    TooLong,
+    TooMany,
+}
+
+/// One field error: a path and what is wrong there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub error_type: ErrorType,
+    /// The field path, e.g. `spec.template.spec.containers[0].image`.
+    pub field: String,
+    /// The offending value as upstream renders it (`-1`, `"Foo"`), if any.
+    pub value: Option<String>,
+    pub detail: String,
+}
+
+/// Validate an object for create.
+pub fn validate(_obj: &Object) -> Vec<FieldError> {
+    Vec::new()
+}
+
+/// Validate an update of `old` to `new`.
+pub fn validate_update(_new: &Object, _old: &Object) -> Vec<FieldError> {
+    Vec::new()
+}

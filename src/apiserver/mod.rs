@@ -1,0 +1,1 @@
+//! The ApiServer actor. (Being written.)

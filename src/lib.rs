@@ -1,0 +1,29 @@
+//! # kubeactor
+//!
+//! The Kubernetes control plane's chain of events, made runnable: every component an actix
+//! actor with typed messages, every hop an OpenTelemetry span.
+//!
+//! # Layout
+//!
+//! * [`config`] — typed configuration, loaded from `config/default.toml`, a file, env, flags.
+//! * [`api`] — the object model: the real `k8s-openapi` types in one [`api::Object`] enum,
+//!   storage keys, defaulting, validation, label and field selectors.
+//! * [`store`] — the revisioned, durable store with etcd's semantics (redb or memory engine,
+//!   group commit, watch from a revision, compaction).
+//! * [`apiserver`] — the `ApiServer` actor: the only owner of the store; validates, stores,
+//!   and fans watch events out to clients through an indexed watcher registry.
+//! * [`telemetry`] — tracer providers per component, trace context through messages and
+//!   through objects (`traceparent` annotation), OTLP export, the in-memory span store.
+//! * [`cluster`] — wiring: start the components from a [`config::Config`].
+//!
+//! # Where to start reading
+//!
+//! Follow the chain: [`apiserver`] (a request becomes a store write and a watch event), then
+//! the [`store`] contracts, then [`telemetry`] for how each hop becomes a span.
+
+pub mod api;
+pub mod apiserver;
+pub mod cluster;
+pub mod config;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! redb engine. (Being written.)
