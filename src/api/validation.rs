@@ -34,3 +34,20 @@ pub fn validate(_obj: &Object) -> Vec<FieldError> {
 pub fn validate_update(_new: &Object, _old: &Object) -> Vec<FieldError> {
     Vec::new()
 }
+
+impl FieldError {
+    /// The `StatusCause.reason`.
+    pub fn reason(&self) -> &'static str {
+        "FieldValueInvalid"
+    }
+    /// The message without the field path.
+    pub fn message(&self) -> String {
+        self.detail.clone()
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message())
+    }
+}

@@ -1,1 +1,1035 @@
-//! The ApiServer actor. (Being written.)
+//! The `ApiServer` actor: kube-apiserver's registry, storage and watch cache in one actor.
+//!
+//! It is the only owner of the [`Store`]. A write request is validated, defaulted and given
+//! its system fields ([`strategy`]), serialized once, and handed to the store, which checks
+//! the resourceVersion precondition at once and group-commits it. The reply waits until the
+//! write is durable: the store's commit stream delivers each durable batch, in revision order,
+//! to this actor, which then (1) applies it to its cache of decoded objects, (2) appends it to
+//! the watch window, (3) fans it out through the indexed [`registry`], and only then (4)
+//! answers the writer — so a client that got its reply always reads its own write, and a
+//! watcher never sees a write that could still be lost.
+//!
+//! Reads (`Get`, `List`, `Watch`) are served from the cache of `Arc<Object>`s: a watcher gets
+//! the same `Arc` as every other watcher, never a re-parsed copy.
+//!
+//! Tracing: a traced request gets a `kube-apiserver` span (child of the caller's context) and
+//! an `etcd` child span for the store write (key, revision, bytes; it ends when the write is
+//! durable). The request span's context is saved on the written object as the
+//! `kubeactor.io/traceparent` annotation, so whoever reacts to the watch event continues the
+//! trace. Untraced (background) writes carry no annotation.
+
+pub mod error;
+pub mod messages;
+pub mod registry;
+pub mod strategy;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use opentelemetry::trace::{Span, TraceContextExt, Tracer};
+use opentelemetry::{Context as OtelContext, KeyValue as Attr};
+use opentelemetry_sdk::trace::SdkTracer;
+use tokio::sync::{mpsc, oneshot};
+
+pub use self::error::ApiError;
+pub use self::messages::*;
+use self::registry::{Change, Filter, Registry};
+use self::strategy::DeleteDecision;
+use crate::api::{defaults, validation, Kind, Object};
+use crate::store::{Event, EventType, Op, Precondition, Revision, Store, StoreError};
+use crate::telemetry::{self, Component, Telemetry, TRACEPARENT_ANNOTATION};
+
+/// The namespaces that exist on first start (as kube-apiserver's system namespaces
+/// controller creates them).
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Namespaces that may not be deleted (upstream's namespace lifecycle admission).
+const UNDELETABLE_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+/// Tunables of the API server (from `[apiserver]`).
+#[derive(Clone, Debug)]
+pub struct ApiServerOptions {
+    /// Events buffered per watcher before it is closed with 410 Gone.
+    pub watch_buffer: usize,
+    /// Changes kept for resuming watches from an older resourceVersion.
+    pub watch_cache_window: usize,
+}
+
+impl Default for ApiServerOptions {
+    fn default() -> Self {
+        ApiServerOptions {
+            watch_buffer: 1000,
+            watch_cache_window: 100_000,
+        }
+    }
+}
+
+impl From<&crate::config::ApiServerConfig> for ApiServerOptions {
+    fn from(c: &crate::config::ApiServerConfig) -> Self {
+        ApiServerOptions {
+            watch_buffer: c.watch_buffer,
+            watch_cache_window: c.watch_cache_window,
+        }
+    }
+}
+
+/// A reply waiting for its write to become durable.
+enum Reply {
+    Object(oneshot::Sender<Result<Arc<Object>, ApiError>>),
+    Deleted(oneshot::Sender<Result<Deleted, ApiError>>),
+}
+
+struct PendingWrite {
+    /// The object as it will be stored (resourceVersion set); `None` for a delete.
+    object: Option<Arc<Object>>,
+    reply: Reply,
+    /// The request span and the etcd span, ended when durable.
+    spans: Option<(OtelContext, OtelContext)>,
+}
+
+/// The API server actor. See the module documentation.
+pub struct ApiServer {
+    store: Arc<dyn Store>,
+    opts: ApiServerOptions,
+    /// Every stored object by store key: the latest durable state.
+    objects: BTreeMap<String, Arc<Object>>,
+    /// The revision `objects` reflects.
+    revision: Revision,
+    /// Recent changes for watch resume; covers revisions `> window_floor`.
+    window: VecDeque<Arc<Change>>,
+    window_floor: Revision,
+    registry: Registry,
+    pending: HashMap<Revision, PendingWrite>,
+    tracer: SdkTracer,
+    etcd_tracer: SdkTracer,
+    /// Taken in `started`: the store's stream of durable batches.
+    commits: Option<crate::store::CommitStream>,
+}
+
+impl ApiServer {
+    /// Load the store's state into a new API server (not yet started).
+    pub fn new(
+        store: Arc<dyn Store>,
+        opts: ApiServerOptions,
+        telemetry: &Telemetry,
+    ) -> Result<ApiServer, ApiError> {
+        // Subscribe first, then read: a batch committed in between arrives on the stream and
+        // is skipped by revision, so nothing is missed or applied twice.
+        let commits = store.subscribe();
+        let range = store
+            .range("/registry/", None)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut objects = BTreeMap::new();
+        for kv in range.kvs {
+            let Some(kind) = Object::kind_of_key(&kv.key) else {
+                continue;
+            };
+            match Object::from_json(kind, &kv.value) {
+                Ok(mut obj) => {
+                    obj.meta_mut().resource_version = Some(kv.mod_revision.to_string());
+                    objects.insert(kv.key, Arc::new(obj));
+                }
+                Err(e) => {
+                    tracing::error!(key = %kv.key, error = %e, "skipping undecodable stored object")
+                }
+            }
+        }
+        Ok(ApiServer {
+            store,
+            opts,
+            objects,
+            revision: range.revision,
+            window: VecDeque::new(),
+            window_floor: range.revision,
+            registry: Registry::default(),
+            pending: HashMap::new(),
+            tracer: telemetry.tracer(Component::ApiServer),
+            etcd_tracer: telemetry.tracer(Component::Etcd),
+            commits: Some(commits),
+        })
+    }
+
+    /// Start the actor and create the system namespaces that are missing. Returns once they
+    /// exist, so the first client request finds `default`.
+    pub async fn start(self) -> Result<Addr<ApiServer>, ApiError> {
+        let missing: Vec<&str> = SYSTEM_NAMESPACES
+            .iter()
+            .copied()
+            .filter(|ns| !self.objects.contains_key(&Kind::Namespace.key(None, ns)))
+            .collect();
+        let addr = Actor::start(self);
+        for ns in missing {
+            let object = Object::Namespace(Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.to_string()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+            let create = Create {
+                object,
+                options: WriteOptions::default(),
+                trace: Trace::Untraced,
+            };
+            match addr.send(create).await {
+                Ok(Ok(_)) | Ok(Err(ApiError::AlreadyExists { .. })) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(ApiError::Internal(e.to_string())),
+            }
+        }
+        Ok(addr)
+    }
+
+    fn get_object(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<&Arc<Object>> {
+        self.objects.get(&kind.key(namespace, name))
+    }
+
+    /// Start the request span (if traced). Returns the context holding it.
+    fn request_span(&self, trace: &Trace, name: String, obj_key: &str) -> Option<OtelContext> {
+        let Trace::Context(parent) = trace else {
+            return None;
+        };
+        let mut span = self.tracer.start_with_context(name, parent);
+        span.set_attribute(Attr::new("k8s.object.key", obj_key.to_string()));
+        Some(parent.with_span(span))
+    }
+
+    /// Save the request's trace context on the object (or remove a stale one).
+    fn stamp_trace(obj: &mut Object, span: Option<&OtelContext>) {
+        match span {
+            Some(cx) => telemetry::inject(cx, obj.meta_mut()),
+            None => {
+                let meta = obj.meta_mut();
+                if let Some(a) = meta.annotations.as_mut() {
+                    a.remove(TRACEPARENT_ANNOTATION);
+                    if a.is_empty() {
+                        meta.annotations = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hand a write to the store. On success the reply is parked until the commit stream
+    /// reports the revision durable.
+    fn submit(
+        &mut self,
+        op: Op,
+        mut object: Option<Object>,
+        span: Option<OtelContext>,
+        reply: Reply,
+    ) -> Result<(), (ApiError, Reply)> {
+        let key = op.key().to_string();
+        let bytes = match &op {
+            Op::Put { value, .. } => value.len(),
+            Op::Delete { .. } => 0,
+        };
+        let verb = if matches!(op, Op::Put { .. }) {
+            "put"
+        } else {
+            "delete"
+        };
+        let kind = Object::kind_of_key(&key).unwrap_or(Kind::Pod);
+        let name = key.rsplit('/').next().unwrap_or("").to_string();
+        let pending = match self.store.write(op) {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(cx) = &span {
+                    cx.span()
+                        .set_status(opentelemetry::trace::Status::error(e.to_string()));
+                    cx.span().end();
+                }
+                let err = match e {
+                    StoreError::Conflict {
+                        current: Some(_), ..
+                    } if verb == "put" && bytes > 0 => {
+                        // Caller decides between AlreadyExists and Conflict; see `create`.
+                        ApiError::from_store(e, kind, &name)
+                    }
+                    e => ApiError::from_store(e, kind, &name),
+                };
+                return Err((err, reply));
+            }
+        };
+        let revision = pending.revision;
+        if let Some(obj) = object.as_mut() {
+            obj.meta_mut().resource_version = Some(revision.to_string());
+        }
+        let spans = span.map(|cx| {
+            let mut etcd = self
+                .etcd_tracer
+                .start_with_context(format!("{verb} {key}"), &cx);
+            etcd.set_attribute(Attr::new("etcd.key", key.clone()));
+            etcd.set_attribute(Attr::new("etcd.revision", revision as i64));
+            etcd.set_attribute(Attr::new("etcd.bytes", bytes as i64));
+            let etcd_cx = cx.with_span(etcd);
+            (cx, etcd_cx)
+        });
+        self.pending.insert(
+            revision,
+            PendingWrite {
+                object: object.map(Arc::new),
+                reply,
+                spans,
+            },
+        );
+        Ok(())
+    }
+
+    /// Apply one durable batch: cache, watch window, watchers, then replies.
+    fn apply_batch(&mut self, batch: &[Arc<Event>]) {
+        for event in batch {
+            let rev = event.revision();
+            if rev <= self.revision {
+                continue;
+            }
+            self.revision = rev;
+            let pending = self.pending.remove(&rev);
+            let Some(kind) = Object::kind_of_key(&event.kv.key) else {
+                continue;
+            };
+            let prev = self.objects.get(&event.kv.key).cloned();
+            let (object, deleted) = match event.kind {
+                EventType::Put => {
+                    let obj = match pending.as_ref().and_then(|p| p.object.clone()) {
+                        Some(o) => o,
+                        None => match Object::from_json(kind, &event.kv.value) {
+                            Ok(mut o) => {
+                                o.meta_mut().resource_version = Some(rev.to_string());
+                                Arc::new(o)
+                            }
+                            Err(e) => {
+                                tracing::error!(key = %event.kv.key, error = %e, "undecodable write");
+                                continue;
+                            }
+                        },
+                    };
+                    self.objects.insert(event.kv.key.clone(), obj.clone());
+                    (obj, false)
+                }
+                EventType::Delete => {
+                    self.objects.remove(&event.kv.key);
+                    let last = match &prev {
+                        Some(p) => (**p).clone(),
+                        None => match Object::from_json(kind, &event.kv.value) {
+                            Ok(o) => o,
+                            Err(_) => continue,
+                        },
+                    };
+                    let mut last = last;
+                    last.meta_mut().resource_version = Some(rev.to_string());
+                    (Arc::new(last), true)
+                }
+            };
+            let change = Arc::new(Change {
+                kind,
+                object: object.clone(),
+                prev,
+                deleted,
+            });
+            self.registry.dispatch(&change);
+            self.window.push_back(change);
+            while self.window.len() > self.opts.watch_cache_window {
+                if let Some(old) = self.window.pop_front() {
+                    self.window_floor = old.revision();
+                }
+            }
+            if let Some(p) = pending {
+                if let Some((cx, etcd_cx)) = p.spans {
+                    etcd_cx.span().end();
+                    cx.span()
+                        .set_attribute(Attr::new("k8s.resource_version", rev as i64));
+                    cx.span().end();
+                }
+                match p.reply {
+                    Reply::Object(tx) => {
+                        let _ = tx.send(Ok(object));
+                    }
+                    Reply::Deleted(tx) => {
+                        let _ = tx.send(Ok(Deleted::Gone(object)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A write failed after it was accepted (the engine failed): answer its waiter.
+    fn fail_pending(&mut self, revision: Revision, err: StoreError) {
+        if let Some(p) = self.pending.remove(&revision) {
+            if let Some((cx, etcd_cx)) = p.spans {
+                etcd_cx
+                    .span()
+                    .set_status(opentelemetry::trace::Status::error(err.to_string()));
+                etcd_cx.span().end();
+                cx.span().end();
+            }
+            let e = ApiError::Internal(err.to_string());
+            match p.reply {
+                Reply::Object(tx) => {
+                    let _ = tx.send(Err(e));
+                }
+                Reply::Deleted(tx) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        }
+    }
+
+    // ---- the verbs, as plain methods; the handlers below only unpack and wrap ----
+
+    fn create(
+        &mut self,
+        msg: Create,
+    ) -> Result<Result<Arc<Object>, ApiError>, oneshot::Receiver<Result<Arc<Object>, ApiError>>>
+    {
+        let Create {
+            mut object,
+            options,
+            trace,
+        } = msg;
+        let kind = object.kind();
+        if kind.namespaced() {
+            let meta = object.meta_mut();
+            if meta.namespace.as_deref().is_none_or(str::is_empty) {
+                meta.namespace = Some("default".into());
+            }
+            let ns = object.meta().namespace.clone().unwrap_or_default();
+            if !self.objects.contains_key(&Kind::Namespace.key(None, &ns)) {
+                return Ok(Err(ApiError::namespace_not_found(&ns)));
+            }
+        } else {
+            object.meta_mut().namespace = None;
+        }
+        if object
+            .meta()
+            .resource_version
+            .as_deref()
+            .is_some_and(|rv| !rv.is_empty())
+        {
+            return Ok(Err(ApiError::BadRequest(
+                "resourceVersion should not be set on objects to be created".into(),
+            )));
+        }
+        let generated = object.meta().name.as_deref().is_none_or(str::is_empty)
+            && object
+                .meta()
+                .generate_name
+                .as_deref()
+                .is_some_and(|g| !g.is_empty());
+        if generated {
+            let prefix = object.meta().generate_name.clone().unwrap_or_default();
+            object.meta_mut().name = Some(strategy::generate_name(&prefix));
+        }
+        defaults::apply(&mut object);
+        strategy::prepare_for_create(&mut object, strategy::now());
+        let errors = validation::validate(&object);
+        if !errors.is_empty() {
+            let name = object.name().to_string();
+            return Ok(Err(ApiError::invalid(kind, &name, errors)));
+        }
+        let span_name = match &options.span_name {
+            Some(n) => n.clone(),
+            None => format!("create {} {}", kind.plural(), display_name(&object)),
+        };
+        let span = self.request_span(&trace, span_name, &object.key());
+        Self::stamp_trace(&mut object, span.as_ref());
+        if options.dry_run {
+            end_span(span);
+            return Ok(Ok(Arc::new(object)));
+        }
+        let (tx, rx) = oneshot::channel();
+        // A generated name may collide: try fresh suffixes, as upstream retries.
+        let mut attempts = if generated { 3 } else { 1 };
+        let mut reply = Reply::Object(tx);
+        let mut span = span;
+        loop {
+            let bytes: Arc<[u8]> = object.to_json().into();
+            let op = Op::Put {
+                key: object.key(),
+                value: bytes,
+                precondition: Precondition::Absent,
+            };
+            match self.submit(op, Some(object.clone()), span.take(), reply) {
+                Ok(()) => return Err(rx),
+                Err((ApiError::Conflict { .. } | ApiError::NotFound { .. }, r)) if attempts > 1 => {
+                    attempts -= 1;
+                    reply = r;
+                    let prefix = object.meta().generate_name.clone().unwrap_or_default();
+                    object.meta_mut().name = Some(strategy::generate_name(&prefix));
+                }
+                Err((ApiError::Conflict { .. } | ApiError::NotFound { .. }, _)) => {
+                    return Ok(Err(ApiError::already_exists(kind, object.name())));
+                }
+                Err((e, _)) => return Ok(Err(e)),
+            }
+        }
+    }
+
+    fn update(
+        &mut self,
+        msg: Update,
+    ) -> Result<Result<Arc<Object>, ApiError>, oneshot::Receiver<Result<Arc<Object>, ApiError>>>
+    {
+        let Update {
+            mut object,
+            subresource,
+            options,
+            trace,
+        } = msg;
+        let kind = object.kind();
+        if !kind.namespaced() {
+            object.meta_mut().namespace = None;
+        } else if object.meta().namespace.as_deref().is_none_or(str::is_empty) {
+            object.meta_mut().namespace = Some("default".into());
+        }
+        let name = object.name().to_string();
+        let Some(old) = self.get_object(kind, object.namespace(), &name).cloned() else {
+            return Ok(Err(ApiError::not_found(kind, &name)));
+        };
+        if let Some(rv) = object
+            .meta()
+            .resource_version
+            .as_deref()
+            .filter(|rv| !rv.is_empty())
+        {
+            if rv.parse::<u64>().ok() != Some(old.resource_version()) {
+                return Ok(Err(ApiError::stale(kind, &name)));
+            }
+        }
+        if let Some(uid) = object.meta().uid.as_deref().filter(|u| !u.is_empty()) {
+            if Some(uid) != old.meta().uid.as_deref() {
+                return Ok(Err(ApiError::conflict(
+                    kind,
+                    &name,
+                    format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        old.meta().uid.as_deref().unwrap_or("")
+                    ),
+                )));
+            }
+        }
+        if subresource == Subresource::Main {
+            defaults::apply(&mut object);
+        }
+        strategy::prepare_for_update(&mut object, &old, subresource);
+        let errors = validation::validate_update(&object, &old);
+        if !errors.is_empty() {
+            return Ok(Err(ApiError::invalid(kind, &name, errors)));
+        }
+        if strategy::is_noop(&object, &old) {
+            return Ok(Ok(old));
+        }
+        let verb = if subresource == Subresource::Status {
+            "update status"
+        } else {
+            "update"
+        };
+        let span_name = options
+            .span_name
+            .clone()
+            .unwrap_or_else(|| format!("{verb} {} {}", kind.plural(), display_name(&object)));
+        let span = self.request_span(&trace, span_name, &object.key());
+        if strategy::should_delete_during_update(&object) {
+            // The last finalizer is gone: this update deletes.
+            let (tx, rx) = oneshot::channel::<Result<Deleted, ApiError>>();
+            let (otx, orx) = oneshot::channel();
+            if options.dry_run {
+                end_span(span);
+                return Ok(Ok(old));
+            }
+            let op = Op::Delete {
+                key: object.key(),
+                precondition: Precondition::ModRevision(old.resource_version()),
+            };
+            if let Err((e, _)) = self.submit(op, None, span, Reply::Deleted(tx)) {
+                return Ok(Err(e));
+            }
+            actix::spawn(async move {
+                let r = match rx.await {
+                    Ok(Ok(d)) => Ok(d.object().clone()),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(ApiError::Internal("api server stopped".into())),
+                };
+                let _ = otx.send(r);
+            });
+            return Err(orx);
+        }
+        Self::stamp_trace(&mut object, span.as_ref());
+        if options.dry_run {
+            end_span(span);
+            object.meta_mut().resource_version = old.meta().resource_version.clone();
+            return Ok(Ok(Arc::new(object)));
+        }
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Put {
+            key: object.key(),
+            value: object_bytes(&object),
+            precondition: Precondition::ModRevision(old.resource_version()),
+        };
+        match self.submit(op, Some(object), span, Reply::Object(tx)) {
+            Ok(()) => Err(rx),
+            Err((e, _)) => Ok(Err(e)),
+        }
+    }
+
+    fn delete(
+        &mut self,
+        msg: Delete,
+    ) -> Result<Result<Deleted, ApiError>, oneshot::Receiver<Result<Deleted, ApiError>>> {
+        let Delete {
+            kind,
+            namespace,
+            name,
+            options,
+            write,
+            trace,
+        } = msg;
+        let namespace = if kind.namespaced() {
+            Some(namespace.unwrap_or_else(|| "default".into()))
+        } else {
+            None
+        };
+        let Some(current) = self.get_object(kind, namespace.as_deref(), &name).cloned() else {
+            return Ok(Err(ApiError::not_found(kind, &name)));
+        };
+        if let Some(pre) = &options.preconditions {
+            if let Some(uid) = pre.uid.as_deref() {
+                if Some(uid) != current.meta().uid.as_deref() {
+                    return Ok(Err(ApiError::conflict(
+                        kind,
+                        &name,
+                        format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            current.meta().uid.as_deref().unwrap_or("")
+                        ),
+                    )));
+                }
+            }
+            if let Some(rv) = pre.resource_version.as_deref() {
+                if rv.parse::<u64>().ok() != Some(current.resource_version()) {
+                    return Ok(Err(ApiError::conflict(
+                        kind,
+                        &name,
+                        format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            current.resource_version()
+                        ),
+                    )));
+                }
+            }
+        }
+        if kind == Kind::Namespace && UNDELETABLE_NAMESPACES.contains(&name.as_str()) {
+            return Ok(Err(ApiError::forbidden(
+                kind,
+                &name,
+                "this namespace may not be deleted",
+            )));
+        }
+        let decision = match strategy::decide_delete(&current, &options, strategy::now()) {
+            Ok(d) => d,
+            Err(msg) => return Ok(Err(ApiError::BadRequest(msg))),
+        };
+        let span_name = write
+            .span_name
+            .clone()
+            .unwrap_or_else(|| format!("delete {} {}", kind.plural(), display_name(&current)));
+        let span = self.request_span(&trace, span_name, &current.key());
+        match decision {
+            DeleteDecision::Unchanged => {
+                end_span(span);
+                Ok(Ok(Deleted::Pending(current)))
+            }
+            DeleteDecision::Update(mut new) => {
+                Self::stamp_trace(&mut new, span.as_ref());
+                if write.dry_run {
+                    end_span(span);
+                    return Ok(Ok(Deleted::Pending(Arc::new(new))));
+                }
+                let (tx, rx) = oneshot::channel();
+                let op = Op::Put {
+                    key: new.key(),
+                    value: object_bytes(&new),
+                    precondition: Precondition::ModRevision(current.resource_version()),
+                };
+                let (dtx, drx) = oneshot::channel();
+                match self.submit(op, Some(new), span, Reply::Object(tx)) {
+                    Ok(()) => {
+                        actix::spawn(async move {
+                            let r = match rx.await {
+                                Ok(Ok(o)) => Ok(Deleted::Pending(o)),
+                                Ok(Err(e)) => Err(e),
+                                Err(_) => Err(ApiError::Internal("api server stopped".into())),
+                            };
+                            let _ = dtx.send(r);
+                        });
+                        Err(drx)
+                    }
+                    Err((e, _)) => Ok(Err(e)),
+                }
+            }
+            DeleteDecision::Now => {
+                if write.dry_run {
+                    end_span(span);
+                    return Ok(Ok(Deleted::Gone(current)));
+                }
+                let (tx, rx) = oneshot::channel();
+                let op = Op::Delete {
+                    key: current.key(),
+                    precondition: Precondition::ModRevision(current.resource_version()),
+                };
+                match self.submit(op, None, span, Reply::Deleted(tx)) {
+                    Ok(()) => Err(rx),
+                    Err((e, _)) => Ok(Err(e)),
+                }
+            }
+        }
+    }
+
+    fn bind(
+        &mut self,
+        msg: Bind,
+    ) -> Result<Result<Arc<Object>, ApiError>, oneshot::Receiver<Result<Arc<Object>, ApiError>>>
+    {
+        let Bind {
+            namespace,
+            binding,
+            trace,
+        } = msg;
+        let name = binding.metadata.name.clone().unwrap_or_default();
+        let Some(current) = self.get_object(Kind::Pod, Some(&namespace), &name).cloned() else {
+            return Ok(Err(ApiError::not_found(Kind::Pod, &name)));
+        };
+        let Some(pod) = current.as_pod() else {
+            return Ok(Err(ApiError::Internal("stored object is not a pod".into())));
+        };
+        if let Some(uid) = binding.metadata.uid.as_deref().filter(|u| !u.is_empty()) {
+            if Some(uid) != pod.metadata.uid.as_deref() {
+                return Ok(Err(ApiError::conflict(
+                    Kind::Pod,
+                    &name,
+                    "the UID in the binding does not match the pod",
+                )));
+            }
+        }
+        let mut bound = match strategy::bind_pod(pod, &binding, strategy::now()) {
+            Ok(p) => Object::Pod(p),
+            Err(msg) => return Ok(Err(ApiError::conflict(Kind::Pod, &name, msg))),
+        };
+        let node = binding.target.name.clone().unwrap_or_default();
+        let span = self.request_span(
+            &trace,
+            format!("bind pods {namespace}/{name} to {node}"),
+            &current.key(),
+        );
+        Self::stamp_trace(&mut bound, span.as_ref());
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Put {
+            key: bound.key(),
+            value: object_bytes(&bound),
+            precondition: Precondition::ModRevision(current.resource_version()),
+        };
+        match self.submit(op, Some(bound), span, Reply::Object(tx)) {
+            Ok(()) => Err(rx),
+            Err((e, _)) => Ok(Err(e)),
+        }
+    }
+
+    fn list(&self, msg: &List) -> Result<ObjectList, ApiError> {
+        let kind = msg.kind;
+        let prefix = match &msg.namespace {
+            Some(ns) if kind.namespaced() => kind.namespace_prefix(ns),
+            _ => kind.prefix(),
+        };
+        let filter = Filter {
+            kind,
+            namespace: msg.namespace.clone().filter(|_| kind.namespaced()),
+            labels: msg.label_selector.clone(),
+            fields: msg.field_selector.clone(),
+        };
+        let (start_after, mut list_rv) = match &msg.continue_token {
+            Some(token) => {
+                let (rv, start) = decode_continue(token)?;
+                (Some(start), rv)
+            }
+            None => (None, self.revision),
+        };
+        // An exact, older revision is read from the store's history.
+        if let ListVersion::Exact(rv) = msg.version {
+            if rv != self.revision {
+                let range = self
+                    .store
+                    .range(&prefix, Some(rv))
+                    .map_err(|e| ApiError::from_store(e, kind, ""))?;
+                let mut items = Vec::new();
+                for kv in range.kvs {
+                    if let Ok(mut o) = Object::from_json(kind, &kv.value) {
+                        o.meta_mut().resource_version = Some(kv.mod_revision.to_string());
+                        if filter.matches(&o) {
+                            items.push(Arc::new(o));
+                        }
+                    }
+                }
+                return Ok(ObjectList {
+                    items,
+                    resource_version: rv,
+                    continue_token: None,
+                    remaining: None,
+                });
+            }
+        }
+        if let ListVersion::NotOlderThan(rv) = msg.version {
+            if rv > self.revision {
+                return Err(ApiError::Timeout(format!(
+                    "Too large resource version: {rv}, current: {}",
+                    self.revision
+                )));
+            }
+        }
+        if msg.continue_token.is_none() {
+            list_rv = self.revision;
+        }
+        let lower = match &start_after {
+            Some(k) => std::ops::Bound::Excluded(k.clone()),
+            None => std::ops::Bound::Included(prefix.clone()),
+        };
+        let mut items = Vec::new();
+        let mut last_key = None;
+        let mut more = false;
+        let mut remaining = 0u64;
+        for (key, obj) in self.objects.range((lower, std::ops::Bound::Unbounded)) {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if !filter.matches(obj) {
+                continue;
+            }
+            if msg.limit > 0 && items.len() >= msg.limit {
+                more = true;
+                remaining += 1;
+                continue;
+            }
+            last_key = Some(key.clone());
+            items.push(obj.clone());
+        }
+        let continue_token = if more {
+            last_key.map(|k| encode_continue(list_rv, &k))
+        } else {
+            None
+        };
+        Ok(ObjectList {
+            items,
+            resource_version: list_rv,
+            continue_token,
+            remaining: more.then_some(remaining),
+        })
+    }
+
+    fn watch(&mut self, msg: Watch) -> Result<WatchStream, ApiError> {
+        let filter = Filter {
+            kind: msg.kind,
+            namespace: msg.namespace.clone().filter(|_| msg.kind.namespaced()),
+            labels: msg.label_selector,
+            fields: msg.field_selector,
+        };
+        let mut initial = Vec::new();
+        match msg.from {
+            WatchFrom::Now => {
+                let prefix = match &filter.namespace {
+                    Some(ns) => msg.kind.namespace_prefix(ns),
+                    None => msg.kind.prefix(),
+                };
+                for (_, obj) in self
+                    .objects
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                {
+                    if filter.matches(obj) {
+                        initial.push(WatchEvent::Added(obj.clone()));
+                    }
+                }
+            }
+            WatchFrom::Revision(rv) => {
+                if rv < self.window_floor {
+                    return Err(ApiError::too_old(rv, self.window_floor + 1));
+                }
+                if rv > self.revision {
+                    return Err(ApiError::Timeout(format!(
+                        "Too large resource version: {rv}, current: {}",
+                        self.revision
+                    )));
+                }
+                let skip = self.window.partition_point(|c| c.revision() <= rv);
+                for change in self.window.iter().skip(skip) {
+                    if let Some(ev) = filter.event_for(change) {
+                        initial.push(ev);
+                    }
+                }
+            }
+        }
+        let (tx, rx) = mpsc::channel(self.opts.watch_buffer + initial.len() + 1);
+        for ev in initial {
+            // Cannot fail: the channel was sized for the replay.
+            let _ = tx.try_send(ev);
+        }
+        self.registry.add(filter, tx);
+        Ok(WatchStream {
+            rx,
+            start_revision: self.revision,
+        })
+    }
+}
+
+fn object_bytes(obj: &Object) -> Arc<[u8]> {
+    // The stored form carries no resourceVersion: it is the key's mod_revision, set on read
+    // (as kube-apiserver's etcd3 store does).
+    if obj.meta().resource_version.is_some() {
+        let mut o = obj.clone();
+        o.meta_mut().resource_version = None;
+        o.to_json().into()
+    } else {
+        obj.to_json().into()
+    }
+}
+
+fn display_name(obj: &Object) -> String {
+    match obj.namespace() {
+        Some(ns) => format!("{ns}/{}", obj.name()),
+        None => obj.name().to_string(),
+    }
+}
+
+fn end_span(span: Option<OtelContext>) {
+    if let Some(cx) = span {
+        cx.span().end();
+    }
+}
+
+/// The `continue` token: base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"<key>\u0000"}`, as
+/// kube-apiserver's storage encodes it.
+fn encode_continue(rv: Revision, last_key: &str) -> String {
+    let json =
+        serde_json::json!({ "v": "meta.k8s.io/v1", "rv": rv, "start": format!("{last_key}\u{0}") });
+    base64::engine::general_purpose::URL_SAFE.encode(json.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
+    let bad = || ApiError::BadRequest(format!("invalid continue token: {token:?}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let rv = v.get("rv").and_then(|r| r.as_u64()).ok_or_else(bad)?;
+    let start = v.get("start").and_then(|s| s.as_str()).ok_or_else(bad)?;
+    Ok((rv, start.trim_end_matches('\u{0}').to_string()))
+}
+
+impl Actor for ApiServer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Durable batches arrive in order on one stream; apply them as they come.
+        ctx.set_mailbox_capacity(usize::MAX);
+        if let Some(mut rx) = self.commits.take() {
+            ctx.add_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        }
+    }
+}
+
+impl StreamHandler<Arc<Vec<Arc<Event>>>> for ApiServer {
+    fn handle(&mut self, batch: Arc<Vec<Arc<Event>>>, _ctx: &mut Self::Context) {
+        self.apply_batch(&batch);
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {
+        // The store closed: fail whatever still waits.
+        let revs: Vec<Revision> = self.pending.keys().copied().collect();
+        for rev in revs {
+            self.fail_pending(rev, StoreError::Closed);
+        }
+    }
+}
+
+/// A reply that is either ready now or waits for durability.
+fn respond<T: Send + 'static>(
+    r: Result<Result<T, ApiError>, oneshot::Receiver<Result<T, ApiError>>>,
+) -> ResponseFuture<Result<T, ApiError>> {
+    match r {
+        Ok(ready) => Box::pin(async move { ready }),
+        Err(rx) => Box::pin(async move {
+            match rx.await {
+                Ok(r) => r,
+                Err(_) => Err(ApiError::Internal(
+                    "the write was dropped before it became durable".into(),
+                )),
+            }
+        }),
+    }
+}
+
+impl Handler<Create> for ApiServer {
+    type Result = ResponseFuture<Result<Arc<Object>, ApiError>>;
+    fn handle(&mut self, msg: Create, _ctx: &mut Self::Context) -> Self::Result {
+        respond(self.create(msg))
+    }
+}
+
+impl Handler<Update> for ApiServer {
+    type Result = ResponseFuture<Result<Arc<Object>, ApiError>>;
+    fn handle(&mut self, msg: Update, _ctx: &mut Self::Context) -> Self::Result {
+        respond(self.update(msg))
+    }
+}
+
+impl Handler<Delete> for ApiServer {
+    type Result = ResponseFuture<Result<Deleted, ApiError>>;
+    fn handle(&mut self, msg: Delete, _ctx: &mut Self::Context) -> Self::Result {
+        respond(self.delete(msg))
+    }
+}
+
+impl Handler<Bind> for ApiServer {
+    type Result = ResponseFuture<Result<Arc<Object>, ApiError>>;
+    fn handle(&mut self, msg: Bind, _ctx: &mut Self::Context) -> Self::Result {
+        respond(self.bind(msg))
+    }
+}
+
+impl Handler<Get> for ApiServer {
+    type Result = Result<Arc<Object>, ApiError>;
+    fn handle(&mut self, msg: Get, _ctx: &mut Self::Context) -> Self::Result {
+        let ns = if msg.kind.namespaced() {
+            msg.namespace.as_deref().or(Some("default"))
+        } else {
+            None
+        };
+        self.get_object(msg.kind, ns, &msg.name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(msg.kind, &msg.name))
+    }
+}
+
+impl Handler<List> for ApiServer {
+    type Result = Result<ObjectList, ApiError>;
+    fn handle(&mut self, msg: List, _ctx: &mut Self::Context) -> Self::Result {
+        self.list(&msg)
+    }
+}
+
+impl Handler<Watch> for ApiServer {
+    type Result = Result<WatchStream, ApiError>;
+    fn handle(&mut self, msg: Watch, _ctx: &mut Self::Context) -> Self::Result {
+        self.watch(msg)
+    }
+}
+
+impl Handler<CurrentRevision> for ApiServer {
+    type Result = Revision;
+    fn handle(&mut self, _msg: CurrentRevision, _ctx: &mut Self::Context) -> Revision {
+        self.revision
+    }
+}

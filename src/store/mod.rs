@@ -176,13 +176,22 @@ pub enum StoreError {
     /// The write's precondition did not hold. `current` is the key's mod_revision, or `None`
     /// if it does not exist.
     #[error("precondition failed for {key}: current revision {current:?}")]
-    Conflict { key: String, current: Option<Revision> },
+    Conflict {
+        key: String,
+        current: Option<Revision>,
+    },
     /// The requested revision is older than the retained window.
     #[error("required revision {requested} has been compacted (oldest retained is {compacted})")]
-    Expired { requested: Revision, compacted: Revision },
+    Expired {
+        requested: Revision,
+        compacted: Revision,
+    },
     /// A revision in the future was requested.
     #[error("revision {requested} is newer than the current revision {current}")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     /// The engine failed; the store accepts no more writes.
     #[error("storage engine error: {0}")]
     Engine(String),
