@@ -1,0 +1,189 @@
+//! Trace context through the store: the writer's span context as a W3C `traceparent` in an
+//! object annotation, continued by whoever reacts to the watch event.
+//!
+//! Uses a [`TraceContextPropagator`] instance, never the global propagator: the global default
+//! is a no-op, and injecting through it silently writes nothing.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::Context;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+/// The annotation that carries the W3C `traceparent` of the span that last wrote the object.
+pub const TRACEPARENT_ANNOTATION: &str = "kubeactor.io/traceparent";
+
+/// The W3C header name the propagator reads and writes.
+const TRACEPARENT: &str = "traceparent";
+
+/// Write `cx`'s span context into `meta` as [`TRACEPARENT_ANNOTATION`]. When `cx` holds no
+/// valid span context the annotation is removed, so a stale parent never survives a write.
+pub fn inject(cx: &Context, meta: &mut ObjectMeta) {
+    let mut carrier = TraceparentOnly(None);
+    if cx.span().span_context().is_valid() {
+        TraceContextPropagator::new().inject_context(cx, &mut carrier);
+    }
+    match carrier.0 {
+        Some(value) => {
+            meta.annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(TRACEPARENT_ANNOTATION.to_owned(), value);
+        }
+        None => {
+            if let Some(annotations) = meta.annotations.as_mut() {
+                annotations.remove(TRACEPARENT_ANNOTATION);
+                if annotations.is_empty() {
+                    meta.annotations = None;
+                }
+            }
+        }
+    }
+}
+
+/// The remote span context saved in `meta`'s [`TRACEPARENT_ANNOTATION`], as a parent for the
+/// next span. Absent or malformed → an empty `Context` (the next span becomes a new root);
+/// never panics.
+pub fn extract(meta: &ObjectMeta) -> Context {
+    let value = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TRACEPARENT_ANNOTATION))
+        .map(String::as_str);
+    match value {
+        Some(v) => TraceContextPropagator::new()
+            .extract_with_context(&Context::new(), &TraceparentOnly(Some(v.to_owned()))),
+        None => Context::new(),
+    }
+}
+
+/// The `traceparent` value of `cx`'s span, if it has a valid one (e.g. for an HTTP header or a
+/// log line).
+pub fn traceparent(cx: &Context) -> Option<String> {
+    let mut carrier = TraceparentOnly(None);
+    if cx.span().span_context().is_valid() {
+        TraceContextPropagator::new().inject_context(cx, &mut carrier);
+    }
+    carrier.0
+}
+
+/// A context continuing the `traceparent` value `value`; malformed → empty `Context`.
+pub fn from_traceparent(value: &str) -> Context {
+    TraceContextPropagator::new()
+        .extract_with_context(&Context::new(), &TraceparentOnly(Some(value.to_owned())))
+}
+
+/// A carrier for only the `traceparent` field (`tracestate` is not kept on objects).
+struct TraceparentOnly(Option<String>);
+
+impl Injector for TraceparentOnly {
+    fn set(&mut self, key: &str, value: String) {
+        if key == TRACEPARENT {
+            self.0 = Some(value);
+        }
+    }
+}
+
+impl Extractor for TraceparentOnly {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == TRACEPARENT).then_some(self.0.as_deref()).flatten()
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec![TRACEPARENT]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    use super::*;
+
+    fn cx_with(trace: u128, span: u64) -> Context {
+        Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from(trace),
+            SpanId::from(span),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        ))
+    }
+
+    #[test]
+    fn round_trips_through_an_annotation() {
+        let mut meta = ObjectMeta::default();
+        inject(&cx_with(0xabc, 0x12), &mut meta);
+        assert_eq!(
+            meta.annotations.as_ref().unwrap()[TRACEPARENT_ANNOTATION],
+            "00-00000000000000000000000000000abc-0000000000000012-01"
+        );
+        let cx = extract(&meta);
+        let sc = cx.span().span_context().clone();
+        assert_eq!(sc.trace_id(), TraceId::from(0xabcu128));
+        assert_eq!(sc.span_id(), SpanId::from(0x12u64));
+        assert!(sc.is_remote() && sc.is_sampled());
+    }
+
+    #[test]
+    fn injecting_an_empty_context_removes_the_annotation() {
+        let mut meta = ObjectMeta::default();
+        inject(&cx_with(1, 1), &mut meta);
+        meta.annotations
+            .as_mut()
+            .unwrap()
+            .insert("other".into(), "kept".into());
+        inject(&Context::new(), &mut meta);
+        let annotations = meta.annotations.as_ref().unwrap();
+        assert!(!annotations.contains_key(TRACEPARENT_ANNOTATION));
+        assert_eq!(annotations["other"], "kept");
+
+        let mut only = ObjectMeta::default();
+        inject(&cx_with(1, 1), &mut only);
+        inject(&Context::new(), &mut only);
+        assert_eq!(only.annotations, None);
+    }
+
+    #[test]
+    fn malformed_or_absent_annotations_give_an_empty_context() {
+        let cases = [
+            "",
+            "garbage",
+            "00-xyz-0000000000000012-01",
+            "00-00000000000000000000000000000000-0000000000000012-01", // zero trace id
+            "00-00000000000000000000000000000abc-0000000000000000-01", // zero span id
+            "ff-00000000000000000000000000000abc-0000000000000012-01", // forbidden version
+            "00-00000000000000000000000000000abc-0000000000000012-01-extra",
+            "\u{1F980}\u{1F980}",
+        ];
+        for value in cases {
+            let meta = ObjectMeta {
+                annotations: Some(BTreeMap::from([(
+                    TRACEPARENT_ANNOTATION.to_owned(),
+                    value.to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            };
+            assert!(
+                !extract(&meta).span().span_context().is_valid(),
+                "{value:?} should not parse"
+            );
+        }
+        assert!(!extract(&ObjectMeta::default())
+            .span()
+            .span_context()
+            .is_valid());
+    }
+
+    #[test]
+    fn traceparent_helpers_agree_with_the_annotation() {
+        let cx = cx_with(5, 6);
+        let tp = traceparent(&cx).unwrap();
+        assert_eq!(
+            from_traceparent(&tp).span().span_context().span_id(),
+            SpanId::from(6u64)
+        );
+        assert_eq!(traceparent(&Context::new()), None);
+    }
+}

@@ -1,0 +1,4 @@
+//! Shared test support; include with `mod support;` from an integration test.
+#![allow(dead_code)]
+
+pub mod otlp_receiver;
