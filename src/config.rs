@@ -620,7 +620,11 @@ fn from_config_crate(e: config::ConfigError, provenance: &HashMap<String, Origin
             key: Some(key),
             error,
             ..
-        } => (key, inner_message(*error)),
+        } => {
+            let message = inner_message(*error);
+            let message = enum_message(&key, &message).unwrap_or(message);
+            (key, message)
+        }
         config::ConfigError::NotFound(key) => (key, "missing".to_string()),
         other => {
             return ConfigError::Other {
@@ -632,6 +636,26 @@ fn from_config_crate(e: config::ConfigError, provenance: &HashMap<String, Origin
         origin: origin_of(&key, provenance),
         key,
         message: one_line(&message),
+    }
+}
+
+/// The `config` crate says "enum StoreEngine does not have variant constructor rocks"; serde
+/// itself says "unknown variant `rocks`, expected `redb` or `memory`". For keys whose type is
+/// an enum, ask serde. (A new enum-typed key needs a line here, or keeps the crate's wording.)
+fn enum_message(key: &str, message: &str) -> Option<String> {
+    use serde::de::IntoDeserializer;
+    fn serde_says<T: serde::de::DeserializeOwned>(word: &str) -> Option<String> {
+        let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            word.into_deserializer();
+        T::deserialize(de).err().map(|e| e.to_string())
+    }
+    let word = message
+        .split(" does not have variant constructor ")
+        .nth(1)?;
+    match key {
+        "store.engine" => serde_says::<StoreEngine>(word),
+        "telemetry.otlp_protocol" => serde_says::<OtlpProtocol>(word),
+        _ => None,
     }
 }
 
