@@ -1,1 +1,134 @@
-fn main() {}
+//! The `kubeactor` command line.
+//!
+//! `kubeactor up` loads the configuration (defaults, `--config FILE`, `KUBEACTOR__*`
+//! environment variables, flags), starts logging, and runs the daemon until SIGINT/SIGTERM.
+//! A configuration problem is one line on stderr and exit status 2.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use kubeactor::config::{Config, ConfigError, ConfigSources, Override};
+
+/// Exit status for a configuration error (the same as clap's for a usage error).
+const EXIT_CONFIG: u8 = 2;
+/// Exit status when the daemon fails after starting.
+const EXIT_RUNTIME: u8 = 1;
+
+/// The Kubernetes control plane's chain of events, made runnable: every component an actix
+/// actor, every hop an OpenTelemetry span.
+#[derive(Debug, Parser)]
+#[command(name = "kubeactor", version, about, long_about = None)]
+struct Cli {
+    /// A TOML file layered over the built-in defaults (see config/default.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Override any configuration key; repeatable. Highest precedence, after --config and
+    /// KUBEACTOR__SECTION__KEY environment variables.
+    #[arg(long = "set", global = true, value_name = "SECTION.KEY=VALUE")]
+    set: Vec<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (API server, store, telemetry) until SIGINT or SIGTERM.
+    Up(UpArgs),
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// Where the store and other state live (config key `data_dir`). Default:
+    /// $XDG_DATA_HOME/kubeactor or ~/.local/share/kubeactor.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Storage engine: `redb` (durable) or `memory` (config key `store.engine`).
+    #[arg(long, value_name = "redb|memory")]
+    store_engine: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(&config);
+    match cli.command {
+        Command::Up(_) => {
+            tracing::info!(
+                data_dir = %config.data_dir().display(),
+                store_engine = ?config.store.engine,
+                config_file = ?cli.config,
+                "starting kubeactor"
+            );
+            match kubeactor::cluster::up(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            }
+        }
+    }
+}
+
+/// Builds the layers from the command line and the process environment, and loads them.
+/// Flags apply in this order (a later one wins): every `--set`, then the dedicated flags.
+fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
+    let mut overrides = cli
+        .set
+        .iter()
+        .map(|arg| Override::parse_set(arg))
+        .collect::<Result<Vec<_>, _>>()?;
+    match &cli.command {
+        Command::Up(args) => {
+            if let Some(dir) = &args.data_dir {
+                let dir = dir.to_string_lossy();
+                overrides.push(Override::flag("--data-dir", "data_dir", dir));
+            }
+            if let Some(engine) = &args.store_engine {
+                overrides.push(Override::flag("--store-engine", "store.engine", engine));
+            }
+        }
+    }
+    let sources = ConfigSources {
+        file: cli.config.clone(),
+        overrides,
+        ..Default::default()
+    }
+    .with_process_env();
+    Config::load(&sources)
+}
+
+/// Logs go to stderr. `RUST_LOG` wins over `log.filter`; an invalid `RUST_LOG` is reported
+/// and ignored rather than fatal (it is not kubeactor's configuration).
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let from_config = || EnvFilter::new(&config.log.filter);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => {
+            EnvFilter::builder().parse(&directives).unwrap_or_else(|e| {
+                eprintln!(
+                    "warning: ignoring RUST_LOG ({e}); using log.filter {:?}",
+                    config.log.filter
+                );
+                from_config()
+            })
+        }
+        _ => from_config(),
+    };
+    // `try_init` fails only if a subscriber is already set, which cannot happen here.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
