@@ -102,9 +102,7 @@ impl Syncer<'_> {
         if deployment_complete(&self.d, new) || cur.reason.as_deref() == Some(reason::TIMED_OUT) {
             return None;
         }
-        let Some(Time(updated)) = cur.last_update_time else {
-            return None;
-        };
+        let Time(updated) = cur.last_update_time.clone()?;
         let due = updated
             .checked_add(SignedDuration::from_secs(deadline as i64))
             .ok()?;

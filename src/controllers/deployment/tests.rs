@@ -759,7 +759,7 @@ fn a_stuck_rollout_times_out_at_its_deadline() {
     };
     assert!(after.as_secs() > 500 && after.as_secs() <= 601, "{after:?}");
 
-    cluster.now = cluster.now + SignedDuration::from_secs(601);
+    cluster.now += SignedDuration::from_secs(601);
     let res = cluster.sync();
     let status = status_of(&res);
     let new_name = format!("web-{}", hash("nginx:2"));
@@ -869,7 +869,7 @@ impl Cluster {
     /// One second of the ReplicaSet controller and kubelets: pods created and deleted at
     /// once, `rate` more of each RS's pods become available.
     fn step(&mut self) {
-        self.now = self.now + SignedDuration::from_secs(1);
+        self.now += SignedDuration::from_secs(1);
         for r in &mut self.rss {
             let want = rs_replicas(r);
             let s = r.status.get_or_insert_with(Default::default);
