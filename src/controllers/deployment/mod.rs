@@ -12,6 +12,7 @@
 //! apps/v1: a template equal to an old RS's), [`progress`] (`progress.go`: the Progressing
 //! condition), [`util`] (`util/deployment_util.go`).
 
+pub mod controller;
 pub mod progress;
 pub mod recreate;
 pub mod rollback;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 
+pub use self::controller::DeploymentController;
 pub use self::sync::{on_create_conflict, sync_deployment, PodMap};
 
 /// `maxRetries` of upstream's deployment controller: a key failing this many times in a row
