@@ -25,5 +25,7 @@ pub mod api;
 pub mod apiserver;
 pub mod cluster;
 pub mod config;
+pub mod controllers;
+pub mod informer;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,407 @@
+//! The `DeploymentController` actor: the controller shape around [`sync_deployment`].
+//!
+//! Informer events (Deployments, ReplicaSets, Pods from a [`SharedInformerFactory`]) only
+//! enqueue deployment keys. Up to `workers` keys are synced at once (never the same key
+//! twice: the [`WorkQueue`] guarantees it); a sync reads the caches, computes the actions,
+//! performs them in order through the `ApiServer`, and on the first error requeues the key
+//! with backoff (dropped after [`MAX_RETRIES`]). Each sync is a `kube-controller-manager`
+//! span `sync deployment <ns>/<name>`, continuing the trace saved on the deployment, and
+//! every write it makes carries that span's context.
+//!
+//! Not integration-tested yet: the store behind the `ApiServer` is still a stub in this
+//! branch. Events are logged, not yet written as Event objects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
+use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::trace::SdkTracer;
+
+use super::{on_create_conflict, sync_deployment, Action, PodMap, Requeue, MAX_RETRIES};
+use crate::api::{Kind, Object};
+use crate::apiserver::{
+    ApiError, ApiServer, Create, Delete, Get, Subresource, Trace, Update, WriteOptions,
+};
+use crate::controllers::workqueue::WorkQueue;
+use crate::informer::{self, controller_uid, key_of, InformerEvent, SharedInformerFactory, Store};
+
+/// The deployment controller actor. See the module documentation.
+pub struct DeploymentController {
+    api: Addr<ApiServer>,
+    deployments: Store<Deployment>,
+    replica_sets: Store<ReplicaSet>,
+    pods: Store<Pod>,
+    queue: WorkQueue<String>,
+    /// Concurrent syncs (kube-controller-manager's `--concurrent-deployment-syncs`, 5).
+    workers: usize,
+    in_flight: usize,
+    /// The pending wake-up for the earliest delayed key.
+    timer: Option<SpawnHandle>,
+    tracer: SdkTracer,
+}
+
+/// The outcome of one sync, sent back to the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SyncDone {
+    key: String,
+    result: Result<Option<Requeue>, ApiError>,
+}
+
+impl DeploymentController {
+    /// Create the actor, register its handlers on the factory's informers. Start the
+    /// factory afterwards.
+    pub fn start(
+        api: Addr<ApiServer>,
+        factory: &SharedInformerFactory,
+        tracer: SdkTracer,
+        workers: usize,
+    ) -> Addr<DeploymentController> {
+        let d = factory.informer::<Deployment>();
+        let rs = factory.informer::<ReplicaSet>();
+        let pods = factory.informer::<Pod>();
+        DeploymentController::create(|ctx| {
+            d.add_recipient(ctx.address().recipient());
+            rs.add_recipient(ctx.address().recipient());
+            pods.add_recipient(ctx.address().recipient());
+            DeploymentController {
+                api,
+                deployments: d.store(),
+                replica_sets: rs.store(),
+                pods: pods.store(),
+                queue: WorkQueue::new("deployment"),
+                workers: workers.max(1),
+                in_flight: 0,
+                timer: None,
+                tracer,
+            }
+        })
+    }
+
+    fn synced(&self) -> bool {
+        self.deployments.has_synced() && self.replica_sets.has_synced() && self.pods.has_synced()
+    }
+
+    /// The deployment key controlling a ReplicaSet (`resolveControllerRef`), or — for an
+    /// orphan — every deployment in its namespace whose selector matches it.
+    fn deployments_for_rs(&self, rs: &ReplicaSet) -> Vec<String> {
+        let ns = rs.metadata.namespace.clone().unwrap_or_default();
+        if let Some(r) = rs
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true))
+        {
+            if r.kind != "Deployment" {
+                return vec![];
+            }
+            let key = format!("{ns}/{}", r.name);
+            return match self.deployments.get(&key) {
+                Some(d) if d.metadata.uid.as_deref() == Some(r.uid.as_str()) => vec![key],
+                _ => vec![],
+            };
+        }
+        let empty = Default::default();
+        let labels = rs.metadata.labels.as_ref().unwrap_or(&empty);
+        self.deployments
+            .list_namespace(&ns)
+            .into_iter()
+            .filter(|d| {
+                d.spec
+                    .as_ref()
+                    .and_then(|s| informer::selector::from_meta(&s.selector).ok())
+                    .is_some_and(|sel| sel.matches(labels))
+            })
+            .map(|d| key_of(&d.metadata))
+            .collect()
+    }
+
+    fn enqueue(&mut self, key: String, ctx: &mut Context<Self>) {
+        self.queue.add(key);
+        self.process_next(ctx);
+    }
+
+    /// Hand ready keys to free workers; arm a timer for the earliest delayed key.
+    fn process_next(&mut self, ctx: &mut Context<Self>) {
+        if !self.synced() {
+            return;
+        }
+        while self.in_flight < self.workers {
+            let Some(key) = self.queue.get() else { break };
+            self.in_flight += 1;
+            let fut = self.sync_key(key.clone());
+            ctx.spawn(
+                fut.into_actor(self)
+                    .map(move |result, act, ctx| act.handle_done(SyncDone { key, result }, ctx)),
+            );
+        }
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+        }
+        if let Some(d) = self.queue.next_ready_in() {
+            let d = d.max(Duration::from_millis(1));
+            self.timer = Some(ctx.run_later(d, |act, ctx| {
+                act.timer = None;
+                act.process_next(ctx);
+            }));
+        }
+    }
+
+    fn handle_done(&mut self, done: SyncDone, ctx: &mut Context<Self>) {
+        self.in_flight -= 1;
+        match done.result {
+            Ok(requeue) => {
+                self.queue.forget(&done.key);
+                match requeue {
+                    Some(Requeue::RateLimited) => {
+                        self.queue.add_rate_limited(done.key.clone());
+                    }
+                    Some(Requeue::After(d)) => self.queue.add_after(done.key.clone(), d),
+                    None => {}
+                }
+            }
+            Err(e) => {
+                self.queue.requeue(done.key.clone(), MAX_RETRIES, &e);
+            }
+        }
+        self.queue.done(&done.key);
+        self.process_next(ctx);
+    }
+
+    /// `syncDeployment` for one key: read the caches, decide, write.
+    fn sync_key(
+        &self,
+        key: String,
+    ) -> impl std::future::Future<Output = Result<Option<Requeue>, ApiError>> + 'static {
+        let api = self.api.clone();
+        let deployment = self.deployments.get(&key);
+        let (rss, pods) = match &deployment {
+            Some(d) => {
+                let uid = d.metadata.uid.clone().unwrap_or_default();
+                let rss = self.replica_sets.controlled_by(&uid);
+                let mut pods = PodMap::new();
+                for rs in &rss {
+                    if let Some(rs_uid) = rs.metadata.uid.as_deref() {
+                        pods.insert(rs_uid.to_string(), self.pods.controlled_by(rs_uid));
+                    }
+                }
+                (rss, pods)
+            }
+            None => (vec![], PodMap::new()),
+        };
+        let tracer = self.tracer.clone();
+        async move {
+            let Some(d) = deployment else {
+                tracing::debug!(%key, "deployment has been deleted");
+                return Ok(None);
+            };
+            let parent = crate::telemetry::extract(&d.metadata);
+            let mut span = tracer.start_with_context(format!("sync deployment {key}"), &parent);
+            span.set_attribute(KeyValue::new("k8s.deployment", key.clone()));
+            let cx = parent.with_span(span);
+            let trace = Trace::child_of(cx.clone());
+            let now = jiff::Timestamp::now();
+            let result = match sync_deployment(&d, &rss, &pods, now) {
+                Ok(r) => r,
+                Err(e) => {
+                    // A spec the API server should have refused: nothing to retry.
+                    tracing::warn!(%key, error = %e, "cannot sync deployment");
+                    return Ok(None);
+                }
+            };
+            for ev in &result.events {
+                tracing::info!(%key, reason = %ev.reason, type_ = ?ev.type_, "{}", ev.message);
+                cx.span().add_event(
+                    ev.reason.clone(),
+                    vec![KeyValue::new("message", ev.message.clone())],
+                );
+            }
+            let out = perform(&api, &d, result.actions, &trace).await;
+            if let Err(e) = &out {
+                cx.span()
+                    .set_status(opentelemetry::trace::Status::error(e.to_string()));
+            }
+            cx.span().end();
+            out.map(|_| result.requeue)
+        }
+    }
+}
+
+fn mailbox(e: MailboxError) -> ApiError {
+    ApiError::Internal(format!("api server unreachable: {e}"))
+}
+
+/// Perform the actions in order; stop at the first error.
+async fn perform(
+    api: &Addr<ApiServer>,
+    d: &Deployment,
+    actions: Vec<Action>,
+    trace: &Trace,
+) -> Result<(), ApiError> {
+    // The deployment's resourceVersion after a metadata update, for the status update.
+    let mut deployment_rv: Option<String> = None;
+    for action in actions {
+        match action {
+            Action::CreateReplicaSet(rs) => {
+                let (ns, name) = (rs.metadata.namespace.clone(), rs.metadata.name.clone());
+                let res = api
+                    .send(Create {
+                        object: rs.into(),
+                        options: WriteOptions::default(),
+                        trace: trace.clone(),
+                    })
+                    .await
+                    .map_err(mailbox)?;
+                if let Err(e @ ApiError::AlreadyExists { .. }) = res {
+                    let existing = api
+                        .send(Get {
+                            kind: Kind::ReplicaSet,
+                            namespace: ns,
+                            name: name.unwrap_or_default(),
+                        })
+                        .await
+                        .map_err(mailbox)??;
+                    if let Object::ReplicaSet(existing) = &*existing {
+                        if let Some(bumped) = on_create_conflict(d, existing) {
+                            update(api, bumped.into(), Subresource::Status, trace).await?;
+                        }
+                    }
+                    return Err(e);
+                }
+                res?;
+            }
+            Action::UpdateReplicaSet(rs) => {
+                update(api, rs.into(), Subresource::Main, trace).await?;
+            }
+            Action::DeleteReplicaSet { namespace, name } => {
+                let res = api
+                    .send(Delete {
+                        kind: Kind::ReplicaSet,
+                        namespace: Some(namespace),
+                        name,
+                        options: DeleteOptions::default(),
+                        write: WriteOptions::default(),
+                        trace: trace.clone(),
+                    })
+                    .await
+                    .map_err(mailbox)?;
+                match res {
+                    Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Action::UpdateDeployment(d) => {
+                let stored = update(api, d.into(), Subresource::Main, trace).await?;
+                deployment_rv = stored.meta().resource_version.clone();
+            }
+            Action::UpdateDeploymentStatus(mut d) => {
+                if deployment_rv.is_some() {
+                    d.metadata.resource_version = deployment_rv.clone();
+                }
+                update(api, d.into(), Subresource::Status, trace).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn update(
+    api: &Addr<ApiServer>,
+    object: Object,
+    subresource: Subresource,
+    trace: &Trace,
+) -> Result<Arc<Object>, ApiError> {
+    api.send(Update {
+        object,
+        subresource,
+        options: WriteOptions::default(),
+        trace: trace.clone(),
+    })
+    .await
+    .map_err(mailbox)?
+}
+
+impl Actor for DeploymentController {
+    type Context = Context<Self>;
+
+    fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
+        self.queue.shut_down();
+        Running::Stop
+    }
+}
+
+impl Handler<InformerEvent<Deployment>> for DeploymentController {
+    type Result = ();
+    /// addDeployment / updateDeployment / deleteDeployment: enqueue its key.
+    fn handle(&mut self, ev: InformerEvent<Deployment>, ctx: &mut Self::Context) {
+        match ev {
+            InformerEvent::Added(d)
+            | InformerEvent::Updated { new: d, .. }
+            | InformerEvent::Deleted(d) => self.enqueue(key_of(&d.metadata), ctx),
+            InformerEvent::Synced => self.process_next(ctx),
+        }
+    }
+}
+
+impl Handler<InformerEvent<ReplicaSet>> for DeploymentController {
+    type Result = ();
+    /// addReplicaSet / updateReplicaSet / deleteReplicaSet: enqueue its deployment (or,
+    /// for an orphan, every deployment that could adopt it). An update that moves the
+    /// controller ref enqueues the old owner too.
+    fn handle(&mut self, ev: InformerEvent<ReplicaSet>, ctx: &mut Self::Context) {
+        let mut keys = Vec::new();
+        match ev {
+            InformerEvent::Added(rs) | InformerEvent::Deleted(rs) => {
+                keys.extend(self.deployments_for_rs(&rs))
+            }
+            InformerEvent::Updated { old, new } => {
+                if controller_uid(&old.metadata) != controller_uid(&new.metadata) {
+                    keys.extend(self.deployments_for_rs(&old));
+                }
+                keys.extend(self.deployments_for_rs(&new));
+            }
+            InformerEvent::Synced => {}
+        }
+        for k in keys {
+            self.queue.add(k);
+        }
+        self.process_next(ctx);
+    }
+}
+
+impl Handler<InformerEvent<Pod>> for DeploymentController {
+    type Result = ();
+    /// deletePod: a Recreate rollout waits for old pods to be gone, so a pod deletion
+    /// enqueues its ReplicaSet's deployment.
+    fn handle(&mut self, ev: InformerEvent<Pod>, ctx: &mut Self::Context) {
+        match ev {
+            InformerEvent::Deleted(pod) => {
+                let Some(rs_name) = pod
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .find(|r| r.controller == Some(true) && r.kind == "ReplicaSet")
+                    .map(|r| r.name.clone())
+                else {
+                    return;
+                };
+                let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                if let Some(rs) = self.replica_sets.get(&format!("{ns}/{rs_name}")) {
+                    for k in self.deployments_for_rs(&rs) {
+                        self.queue.add(k);
+                    }
+                }
+                self.process_next(ctx);
+            }
+            InformerEvent::Synced => self.process_next(ctx),
+            _ => {}
+        }
+    }
+}
