@@ -27,7 +27,6 @@
 //! The ApiServer hands out `Arc<Object>`; the typed `Arc<K>` costs one clone of each object
 //! per event per kind (the `Object` enum cannot be borrowed as an `Arc` of its variant).
 
-pub mod selector;
 pub mod store;
 
 use std::any::Any;

@@ -28,7 +28,7 @@ use crate::apiserver::{
     ApiError, ApiServer, Create, Delete, Get, Subresource, Trace, Update, WriteOptions,
 };
 use crate::controllers::workqueue::WorkQueue;
-use crate::informer::{self, controller_uid, key_of, InformerEvent, SharedInformerFactory, Store};
+use crate::informer::{controller_uid, key_of, InformerEvent, SharedInformerFactory, Store};
 
 /// The deployment controller actor. See the module documentation.
 pub struct DeploymentController {
@@ -115,7 +115,7 @@ impl DeploymentController {
             .filter(|d| {
                 d.spec
                     .as_ref()
-                    .and_then(|s| informer::selector::from_meta(&s.selector).ok())
+                    .and_then(|s| crate::api::selectors::LabelSelector::from_api(&s.selector).ok())
                     .is_some_and(|sel| sel.matches(labels))
             })
             .map(|d| key_of(&d.metadata))
