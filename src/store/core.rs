@@ -394,7 +394,10 @@ impl Store for CoreStore {
         }
         let current = match w.overlay.get(op.key()) {
             Some((_, state)) => state.clone(),
-            None => shared.durable.read().kvs.get(op.key()).cloned(),
+            // `read_recursive` does not queue behind a committer waiting for the write lock
+            // (which may itself wait for a long `range`): a write only ever waits for the
+            // committer's short map update.
+            None => shared.durable.read_recursive().kvs.get(op.key()).cloned(),
         };
         let revision = w.last_assigned + 1;
         let event = Arc::new(apply(op, current, revision)?);
