@@ -16,7 +16,9 @@
 //! * **Compare-and-swap.** A write carries a [`Precondition`]. It is checked against the
 //!   latest state *including writes that are accepted but not yet durable*, so two writers
 //!   racing on the same revision cannot both win: the second gets
-//!   [`StoreError::Conflict`], never a lost update.
+//!   [`StoreError::Conflict`], never a lost update. A failed write uses no revision.
+//!   Deleting a key that does not exist is a `Conflict` with `current: None`, whatever the
+//!   precondition (the API server answers 404 Not Found).
 //! * **Durability and group commit.** [`Store::write`] checks the precondition and assigns
 //!   the revision at once (without I/O) and returns a [`PendingWrite`]; a single committer
 //!   thread collects every write that arrived while the previous commit was in flight and
@@ -48,9 +50,30 @@ mod core;
 pub mod memory;
 pub mod redb;
 
+use std::path::Path;
 use std::sync::Arc;
 
 pub use self::core::{CoreStore, Engine};
+pub use self::memory::MemoryEngine;
+pub use self::redb::RedbEngine;
+
+/// Open the store configured by `engine`: `redb` keeps its file at `<data_dir>/store.redb`
+/// (creating `data_dir` if needed); `memory` ignores `data_dir`.
+pub fn open(
+    engine: crate::config::StoreEngine,
+    data_dir: &Path,
+    opts: StoreOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match engine {
+        crate::config::StoreEngine::Memory => Ok(self::memory::open(opts)),
+        crate::config::StoreEngine::Redb => {
+            std::fs::create_dir_all(data_dir).map_err(|e| {
+                StoreError::Engine(format!("cannot create {}: {e}", data_dir.display()))
+            })?;
+            Ok(self::redb::open(&data_dir.join("store.redb"), opts)?)
+        }
+    }
+}
 
 /// A global, monotonically increasing write counter. See the module contracts.
 pub type Revision = u64;
