@@ -78,6 +78,18 @@ impl From<&crate::config::ApiServerConfig> for ApiServerOptions {
     }
 }
 
+/// A verb's answer: ready now, or once its write is durable.
+enum Answer<T> {
+    Ready(Result<T, ApiError>),
+    Later(oneshot::Receiver<Result<T, ApiError>>),
+}
+
+/// A write the store refused, with the reply it was meant for (so a caller may retry).
+struct Rejected {
+    error: ApiError,
+    reply: Reply,
+}
+
 /// A reply waiting for its write to become durable.
 enum Reply {
     Object(oneshot::Sender<Result<Arc<Object>, ApiError>>),
@@ -223,7 +235,7 @@ impl ApiServer {
         mut object: Option<Object>,
         span: Option<OtelContext>,
         reply: Reply,
-    ) -> Result<(), (ApiError, Reply)> {
+    ) -> Result<(), Box<Rejected>> {
         let key = op.key().to_string();
         let bytes = match &op {
             Op::Put { value, .. } => value.len(),
@@ -253,7 +265,7 @@ impl ApiServer {
                     }
                     e => ApiError::from_store(e, kind, &name),
                 };
-                return Err((err, reply));
+                return Err(Box::new(Rejected { error: err, reply }));
             }
         };
         let revision = pending.revision;
@@ -382,11 +394,7 @@ impl ApiServer {
 
     // ---- the verbs, as plain methods; the handlers below only unpack and wrap ----
 
-    fn create(
-        &mut self,
-        msg: Create,
-    ) -> Result<Result<Arc<Object>, ApiError>, oneshot::Receiver<Result<Arc<Object>, ApiError>>>
-    {
+    fn create(&mut self, msg: Create) -> Answer<Arc<Object>> {
         let Create {
             mut object,
             options,
@@ -400,7 +408,7 @@ impl ApiServer {
             }
             let ns = object.meta().namespace.clone().unwrap_or_default();
             if !self.objects.contains_key(&Kind::Namespace.key(None, &ns)) {
-                return Ok(Err(ApiError::namespace_not_found(&ns)));
+                return Answer::Ready(Err(ApiError::namespace_not_found(&ns)));
             }
         } else {
             object.meta_mut().namespace = None;
@@ -411,7 +419,7 @@ impl ApiServer {
             .as_deref()
             .is_some_and(|rv| !rv.is_empty())
         {
-            return Ok(Err(ApiError::BadRequest(
+            return Answer::Ready(Err(ApiError::BadRequest(
                 "resourceVersion should not be set on objects to be created".into(),
             )));
         }
@@ -430,7 +438,7 @@ impl ApiServer {
         let errors = validation::validate(&object);
         if !errors.is_empty() {
             let name = object.name().to_string();
-            return Ok(Err(ApiError::invalid(kind, &name, errors)));
+            return Answer::Ready(Err(ApiError::invalid(kind, &name, errors)));
         }
         let span_name = match &options.span_name {
             Some(n) => n.clone(),
@@ -440,7 +448,7 @@ impl ApiServer {
         Self::stamp_trace(&mut object, span.as_ref());
         if options.dry_run {
             end_span(span);
-            return Ok(Ok(Arc::new(object)));
+            return Answer::Ready(Ok(Arc::new(object)));
         }
         let (tx, rx) = oneshot::channel();
         // A generated name may collide: try fresh suffixes, as upstream retries.
@@ -455,26 +463,33 @@ impl ApiServer {
                 precondition: Precondition::Absent,
             };
             match self.submit(op, Some(object.clone()), span.take(), reply) {
-                Ok(()) => return Err(rx),
-                Err((ApiError::Conflict { .. } | ApiError::NotFound { .. }, r)) if attempts > 1 => {
+                Ok(()) => return Answer::Later(rx),
+                Err(r)
+                    if attempts > 1
+                        && matches!(
+                            r.error,
+                            ApiError::Conflict { .. } | ApiError::NotFound { .. }
+                        ) =>
+                {
                     attempts -= 1;
-                    reply = r;
+                    reply = r.reply;
                     let prefix = object.meta().generate_name.clone().unwrap_or_default();
                     object.meta_mut().name = Some(strategy::generate_name(&prefix));
                 }
-                Err((ApiError::Conflict { .. } | ApiError::NotFound { .. }, _)) => {
-                    return Ok(Err(ApiError::already_exists(kind, object.name())));
+                Err(r)
+                    if matches!(
+                        r.error,
+                        ApiError::Conflict { .. } | ApiError::NotFound { .. }
+                    ) =>
+                {
+                    return Answer::Ready(Err(ApiError::already_exists(kind, object.name())));
                 }
-                Err((e, _)) => return Ok(Err(e)),
+                Err(r) => return Answer::Ready(Err(r.error)),
             }
         }
     }
 
-    fn update(
-        &mut self,
-        msg: Update,
-    ) -> Result<Result<Arc<Object>, ApiError>, oneshot::Receiver<Result<Arc<Object>, ApiError>>>
-    {
+    fn update(&mut self, msg: Update) -> Answer<Arc<Object>> {
         let Update {
             mut object,
             subresource,
@@ -489,7 +504,7 @@ impl ApiServer {
         }
         let name = object.name().to_string();
         let Some(old) = self.get_object(kind, object.namespace(), &name).cloned() else {
-            return Ok(Err(ApiError::not_found(kind, &name)));
+            return Answer::Ready(Err(ApiError::not_found(kind, &name)));
         };
         if let Some(rv) = object
             .meta()
@@ -498,12 +513,12 @@ impl ApiServer {
             .filter(|rv| !rv.is_empty())
         {
             if rv.parse::<u64>().ok() != Some(old.resource_version()) {
-                return Ok(Err(ApiError::stale(kind, &name)));
+                return Answer::Ready(Err(ApiError::stale(kind, &name)));
             }
         }
         if let Some(uid) = object.meta().uid.as_deref().filter(|u| !u.is_empty()) {
             if Some(uid) != old.meta().uid.as_deref() {
-                return Ok(Err(ApiError::conflict(
+                return Answer::Ready(Err(ApiError::conflict(
                     kind,
                     &name,
                     format!(
@@ -519,10 +534,10 @@ impl ApiServer {
         strategy::prepare_for_update(&mut object, &old, subresource);
         let errors = validation::validate_update(&object, &old);
         if !errors.is_empty() {
-            return Ok(Err(ApiError::invalid(kind, &name, errors)));
+            return Answer::Ready(Err(ApiError::invalid(kind, &name, errors)));
         }
         if strategy::is_noop(&object, &old) {
-            return Ok(Ok(old));
+            return Answer::Ready(Ok(old));
         }
         let verb = if subresource == Subresource::Status {
             "update status"
@@ -540,14 +555,14 @@ impl ApiServer {
             let (otx, orx) = oneshot::channel();
             if options.dry_run {
                 end_span(span);
-                return Ok(Ok(old));
+                return Answer::Ready(Ok(old));
             }
             let op = Op::Delete {
                 key: object.key(),
                 precondition: Precondition::ModRevision(old.resource_version()),
             };
-            if let Err((e, _)) = self.submit(op, None, span, Reply::Deleted(tx)) {
-                return Ok(Err(e));
+            if let Err(r) = self.submit(op, None, span, Reply::Deleted(tx)) {
+                return Answer::Ready(Err(r.error));
             }
             actix::spawn(async move {
                 let r = match rx.await {
@@ -557,13 +572,13 @@ impl ApiServer {
                 };
                 let _ = otx.send(r);
             });
-            return Err(orx);
+            return Answer::Later(orx);
         }
         Self::stamp_trace(&mut object, span.as_ref());
         if options.dry_run {
             end_span(span);
             object.meta_mut().resource_version = old.meta().resource_version.clone();
-            return Ok(Ok(Arc::new(object)));
+            return Answer::Ready(Ok(Arc::new(object)));
         }
         let (tx, rx) = oneshot::channel();
         let op = Op::Put {
@@ -572,15 +587,12 @@ impl ApiServer {
             precondition: Precondition::ModRevision(old.resource_version()),
         };
         match self.submit(op, Some(object), span, Reply::Object(tx)) {
-            Ok(()) => Err(rx),
-            Err((e, _)) => Ok(Err(e)),
+            Ok(()) => Answer::Later(rx),
+            Err(r) => Answer::Ready(Err(r.error)),
         }
     }
 
-    fn delete(
-        &mut self,
-        msg: Delete,
-    ) -> Result<Result<Deleted, ApiError>, oneshot::Receiver<Result<Deleted, ApiError>>> {
+    fn delete(&mut self, msg: Delete) -> Answer<Deleted> {
         let Delete {
             kind,
             namespace,
@@ -595,12 +607,12 @@ impl ApiServer {
             None
         };
         let Some(current) = self.get_object(kind, namespace.as_deref(), &name).cloned() else {
-            return Ok(Err(ApiError::not_found(kind, &name)));
+            return Answer::Ready(Err(ApiError::not_found(kind, &name)));
         };
         if let Some(pre) = &options.preconditions {
             if let Some(uid) = pre.uid.as_deref() {
                 if Some(uid) != current.meta().uid.as_deref() {
-                    return Ok(Err(ApiError::conflict(
+                    return Answer::Ready(Err(ApiError::conflict(
                         kind,
                         &name,
                         format!(
@@ -612,7 +624,7 @@ impl ApiServer {
             }
             if let Some(rv) = pre.resource_version.as_deref() {
                 if rv.parse::<u64>().ok() != Some(current.resource_version()) {
-                    return Ok(Err(ApiError::conflict(
+                    return Answer::Ready(Err(ApiError::conflict(
                         kind,
                         &name,
                         format!(
@@ -624,7 +636,7 @@ impl ApiServer {
             }
         }
         if kind == Kind::Namespace && UNDELETABLE_NAMESPACES.contains(&name.as_str()) {
-            return Ok(Err(ApiError::forbidden(
+            return Answer::Ready(Err(ApiError::forbidden(
                 kind,
                 &name,
                 "this namespace may not be deleted",
@@ -632,7 +644,7 @@ impl ApiServer {
         }
         let decision = match strategy::decide_delete(&current, &options, strategy::now()) {
             Ok(d) => d,
-            Err(msg) => return Ok(Err(ApiError::BadRequest(msg))),
+            Err(msg) => return Answer::Ready(Err(ApiError::BadRequest(msg))),
         };
         let span_name = write
             .span_name
@@ -642,13 +654,14 @@ impl ApiServer {
         match decision {
             DeleteDecision::Unchanged => {
                 end_span(span);
-                Ok(Ok(Deleted::Pending(current)))
+                Answer::Ready(Ok(Deleted::Pending(current)))
             }
-            DeleteDecision::Update(mut new) => {
+            DeleteDecision::Update(new) => {
+                let mut new = *new;
                 Self::stamp_trace(&mut new, span.as_ref());
                 if write.dry_run {
                     end_span(span);
-                    return Ok(Ok(Deleted::Pending(Arc::new(new))));
+                    return Answer::Ready(Ok(Deleted::Pending(Arc::new(new))));
                 }
                 let (tx, rx) = oneshot::channel();
                 let op = Op::Put {
@@ -667,15 +680,15 @@ impl ApiServer {
                             };
                             let _ = dtx.send(r);
                         });
-                        Err(drx)
+                        Answer::Later(drx)
                     }
-                    Err((e, _)) => Ok(Err(e)),
+                    Err(r) => Answer::Ready(Err(r.error)),
                 }
             }
             DeleteDecision::Now => {
                 if write.dry_run {
                     end_span(span);
-                    return Ok(Ok(Deleted::Gone(current)));
+                    return Answer::Ready(Ok(Deleted::Gone(current)));
                 }
                 let (tx, rx) = oneshot::channel();
                 let op = Op::Delete {
@@ -683,18 +696,14 @@ impl ApiServer {
                     precondition: Precondition::ModRevision(current.resource_version()),
                 };
                 match self.submit(op, None, span, Reply::Deleted(tx)) {
-                    Ok(()) => Err(rx),
-                    Err((e, _)) => Ok(Err(e)),
+                    Ok(()) => Answer::Later(rx),
+                    Err(r) => Answer::Ready(Err(r.error)),
                 }
             }
         }
     }
 
-    fn bind(
-        &mut self,
-        msg: Bind,
-    ) -> Result<Result<Arc<Object>, ApiError>, oneshot::Receiver<Result<Arc<Object>, ApiError>>>
-    {
+    fn bind(&mut self, msg: Bind) -> Answer<Arc<Object>> {
         let Bind {
             namespace,
             binding,
@@ -702,14 +711,14 @@ impl ApiServer {
         } = msg;
         let name = binding.metadata.name.clone().unwrap_or_default();
         let Some(current) = self.get_object(Kind::Pod, Some(&namespace), &name).cloned() else {
-            return Ok(Err(ApiError::not_found(Kind::Pod, &name)));
+            return Answer::Ready(Err(ApiError::not_found(Kind::Pod, &name)));
         };
         let Some(pod) = current.as_pod() else {
-            return Ok(Err(ApiError::Internal("stored object is not a pod".into())));
+            return Answer::Ready(Err(ApiError::Internal("stored object is not a pod".into())));
         };
         if let Some(uid) = binding.metadata.uid.as_deref().filter(|u| !u.is_empty()) {
             if Some(uid) != pod.metadata.uid.as_deref() {
-                return Ok(Err(ApiError::conflict(
+                return Answer::Ready(Err(ApiError::conflict(
                     Kind::Pod,
                     &name,
                     "the UID in the binding does not match the pod",
@@ -718,7 +727,7 @@ impl ApiServer {
         }
         let mut bound = match strategy::bind_pod(pod, &binding, strategy::now()) {
             Ok(p) => Object::Pod(p),
-            Err(msg) => return Ok(Err(ApiError::conflict(Kind::Pod, &name, msg))),
+            Err(msg) => return Answer::Ready(Err(ApiError::conflict(Kind::Pod, &name, msg))),
         };
         let node = binding.target.name.clone().unwrap_or_default();
         let span = self.request_span(
@@ -734,8 +743,8 @@ impl ApiServer {
             precondition: Precondition::ModRevision(current.resource_version()),
         };
         match self.submit(op, Some(bound), span, Reply::Object(tx)) {
-            Ok(()) => Err(rx),
-            Err((e, _)) => Ok(Err(e)),
+            Ok(()) => Answer::Later(rx),
+            Err(r) => Answer::Ready(Err(r.error)),
         }
     }
 
@@ -955,12 +964,10 @@ impl StreamHandler<Arc<Vec<Arc<Event>>>> for ApiServer {
 }
 
 /// A reply that is either ready now or waits for durability.
-fn respond<T: Send + 'static>(
-    r: Result<Result<T, ApiError>, oneshot::Receiver<Result<T, ApiError>>>,
-) -> ResponseFuture<Result<T, ApiError>> {
-    match r {
-        Ok(ready) => Box::pin(async move { ready }),
-        Err(rx) => Box::pin(async move {
+fn respond<T: Send + 'static>(answer: Answer<T>) -> ResponseFuture<Result<T, ApiError>> {
+    match answer {
+        Answer::Ready(ready) => Box::pin(async move { ready }),
+        Answer::Later(rx) => Box::pin(async move {
             match rx.await {
                 Ok(r) => r,
                 Err(_) => Err(ApiError::Internal(

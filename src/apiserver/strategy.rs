@@ -248,7 +248,7 @@ pub enum DeleteDecision {
     /// Remove it from the store now.
     Now,
     /// Store this new state (deletionTimestamp set, finalizers added) and keep the object.
-    Update(Object),
+    Update(Box<Object>),
     /// The object is already being deleted and this request changes nothing.
     Unchanged,
 }
@@ -317,7 +317,7 @@ pub fn decide_delete(
             if grace == 0 && m.finalizers.as_ref().is_some_and(|f| f.is_empty()) {
                 return Ok(DeleteDecision::Now);
             }
-            return Ok(DeleteDecision::Update(new));
+            return Ok(DeleteDecision::Update(Box::new(new)));
         }
         return Ok(DeleteDecision::Unchanged);
     }
@@ -331,7 +331,7 @@ pub fn decide_delete(
     if !finalizers.is_empty() {
         m.finalizers = Some(finalizers);
     }
-    Ok(DeleteDecision::Update(new))
+    Ok(DeleteDecision::Update(Box::new(new)))
 }
 
 /// Assign a pod to a node. Mirrors `assignPod`/`setPodHostAndAnnotations` in
