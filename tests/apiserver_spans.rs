@@ -1,0 +1,118 @@
+//! The API server's spans, as Jaeger would receive them: a traced create produces a
+//! `kube-apiserver` request span and, under service `etcd`, a child span for the store write
+//! (key, revision, bytes), and the stored object carries the request span's context as its
+//! `traceparent` annotation. An untraced (background) write produces no span at all.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kubeactor::api::Object;
+use kubeactor::apiserver::{ApiServer, Create, Trace, WriteOptions};
+use kubeactor::config::{OtlpProtocol, StoreEngine, TelemetryConfig};
+use kubeactor::store::{self, StoreOptions};
+use kubeactor::telemetry::{self, Telemetry, TRACEPARENT_ANNOTATION};
+use opentelemetry::trace::TraceContextExt;
+use support::otlp_receiver::*;
+
+fn pod(name: &str) -> Object {
+    Object::Pod(Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "nginx".into(),
+                image: Some("nginx:1.27".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_traced_create_exports_apiserver_and_etcd_spans_with_parent_links() {
+    let receiver = OtlpReceiver::http();
+    let cfg = TelemetryConfig {
+        otlp_enabled: true,
+        otlp_endpoint: receiver.endpoint(),
+        otlp_protocol: OtlpProtocol::HttpProtobuf,
+        sampler_ratio: 1.0,
+        span_store_capacity: 100,
+    };
+    let telemetry = Telemetry::init_with_env(&cfg, &|_| None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let system = actix::System::new();
+    let created = system.block_on(async {
+        let store = store::open(StoreEngine::Redb, dir.path(), StoreOptions::default()).unwrap();
+        let api = ApiServer::new(store.clone(), Default::default(), &telemetry)
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        // A background write: no span.
+        let untraced = Create {
+            object: pod("quiet"),
+            options: WriteOptions::default(),
+            trace: Trace::Untraced,
+        };
+        let quiet = api.send(untraced).await.unwrap().unwrap();
+        assert!(quiet
+            .meta()
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key(TRACEPARENT_ANNOTATION)));
+        // A user's request: a new trace.
+        let options = WriteOptions {
+            span_name: Some("kubectl create pods/web".into()),
+            ..Default::default()
+        };
+        let created = api
+            .send(Create {
+                object: pod("web"),
+                options,
+                trace: Trace::root(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        store.close();
+        created
+    });
+    telemetry.shutdown();
+
+    let spans = receiver.wait_for_spans(2, Duration::from_secs(10));
+    assert_eq!(
+        spans.len(),
+        2,
+        "exactly the request and its store write:\n{}",
+        describe(&spans)
+    );
+    assert_one_trace(&spans);
+    let root = assert_one_root(&spans);
+    assert_no_dangling_parents(&spans);
+    assert_eq!(root.name, "kubectl create pods/web");
+    assert_eq!(root.service_name, "kube-apiserver");
+    let etcd = span_named(&spans, "put /registry/pods/default/web");
+    assert_eq!(etcd.service_name, "etcd");
+    assert_parent(&spans, root, etcd);
+    assert_eq!(etcd.attr("etcd.key"), Some("/registry/pods/default/web"));
+    assert_eq!(
+        etcd.attr("etcd.revision"),
+        Some(created.resource_version().to_string().as_str())
+    );
+    let bytes: usize = etcd.attr("etcd.bytes").unwrap().parse().unwrap();
+    assert!(bytes > 100, "the write's size is recorded");
+
+    // The stored object carries the request span's context, so watchers continue this trace.
+    let cx = telemetry::extract(created.meta());
+    let sc = cx.span().span_context().clone();
+    assert_eq!(sc.trace_id().to_string(), root.trace_id);
+    assert_eq!(sc.span_id().to_string(), root.span_id);
+}

@@ -1,0 +1,86 @@
+//! `kubeactor up`: starts on embedded defaults with a data directory, prints its banner, and
+//! stops cleanly (exit 0, well within 5 s) on SIGTERM and on SIGINT; a second start on the
+//! same data directory opens the store that the first one left.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn start(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubeactor"))
+        .args(["up", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("RUST_LOG")
+        .env("OTEL_SDK_DISABLED", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kubeactor up");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Wait for the banner line that says the daemon is serving.
+fn wait_until_up(rx: &mpsc::Receiver<String>) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let up = line.contains("stop with Ctrl-C");
+            lines.push(line);
+            if up {
+                return lines;
+            }
+        }
+    }
+    panic!("kubeactor up printed no banner within 30 s: {lines:?}");
+}
+
+fn stop_with(child: &mut Child, signal: i32) -> Duration {
+    let sent = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    let deadline = sent + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            return sent.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubeactor did not stop within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn up_runs_until_a_signal_and_restarts_on_the_same_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx) = start(dir.path());
+    let banner = wait_until_up(&rx).join("\n");
+    assert!(
+        banner.contains(&dir.path().display().to_string()),
+        "banner names the data dir:\n{banner}"
+    );
+    assert!(banner.contains("redb"), "{banner}");
+    let took = stop_with(&mut child, libc::SIGTERM);
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    assert!(dir.path().join("store.redb").exists());
+
+    let (mut child, rx) = start(dir.path());
+    wait_until_up(&rx);
+    let took = stop_with(&mut child, libc::SIGINT);
+    assert!(took < Duration::from_secs(5), "SIGINT took {took:?}");
+}
