@@ -25,5 +25,6 @@ pub mod api;
 pub mod apiserver;
 pub mod cluster;
 pub mod config;
+pub mod scheduler;
 pub mod store;
 pub mod telemetry;
