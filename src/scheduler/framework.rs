@@ -404,7 +404,12 @@ impl fmt::Display for FitError {
             }
         }
         // The PostFilter message is itself a FitError message ending in "."; one period only.
-        if let Some(msg) = self.diagnosis.post_filter_msg.as_ref().filter(|m| !m.is_empty()) {
+        if let Some(msg) = self
+            .diagnosis
+            .post_filter_msg
+            .as_ref()
+            .filter(|m| !m.is_empty())
+        {
             write!(f, " {}.", msg.trim_end_matches('.'))?;
         }
         Ok(())
@@ -420,15 +425,19 @@ pub enum ScheduleError {
     #[error("no nodes available to schedule pods")]
     NoNodesAvailable,
     /// No node fits; the PostFilter ran. The pod goes to the unschedulable pods.
-    #[error("{error}")]
-    Unschedulable {
-        error: FitError,
-        /// What preemption found (real eviction is left to the caller).
-        post_filter: Option<PostFilterResult>,
-    },
+    #[error("{}", .0.error)]
+    Unschedulable(Box<Unschedulable>),
     /// A plugin failed: the pod is retried with backoff.
     #[error("{0}")]
     Internal(Status),
+}
+
+/// Why no node fits, and what preemption found.
+#[derive(Debug)]
+pub struct Unschedulable {
+    pub error: FitError,
+    /// What preemption found (real eviction is left to the caller).
+    pub post_filter: Option<PostFilterResult>,
 }
 
 /// The decision for a pod: where it goes, why, and the cycle state the Bind step needs.
@@ -528,7 +537,12 @@ pub trait ScorePlugin {
         snapshot: &Snapshot,
     ) -> Result<i64, Status>;
 
-    fn normalize_score(&self, _state: &CycleState, _pod: &PodInfo, _scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(
+        &self,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _scores: &mut [NodeScore],
+    ) -> Status {
         Status::success()
     }
 }
@@ -582,6 +596,9 @@ pub fn num_feasible_nodes_to_find(percentage: u32, num_all_nodes: usize) -> usiz
     let n = (num_all_nodes as i64 * pct / 100) as usize;
     n.max(MIN_FEASIBLE_NODES_TO_FIND)
 }
+
+/// A plugin with its Score weight.
+pub type WeightedPlugin = (Arc<dyn Plugin>, i64);
 
 /// An enabled plugin with its Score weight.
 #[derive(Clone)]
@@ -649,7 +666,7 @@ impl Framework {
     /// A framework from explicit plugins and weights (tests, custom setups).
     pub fn from_plugins(
         profile_name: &str,
-        plugins: Vec<(Arc<dyn Plugin>, i64)>,
+        plugins: Vec<WeightedPlugin>,
         percentage_of_nodes_to_score: u32,
     ) -> Framework {
         Framework {
@@ -703,20 +720,18 @@ impl Framework {
         let mut state = CycleState::new();
         let found = match self.schedule_pod(&mut state, snapshot, &pi) {
             Ok(found) => found,
-            Err(ScheduleError::Unschedulable { mut error, .. }) => {
+            Err(ScheduleError::Unschedulable(mut u)) => {
                 let (result, status) = self.run_post_filter_plugins(
                     &state,
                     &pi,
                     snapshot,
-                    &error.diagnosis.node_to_status,
+                    &u.error.diagnosis.node_to_status,
                 );
                 if !status.message().is_empty() {
-                    error.diagnosis.post_filter_msg = Some(status.message());
+                    u.error.diagnosis.post_filter_msg = Some(status.message());
                 }
-                return Err(ScheduleError::Unschedulable {
-                    error,
-                    post_filter: result,
-                });
+                u.post_filter = result;
+                return Err(ScheduleError::Unschedulable(u));
             }
             Err(e) => return Err(e),
         };
@@ -745,7 +760,9 @@ impl Framework {
     /// Run the Bind plugins until one handles the pod. Mirrors `RunBindPlugins`.
     pub fn bind(&self, result: &ScheduleResult) -> Result<Binding, Status> {
         for e in &self.plugins {
-            let Some(b) = e.plugin.as_bind() else { continue };
+            let Some(b) = e.plugin.as_bind() else {
+                continue;
+            };
             match b.bind(&result.state, &result.pod, &result.suggested_host) {
                 Ok(binding) => return Ok(binding),
                 Err(s) if s.is_skip() => continue,
@@ -774,14 +791,14 @@ impl Framework {
         }
         let (feasible, diagnosis) = self.find_nodes_that_fit_pod(state, snapshot, pod)?;
         if feasible.is_empty() {
-            return Err(ScheduleError::Unschedulable {
+            return Err(ScheduleError::Unschedulable(Box::new(Unschedulable {
                 error: FitError {
                     pod: pod.key.clone(),
                     num_all_nodes: snapshot.len(),
                     diagnosis,
                 },
                 post_filter: None,
-            });
+            })));
         }
         let evaluated_nodes = feasible.len() + diagnosis.node_to_status.len();
         let feasible_nodes = feasible.len();
@@ -847,13 +864,15 @@ impl Framework {
                 return Ok((vec![nominated], diagnosis));
             }
         }
-        let restricted: Option<Vec<&NodeInfo>> = pre_res.node_names.map(|names| {
-            names.iter().filter_map(|n| snapshot.node(n)).collect()
-        });
+        let restricted: Option<Vec<&NodeInfo>> = pre_res
+            .node_names
+            .map(|names| names.iter().filter_map(|n| snapshot.node(n)).collect());
         if restricted.is_some() {
-            diagnosis.node_to_status.set_absent_nodes_status(Status::unresolvable(
-                "node is filtered out by the prefilter result",
-            ));
+            diagnosis
+                .node_to_status
+                .set_absent_nodes_status(Status::unresolvable(
+                    "node is filtered out by the prefilter result",
+                ));
         }
         let feasible =
             self.find_nodes_that_pass_filters(state, pod, snapshot, restricted, &mut diagnosis)?;
@@ -891,7 +910,8 @@ impl Framework {
             for i in 0..to_find.min(n) {
                 feasible.push(node_at(i));
             }
-            self.next_start_node_index = (self.next_start_node_index + feasible.len()) % num_all_nodes;
+            self.next_start_node_index =
+                (self.next_start_node_index + feasible.len()) % num_all_nodes;
             return Ok(feasible);
         }
         let mut processed = 0;
@@ -928,7 +948,9 @@ impl Framework {
         let mut result = PreFilterResult::all_nodes();
         let mut with_nodes: Vec<&'static str> = Vec::new();
         for e in &self.plugins {
-            let Some(pf) = e.plugin.as_pre_filter() else { continue };
+            let Some(pf) = e.plugin.as_pre_filter() else {
+                continue;
+            };
             let name = e.plugin.name();
             let (r, s) = pf.pre_filter(state, pod, snapshot);
             if s.is_skip() {
@@ -942,8 +964,11 @@ impl Framework {
                 }
                 return (
                     result,
-                    Status::error(format!("running PreFilter plugin {name:?}: {}", s.message()))
-                        .with_plugin(name),
+                    Status::error(format!(
+                        "running PreFilter plugin {name:?}: {}",
+                        s.message()
+                    ))
+                    .with_plugin(name),
                     Vec::new(),
                 );
             }
@@ -970,7 +995,9 @@ impl Framework {
     /// Mirrors `RunFilterPlugins`: the first rejecting plugin's status (with its name).
     pub fn run_filter_plugins(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         for e in &self.plugins {
-            let Some(f) = e.plugin.as_filter() else { continue };
+            let Some(f) = e.plugin.as_filter() else {
+                continue;
+            };
             let name = e.plugin.name();
             if state.skip_filter_plugins.contains(name) {
                 continue;
@@ -1003,7 +1030,9 @@ impl Framework {
         let mut last = Status::unschedulable("");
         let mut reasons = Vec::new();
         for e in &self.plugins {
-            let Some(pf) = e.plugin.as_post_filter() else { continue };
+            let Some(pf) = e.plugin.as_post_filter() else {
+                continue;
+            };
             let (r, s) = pf.post_filter(&cx);
             if s.is_success() {
                 return (r, s);
@@ -1034,7 +1063,9 @@ impl Framework {
             return Ok((vec![1; nodes.len()], Vec::new()));
         }
         for e in &self.plugins {
-            let Some(ps) = e.plugin.as_pre_score() else { continue };
+            let Some(ps) = e.plugin.as_pre_score() else {
+                continue;
+            };
             let name = e.plugin.name();
             let s = ps.pre_score(state, pod, nodes, snapshot);
             if s.is_skip() {
@@ -1047,7 +1078,9 @@ impl Framework {
         let mut per_plugin = Vec::new();
         let mut scores: Vec<NodeScore> = Vec::with_capacity(nodes.len());
         for e in &self.plugins {
-            let Some(sp) = e.plugin.as_score() else { continue };
+            let Some(sp) = e.plugin.as_score() else {
+                continue;
+            };
             let name = e.plugin.name();
             if state.skip_score_plugins.contains(name) {
                 continue;
@@ -1085,29 +1118,40 @@ impl Framework {
     /// Mirrors `selectHost`: the highest total wins; ties are broken uniformly at random by
     /// reservoir sampling. Returns the winner and the indices of the top nodes (winner first).
     fn select_host(&mut self, totals: &[i64]) -> (usize, Vec<usize>) {
-        let mut order: Vec<usize> = (0..totals.len()).collect();
-        order.sort_by(|&a, &b| totals[b].cmp(&totals[a]).then(a.cmp(&b)));
-        let best = totals[order[0]];
-        let mut winner_pos = 0;
-        let mut count = 1u32;
-        for (pos, &i) in order.iter().enumerate().skip(1) {
-            if totals[i] != best {
-                break;
-            }
-            count += 1;
-            if self.rng.random_range(0..count) == 0 {
-                winner_pos = pos;
+        let best = totals.iter().copied().max().unwrap_or(0);
+        let mut winner = 0;
+        let mut ties = 0u32;
+        for (i, &t) in totals.iter().enumerate() {
+            if t == best {
+                ties += 1;
+                // Replace the candidate with probability 1/ties.
+                if self.rng.random_range(0..ties) == 0 {
+                    winner = i;
+                }
             }
         }
-        order.swap(0, winner_pos);
-        let winner = order[0];
-        order.truncate(self.top_n.max(1));
-        (winner, order)
+        // The runners-up for the trace: a partial selection, not a full sort.
+        let rest = self.top_n.max(1) - 1;
+        let by_score = |a: &usize, b: &usize| totals[*b].cmp(&totals[*a]).then(a.cmp(b));
+        let mut others: Vec<usize> = (0..totals.len()).filter(|&i| i != winner).collect();
+        if rest == 0 {
+            others.clear();
+        } else if others.len() > rest {
+            others.select_nth_unstable_by(rest - 1, by_score);
+            others.truncate(rest);
+        }
+        others.sort_by(by_score);
+        let mut top = Vec::with_capacity(rest + 1);
+        top.push(winner);
+        top.extend(others);
+        (winner, top)
     }
 
     fn run_reserve_plugins(&self, state: &mut CycleState, pod: &PodInfo, node: &str) -> Status {
         for e in &self.plugins {
-            let Some(r) = e.plugin.as_reserve() else { continue };
+            let Some(r) = e.plugin.as_reserve() else {
+                continue;
+            };
             let s = r.reserve(state, pod, node);
             if !s.is_success() {
                 return s.with_plugin(e.plugin.name());
@@ -1122,5 +1166,392 @@ impl Framework {
                 r.unreserve(state, pod, node);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    use super::*;
+    use crate::scheduler::plugins::{names, new_plugin};
+    use crate::scheduler::profile::{default_profile, PluginConfig};
+    use crate::scheduler::snapshot::testing::*;
+
+    const GI: i64 = 1 << 30;
+
+    fn default_framework(seed: u64) -> Framework {
+        let mut fw = Framework::new(&default_profile(), 0).unwrap();
+        fw.seed(seed);
+        fw
+    }
+
+    fn fit_error(r: Result<ScheduleResult, ScheduleError>) -> (FitError, Option<PostFilterResult>) {
+        match r {
+            Err(ScheduleError::Unschedulable(u)) => (u.error, u.post_filter),
+            other => panic!("expected a FitError, got {other:?}"),
+        }
+    }
+
+    /// Upstream TestNumFeasibleNodesToFind cases, plus the issue's numbers.
+    #[test]
+    fn percentage_of_nodes_to_score() {
+        let cases = [
+            (0, 10, 10), // fewer than 100 nodes: all
+            (40, 10, 10),
+            (0, 100, 100),  // 100 nodes: 50% = 50 → at least 100
+            (0, 1000, 420), // 50 - 1000/125 = 42%
+            (40, 1000, 400),
+            (0, 5000, 500), // 50 - 40 = 10%
+            (0, 6000, 300), // 50 - 48 = 2% → 5%
+            (40, 6000, 2400),
+            (0, 10_000, 500),  // → 5%
+            (1, 1000, 100),    // never fewer than 100
+            (150, 1000, 1000), // above 100%: 100%
+        ];
+        for (pct, nodes, want) in cases {
+            assert_eq!(
+                num_feasible_nodes_to_find(pct, nodes),
+                want,
+                "{pct}% of {nodes}"
+            );
+        }
+    }
+
+    /// The issue's example, exactly: one tainted control-plane node and two workers too
+    /// small for the pod (it asks for more than their whole allocatable, so preemption
+    /// cannot help on any node).
+    #[test]
+    fn fit_error_message_matches_upstream_format() {
+        let mut snap = Snapshot::new();
+        snap.add_node(arc(with_taint(
+            node("control-plane", 4000, 8 * GI),
+            "node-role.kubernetes.io/control-plane",
+            "",
+            "NoSchedule",
+        )));
+        snap.add_node(arc(node("worker-1", 1000, 8 * GI)));
+        snap.add_node(arc(node("worker-2", 1000, 8 * GI)));
+        let mut fw = default_framework(1);
+        let (err, post) = fit_error(fw.schedule(&mut snap, arc(pod("web", 2000, 0))));
+        assert_eq!(
+            err.to_string(),
+            "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, \
+             2 Insufficient cpu. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+        );
+        assert_eq!(post, None);
+        assert_eq!(
+            err.diagnosis.unschedulable_plugins,
+            [names::TAINT_TOLERATION, names::NODE_RESOURCES_FIT]
+                .into_iter()
+                .collect()
+        );
+        assert!(
+            snap.node("worker-1").unwrap().pods.is_empty(),
+            "nothing assumed"
+        );
+    }
+
+    /// When the workers could host the pod but are full of pods of the same priority,
+    /// preemption finds no victims (upstream's second common message).
+    #[test]
+    fn fit_error_when_no_preemption_victims() {
+        let mut snap = Snapshot::new();
+        snap.add_node(arc(with_taint(
+            node("cp", 4000, 8 * GI),
+            "node-role.kubernetes.io/control-plane",
+            "",
+            "NoSchedule",
+        )));
+        for w in ["w1", "w2"] {
+            snap.add_node(arc(node(w, 2000, 8 * GI)));
+            snap.add_pod(arc(on(pod(&format!("busy-{w}"), 1500, 0), w)));
+        }
+        let mut fw = default_framework(1);
+        let (err, _) = fit_error(fw.schedule(&mut snap, arc(pod("web", 1000, 0))));
+        assert_eq!(
+            err.to_string(),
+            "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, \
+             2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, \
+             2 No preemption victims found for incoming pod."
+        );
+    }
+
+    /// A higher-priority pod gets a nominated node and the fewest, least important victims.
+    #[test]
+    fn preemption_nominates_a_node_with_victims() {
+        let mut snap = Snapshot::new();
+        snap.add_node(arc(node("w1", 2000, 8 * GI)));
+        snap.add_node(arc(node("w2", 2000, 8 * GI)));
+        let with_prio = |p: k8s_openapi::api::core::v1::Pod, prio: i32| {
+            let mut p = p;
+            p.spec.as_mut().unwrap().priority = Some(prio);
+            p
+        };
+        // w1: two low pods (one is enough to evict); w2: one pod of priority 50.
+        snap.add_pod(arc(on(with_prio(pod("low-a", 800, 0), 0), "w1")));
+        snap.add_pod(arc(on(with_prio(pod("low-b", 800, 0), 0), "w1")));
+        snap.add_pod(arc(on(with_prio(pod("mid", 1500, 0), 50), "w2")));
+        let mut fw = default_framework(1);
+        let (_, post) = fit_error(fw.schedule(&mut snap, arc(with_prio(pod("vip", 1000, 0), 100))));
+        let post = post.expect("a preemption candidate");
+        assert_eq!(post.nominated_node_name.as_deref(), Some("w1"));
+        assert_eq!(post.victims.len(), 1);
+        // preemptionPolicy: Never → not eligible.
+        let mut never = with_prio(pod("vip2", 1000, 0), 100);
+        never.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
+        let (err, post) = fit_error(fw.schedule(&mut snap, arc(never)));
+        assert_eq!(post, None);
+        assert!(
+            err.to_string()
+                .ends_with(" preemption: not eligible due to preemptionPolicy=Never."),
+            "{err}"
+        );
+    }
+
+    /// Assume makes back-to-back decisions see each other: 500 pods onto 20 small nodes
+    /// never overcommit a node, and exactly the capacity is used.
+    #[test]
+    fn assume_prevents_double_booking() {
+        let mut snap = Snapshot::new();
+        for i in 0..20 {
+            snap.add_node(arc(node(&format!("n{i:02}"), 1000, 4 * GI)));
+        }
+        let mut fw = default_framework(7);
+        let mut placed = 0;
+        let mut failed = 0;
+        for i in 0..500 {
+            match fw.schedule(&mut snap, arc(pod(&format!("p{i}"), 150, 100 << 20))) {
+                Ok(r) => {
+                    assert_eq!(
+                        fw.bind(&r).unwrap().target.name.as_deref(),
+                        Some(r.suggested_host.as_str())
+                    );
+                    placed += 1;
+                }
+                Err(ScheduleError::Unschedulable(u)) => {
+                    let error = u.error;
+                    assert!(
+                        error
+                            .to_string()
+                            .starts_with("0/20 nodes are available: 20 Insufficient cpu."),
+                        "{error}"
+                    );
+                    failed += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        for ni in snap.nodes() {
+            assert!(
+                ni.requested.milli_cpu <= ni.allocatable.milli_cpu,
+                "{} overcommitted",
+                ni.name()
+            );
+            assert_eq!(ni.pods.len(), 6, "{} holds 6 × 150m", ni.name());
+        }
+        assert_eq!((placed, failed), (120, 380));
+    }
+
+    /// The classic decision sequence: 3 replicas of a ReplicaSet over 2 equal nodes end up
+    /// 2 + 1 (LeastAllocated, BalancedAllocation and the default spreading all prefer the
+    /// emptier node), whatever the tie-break.
+    #[test]
+    fn three_replicas_over_two_equal_nodes_end_up_two_plus_one() {
+        for seed in 0..20 {
+            let mut snap = Snapshot::new();
+            snap.add_node(arc(node("node-1", 4000, 8 * GI)));
+            snap.add_node(arc(node("node-2", 4000, 8 * GI)));
+            let mut fw = default_framework(seed);
+            let mut per_node: HashMap<String, usize> = HashMap::new();
+            let mut first_two = Vec::new();
+            for i in 0..3 {
+                let mut p =
+                    with_pod_labels(pod(&format!("web-{i}"), 500, 256 << 20), &[("app", "web")]);
+                p.metadata.owner_references = Some(vec![OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "ReplicaSet".into(),
+                    name: "web-7d9f".into(),
+                    uid: "rs-uid".into(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                }]);
+                let r = fw.schedule(&mut snap, arc(p)).unwrap();
+                if i < 2 {
+                    first_two.push(r.suggested_host.clone());
+                }
+                *per_node.entry(r.suggested_host).or_default() += 1;
+            }
+            assert_ne!(
+                first_two[0], first_two[1],
+                "seed {seed}: the second replica goes to the empty node"
+            );
+            let mut counts: Vec<usize> = per_node.values().copied().collect();
+            counts.sort();
+            assert_eq!(counts, vec![1, 2], "seed {seed}");
+        }
+    }
+
+    /// Scores are normalized, multiplied by the plugin weight and summed; the trace keeps
+    /// the per-plugin scores of the top nodes, the winner first.
+    #[test]
+    #[allow(clippy::type_complexity)]
+    fn weighted_scores_and_top_nodes() {
+        let cfg = PluginConfig::default();
+        let plugin = |n: &str| new_plugin(n, &cfg).unwrap();
+        let mut fw = Framework::from_plugins(
+            "test",
+            vec![
+                (plugin(names::TAINT_TOLERATION), 3),
+                (plugin(names::NODE_RESOURCES_FIT), 1),
+            ],
+            0,
+        );
+        fw.seed(3);
+        let mut snap = Snapshot::new();
+        // a: PreferNoSchedule taint, empty; b: no taint, half full; c: no taint, empty.
+        snap.add_node(arc(with_taint(
+            node("a", 2000, 4 * GI),
+            "k",
+            "v",
+            "PreferNoSchedule",
+        )));
+        snap.add_node(arc(node("b", 2000, 4 * GI)));
+        snap.add_pod(arc(on(pod("busy", 1000, 2 * GI), "b")));
+        snap.add_node(arc(node("c", 2000, 4 * GI)));
+        let r = fw.schedule(&mut snap, arc(pod("p", 1000, GI))).unwrap();
+        assert_eq!(r.suggested_host, "c");
+        assert_eq!(r.feasible_nodes, 3);
+        let top: Vec<(&str, Vec<(&str, i64)>, i64)> = r
+            .top_nodes
+            .iter()
+            .map(|n| (n.node.as_str(), n.scores.clone(), n.total))
+            .collect();
+        // TaintToleration: a has 1 intolerable taint → 0, others 100 (× 3).
+        // LeastAllocated: c (50 + 75)/2 = 62; a 62; b (0 + 25)/2 = 12.
+        assert_eq!(
+            top,
+            vec![
+                (
+                    "c",
+                    vec![("TaintToleration", 300), ("NodeResourcesFit", 62)],
+                    362
+                ),
+                (
+                    "b",
+                    vec![("TaintToleration", 300), ("NodeResourcesFit", 12)],
+                    312
+                ),
+                (
+                    "a",
+                    vec![("TaintToleration", 0), ("NodeResourcesFit", 62)],
+                    62
+                ),
+            ]
+        );
+    }
+
+    /// Ties are broken at random over all tied nodes (reservoir sampling).
+    #[test]
+    fn ties_are_broken_randomly() {
+        let mut seen = BTreeSet::new();
+        for seed in 0..40 {
+            let mut snap = Snapshot::new();
+            for n in ["a", "b", "c"] {
+                snap.add_node(arc(node(n, 1000, GI)));
+            }
+            let mut fw = default_framework(seed);
+            let r = fw.schedule(&mut snap, arc(pod("p", 100, 0))).unwrap();
+            assert_eq!(r.top_nodes[0].node, r.suggested_host);
+            seen.insert(r.suggested_host);
+        }
+        assert_eq!(seen.len(), 3, "every tied node wins sometimes: {seen:?}");
+    }
+
+    /// With 1,000 nodes only 420 are checked per pod (adaptive percentage), starting where
+    /// the previous pod stopped, so successive pods see different nodes.
+    #[test]
+    fn filter_samples_nodes_from_a_rotating_start() {
+        let mut snap = Snapshot::new();
+        for i in 0..1000 {
+            snap.add_node(arc(node(&format!("n{i:04}"), 4000, 8 * GI)));
+        }
+        let mut fw = default_framework(1);
+        let r1 = fw.schedule(&mut snap, arc(pod("p1", 100, 0))).unwrap();
+        assert_eq!((r1.evaluated_nodes, r1.feasible_nodes), (420, 420));
+        assert_eq!(fw.next_start_node_index, 420);
+        let r2 = fw.schedule(&mut snap, arc(pod("p2", 100, 0))).unwrap();
+        assert_eq!(r2.evaluated_nodes, 420);
+        assert_eq!(fw.next_start_node_index, 840);
+        let idx = snap.node_index(&r2.suggested_host).unwrap();
+        assert!(
+            (420..840).contains(&idx),
+            "p2 was placed among the second sample ({idx})"
+        );
+        fw.schedule(&mut snap, arc(pod("p3", 100, 0))).unwrap();
+        assert_eq!(fw.next_start_node_index, 260, "wraps around");
+    }
+
+    /// A PreFilter restriction (spec.nodeName) marks the other nodes as filtered out (and
+    /// n2 is too small for the pod even when empty, so preemption cannot help anywhere).
+    #[test]
+    fn pre_filter_result_restricts_nodes() {
+        let mut snap = Snapshot::new();
+        snap.add_node(arc(node("n1", 1000, GI)));
+        snap.add_node(arc(node("n2", 100, GI)));
+        snap.add_node(arc(node("n3", 1000, GI)));
+        let mut fw = default_framework(1);
+        let (err, _) = fit_error(fw.schedule(&mut snap, arc(on(pod("p", 500, 0), "n2"))));
+        assert_eq!(
+            err.to_string(),
+            "0/3 nodes are available: 1 Insufficient cpu, 2 node is filtered out by the prefilter result. \
+             preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+        );
+        let r = fw
+            .schedule(&mut snap, arc(on(pod("q", 500, 0), "n3")))
+            .unwrap();
+        assert_eq!(r.suggested_host, "n3");
+    }
+
+    /// No nodes at all is its own error; a failed bind is undone by unreserve_and_forget.
+    #[test]
+    fn no_nodes_and_forget_after_failed_bind() {
+        let mut snap = Snapshot::new();
+        let mut fw = default_framework(1);
+        assert!(matches!(
+            fw.schedule(&mut snap, arc(pod("p", 1, 0))),
+            Err(ScheduleError::NoNodesAvailable)
+        ));
+        snap.add_node(arc(node("n1", 1000, GI)));
+        let mut r = fw.schedule(&mut snap, arc(pod("p", 600, 0))).unwrap();
+        assert!(snap.is_assumed("default/p"));
+        fw.unreserve_and_forget(&mut snap, &mut r);
+        assert!(!snap.is_assumed("default/p"));
+        assert_eq!(snap.node("n1").unwrap().requested.milli_cpu, 0);
+    }
+
+    /// The diagnosis summary is bounded for span events but counts every node.
+    #[test]
+    fn diagnosis_summary_is_bounded() {
+        let mut snap = Snapshot::new();
+        for i in 0..50 {
+            snap.add_node(arc(node(&format!("n{i:02}"), 100, GI)));
+        }
+        let mut fw = default_framework(1);
+        let (err, _) = fit_error(fw.schedule(&mut snap, arc(pod("p", 500, 0))));
+        let s = err.diagnosis.summary(5, err.num_all_nodes);
+        assert_eq!(s.rejected_nodes.len(), 5);
+        assert_eq!(s.rejected_total, 50);
+        assert_eq!(
+            s.rejected_nodes[0],
+            (
+                "n00".to_string(),
+                "NodeResourcesFit",
+                "Insufficient cpu".to_string()
+            )
+        );
+        assert_eq!(s.reason_counts.get("Insufficient cpu"), Some(&50));
     }
 }

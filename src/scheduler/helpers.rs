@@ -217,7 +217,10 @@ pub fn required_node_affinity_matches(pod: &Pod, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
     {
         return node_selector_matches(required, node);
     }
@@ -331,22 +334,29 @@ mod tests {
             effect: "NoSchedule".into(),
             time_added: None,
         };
-        let tol = |key: Option<&str>, op: Option<&str>, value: Option<&str>, effect: Option<&str>| {
-            Toleration {
-                key: key.map(Into::into),
-                operator: op.map(Into::into),
-                value: value.map(Into::into),
-                effect: effect.map(Into::into),
-                toleration_seconds: None,
-            }
-        };
+        let tol =
+            |key: Option<&str>, op: Option<&str>, value: Option<&str>, effect: Option<&str>| {
+                Toleration {
+                    key: key.map(Into::into),
+                    operator: op.map(Into::into),
+                    value: value.map(Into::into),
+                    effect: effect.map(Into::into),
+                    toleration_seconds: None,
+                }
+            };
         let cases = [
-            (tol(Some("k"), Some("Equal"), Some("v"), Some("NoSchedule")), true),
+            (
+                tol(Some("k"), Some("Equal"), Some("v"), Some("NoSchedule")),
+                true,
+            ),
             (tol(Some("k"), None, Some("v"), None), true),
             (tol(Some("k"), Some("Equal"), Some("w"), None), false),
             (tol(Some("k"), Some("Exists"), None, None), true),
             (tol(None, Some("Exists"), None, None), true),
-            (tol(Some("k"), Some("Exists"), None, Some("NoExecute")), false),
+            (
+                tol(Some("k"), Some("Exists"), None, Some("NoExecute")),
+                false,
+            ),
             (tol(Some("other"), Some("Exists"), None, None), false),
         ];
         for (i, (t, want)) in cases.iter().enumerate() {

@@ -29,5 +29,5 @@ pub use framework::{
     Code, CycleState, Diagnosis, FitError, Framework, ScheduleError, ScheduleResult, Status,
 };
 pub use profile::{default_profile, SchedulerConfig, SchedulerProfile};
-pub use queue::{ClusterEvent, Clock, FakeClock, QueueOptions, RealClock, SchedulingQueue};
+pub use queue::{Clock, ClusterEvent, FakeClock, QueueOptions, RealClock, SchedulingQueue};
 pub use snapshot::{NodeInfo, PodInfo, Snapshot};

@@ -9,11 +9,9 @@
 //! This is the `[scheduler]` section of the configuration; see
 //! `config/scheduler.example.toml` for every key with a comment.
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 
-use super::framework::Plugin;
+use super::framework::WeightedPlugin;
 use super::plugins::{self, names};
 
 /// Errors building a framework from a profile.
@@ -129,18 +127,10 @@ pub struct PluginConfig {
 }
 
 /// `NodeResourcesFitArgs`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeResourcesFitArgs {
     pub scoring_strategy: ScoringStrategy,
-}
-
-impl Default for NodeResourcesFitArgs {
-    fn default() -> Self {
-        NodeResourcesFitArgs {
-            scoring_strategy: ScoringStrategy::default(),
-        }
-    }
 }
 
 /// How NodeResourcesFit scores nodes. Mirrors `ScoringStrategy`.
@@ -341,7 +331,7 @@ impl SchedulerProfile {
     }
 
     /// Instantiate the enabled plugins with this profile's arguments.
-    pub fn build_plugins(&self) -> Result<Vec<(Arc<dyn Plugin>, i64)>, ProfileError> {
+    pub fn build_plugins(&self) -> Result<Vec<WeightedPlugin>, ProfileError> {
         self.validate_args()?;
         self.enabled_plugins()?
             .into_iter()
@@ -359,7 +349,10 @@ impl SchedulerProfile {
         let check_resources = |what: &str, rs: &[ResourceSpec]| -> Result<(), ProfileError> {
             for r in rs {
                 if !(1..=100).contains(&r.weight) {
-                    return bad(format!("{what}: resource {:?} weight {} must be 1..100", r.name, r.weight));
+                    return bad(format!(
+                        "{what}: resource {:?} weight {} must be 1..100",
+                        r.name, r.weight
+                    ));
                 }
             }
             Ok(())
@@ -367,7 +360,10 @@ impl SchedulerProfile {
         check_resources("NodeResourcesFit", &fit.resources)?;
         check_resources(
             "NodeResourcesBalancedAllocation",
-            &self.plugin_config.node_resources_balanced_allocation.resources,
+            &self
+                .plugin_config
+                .node_resources_balanced_allocation
+                .resources,
         )?;
         if fit.kind == ScoringStrategyType::RequestedToCapacityRatio {
             if fit.shape.is_empty() {
@@ -375,23 +371,39 @@ impl SchedulerProfile {
             }
             for (i, p) in fit.shape.iter().enumerate() {
                 if !(0..=100).contains(&p.utilization) || !(0..=10).contains(&p.score) {
-                    return bad(format!("shape point {i}: utilization must be 0..100 and score 0..10"));
+                    return bad(format!(
+                        "shape point {i}: utilization must be 0..100 and score 0..10"
+                    ));
                 }
                 if i > 0 && p.utilization <= fit.shape[i - 1].utilization {
                     return bad("shape utilization values must be strictly increasing".into());
                 }
             }
         }
-        let w = self.plugin_config.inter_pod_affinity.hard_pod_affinity_weight;
+        let w = self
+            .plugin_config
+            .inter_pod_affinity
+            .hard_pod_affinity_weight;
         if !(0..=100).contains(&w) {
-            return bad(format!("InterPodAffinity hard_pod_affinity_weight {w} must be 0..100"));
+            return bad(format!(
+                "InterPodAffinity hard_pod_affinity_weight {w} must be 0..100"
+            ));
         }
         for c in &self.plugin_config.pod_topology_spread.default_constraints {
             if c.max_skew <= 0 {
-                return bad(format!("PodTopologySpread: max_skew {} must be > 0", c.max_skew));
+                return bad(format!(
+                    "PodTopologySpread: max_skew {} must be > 0",
+                    c.max_skew
+                ));
             }
-            if !matches!(c.when_unsatisfiable.as_str(), "DoNotSchedule" | "ScheduleAnyway") {
-                return bad(format!("PodTopologySpread: when_unsatisfiable {:?}", c.when_unsatisfiable));
+            if !matches!(
+                c.when_unsatisfiable.as_str(),
+                "DoNotSchedule" | "ScheduleAnyway"
+            ) {
+                return bad(format!(
+                    "PodTopologySpread: when_unsatisfiable {:?}",
+                    c.when_unsatisfiable
+                ));
             }
         }
         Ok(())
@@ -468,11 +480,17 @@ mod tests {
             name: "TaintToleration".into(),
             weight: Some(500),
         });
-        assert!(matches!(p.build_plugins(), Err(ProfileError::InvalidWeight { .. })));
+        assert!(matches!(
+            p.build_plugins(),
+            Err(ProfileError::InvalidWeight { .. })
+        ));
         let mut p = default_profile();
         p.plugin_config.node_resources_fit.scoring_strategy.kind =
             ScoringStrategyType::RequestedToCapacityRatio;
-        assert!(matches!(p.build_plugins(), Err(ProfileError::InvalidArgs(_))));
+        assert!(matches!(
+            p.build_plugins(),
+            Err(ProfileError::InvalidArgs(_))
+        ));
         let mut p = default_profile();
         p.plugins.disabled.push("*".into());
         assert!(p.enabled_plugins().unwrap().is_empty());
@@ -480,6 +498,9 @@ mod tests {
             profiles: vec![default_profile(), default_profile()],
             ..Default::default()
         };
-        assert!(matches!(cfg.validate(), Err(ProfileError::DuplicateProfile(_))));
+        assert!(matches!(
+            cfg.validate(),
+            Err(ProfileError::DuplicateProfile(_))
+        ));
     }
 }

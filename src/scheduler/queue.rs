@@ -95,7 +95,9 @@ impl From<&super::profile::SchedulerConfig> for QueueOptions {
         QueueOptions {
             pod_initial_backoff: Duration::from_secs(c.pod_initial_backoff_seconds),
             pod_max_backoff: Duration::from_secs(c.pod_max_backoff_seconds),
-            pod_max_in_unschedulable_pods: Duration::from_secs(c.pod_max_in_unschedulable_pods_seconds),
+            pod_max_in_unschedulable_pods: Duration::from_secs(
+                c.pod_max_in_unschedulable_pods_seconds,
+            ),
         }
     }
 }
@@ -126,7 +128,12 @@ impl ClusterEvent {
         if node_labels(old) != node_labels(new) {
             events.push(ClusterEvent::NodeLabelChange);
         }
-        let unschedulable = |n: &Node| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        let unschedulable = |n: &Node| {
+            n.spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false)
+        };
         if node_taints(old) != node_taints(new) || unschedulable(old) != unschedulable(new) {
             events.push(ClusterEvent::NodeTaintChange);
         }
@@ -149,7 +156,10 @@ impl ClusterEvent {
             names::NODE_AFFINITY => self == NodeLabelChange,
             names::NODE_PORTS => self == AssignedPodDelete,
             names::NODE_RESOURCES_FIT => {
-                matches!(self, AssignedPodDelete | AssignedPodUpdate | NodeAllocatableChange)
+                matches!(
+                    self,
+                    AssignedPodDelete | AssignedPodUpdate | NodeAllocatableChange
+                )
             }
             names::INTER_POD_AFFINITY => matches!(
                 self,
@@ -431,7 +441,9 @@ impl SchedulingQueue {
     pub fn pop(&mut self) -> Option<QueuedPodInfo> {
         self.flush_backoff_completed();
         while let Some(e) = self.active.pop() {
-            let Some(stored) = self.pods.get_mut(&e.key) else { continue };
+            let Some(stored) = self.pods.get_mut(&e.key) else {
+                continue;
+            };
             if stored.gen != e.gen || stored.location != Location::Active {
                 continue;
             }
@@ -498,7 +510,10 @@ impl SchedulingQueue {
             .filter(|(_, s)| s.location == Location::Unschedulable)
             .filter(|(_, s)| {
                 s.info.unschedulable_plugins.is_empty()
-                    || s.info.unschedulable_plugins.iter().any(|p| event.may_help(p))
+                    || s.info
+                        .unschedulable_plugins
+                        .iter()
+                        .any(|p| event.may_help(p))
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -530,7 +545,9 @@ impl SchedulingQueue {
                 break;
             }
             let gen = *gen;
-            let Some(Reverse((_, _, key))) = self.backoff.pop() else { break };
+            let Some(Reverse((_, _, key))) = self.backoff.pop() else {
+                break;
+            };
             let current = self
                 .pods
                 .get(&key)
@@ -592,7 +609,10 @@ mod tests {
 
     fn queue() -> (SchedulingQueue, FakeClock) {
         let clock = FakeClock::new();
-        (SchedulingQueue::new(Arc::new(clock.clone()), QueueOptions::default()), clock)
+        (
+            SchedulingQueue::new(Arc::new(clock.clone()), QueueOptions::default()),
+            clock,
+        )
     }
 
     fn plugins(p: &[&'static str]) -> BTreeSet<&'static str> {
@@ -610,14 +630,31 @@ mod tests {
         q.add(prio("low-2", 0));
         q.add(prio("mid", 50));
         let order: Vec<String> = std::iter::from_fn(|| q.pop().map(|p| p.key)).collect();
-        assert_eq!(order, ["default/high", "default/mid", "default/low-1", "default/low-2"]);
+        assert_eq!(
+            order,
+            [
+                "default/high",
+                "default/mid",
+                "default/low-1",
+                "default/low-2"
+            ]
+        );
         // Same timestamp: FIFO.
         let (mut q, _) = queue();
         for i in 0..5 {
             q.add(prio(&format!("p{i}"), 0));
         }
         let order: Vec<String> = std::iter::from_fn(|| q.pop().map(|p| p.key)).collect();
-        assert_eq!(order, ["default/p0", "default/p1", "default/p2", "default/p3", "default/p4"]);
+        assert_eq!(
+            order,
+            [
+                "default/p0",
+                "default/p1",
+                "default/p2",
+                "default/p3",
+                "default/p4"
+            ]
+        );
     }
 
     /// Backoff doubles per attempt from 1 s up to 10 s.
@@ -667,14 +704,23 @@ mod tests {
         q.add_unschedulable_if_not_present(a, plugins(&[names::NODE_RESOURCES_FIT]), cycle_a);
         q.add_unschedulable_if_not_present(b, plugins(&[names::TAINT_TOLERATION]), cycle_b);
         assert_eq!(q.unschedulable_len(), 2);
-        assert_eq!(q.move_all_to_active_or_backoff(ClusterEvent::NodeLabelChange), 0);
-        assert_eq!(q.move_all_to_active_or_backoff(ClusterEvent::AssignedPodDelete), 1);
+        assert_eq!(
+            q.move_all_to_active_or_backoff(ClusterEvent::NodeLabelChange),
+            0
+        );
+        assert_eq!(
+            q.move_all_to_active_or_backoff(ClusterEvent::AssignedPodDelete),
+            1
+        );
         assert_eq!(q.unschedulable_len(), 1);
         // Still within its 1 s backoff: in backoffQ, then active.
         assert_eq!(q.backoff_len(), 1);
         clock.advance(Duration::from_secs(1));
         assert_eq!(q.pop().unwrap().key, "default/needs-cpu");
-        assert_eq!(q.move_all_to_active_or_backoff(ClusterEvent::NodeTaintChange), 1);
+        assert_eq!(
+            q.move_all_to_active_or_backoff(ClusterEvent::NodeTaintChange),
+            1
+        );
         assert_eq!(q.pop().unwrap().key, "default/needs-taint-gone");
         // NodeAdd moves everything.
         let (mut q, _) = queue();

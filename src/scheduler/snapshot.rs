@@ -84,7 +84,7 @@ impl AffinityTerm {
     /// Mirrors `AffinityTerm.Matches`: the pod is in one of the term's namespaces and its
     /// labels match the selector.
     pub fn matches(&self, pod: &PodInfo) -> bool {
-        let ns_ok = self.namespaces.iter().any(|n| *n == pod.namespace)
+        let ns_ok = self.namespaces.contains(&pod.namespace)
             || self.namespace_selector == NamespaceSelector::Everything;
         ns_ok && self.selector.matches(pod_labels(&pod.pod))
     }
@@ -181,18 +181,22 @@ impl PodInfo {
             request: compute_pod_resource_request(&pod),
             non_zero_request: compute_pod_non_zero_request(&pod),
             priority: pod_priority(&pod),
-            required_affinity_terms: required(
-                pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
-            ),
-            required_anti_affinity_terms: required(
-                paa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
-            ),
-            preferred_affinity_terms: preferred(
-                pa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-            ),
-            preferred_anti_affinity_terms: preferred(
-                paa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-            ),
+            required_affinity_terms: required(pa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            required_anti_affinity_terms: required(paa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_affinity_terms: preferred(pa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_anti_affinity_terms: preferred(paa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
             host_ports,
             namespace,
             pod,
@@ -581,9 +585,7 @@ pub(crate) mod testing {
         Node {
             metadata: ObjectMeta {
                 name: Some(name.into()),
-                labels: Some(
-                    [("kubernetes.io/hostname".to_string(), name.to_string())].into(),
-                ),
+                labels: Some([("kubernetes.io/hostname".to_string(), name.to_string())].into()),
                 ..Default::default()
             },
             spec: Some(NodeSpec::default()),
@@ -709,10 +711,13 @@ mod tests {
         s.update_pod(arc(on(pod("a", 700, GI), "n1")));
         assert_eq!(s.node("n1").unwrap().requested.milli_cpu, 700);
         assert!(s.remove_pod("default/a"));
-        assert_eq!(s.node("n1").unwrap().requested, Resource {
-            allowed_pod_number: 0,
-            ..Default::default()
-        });
+        assert_eq!(
+            s.node("n1").unwrap().requested,
+            Resource {
+                allowed_pod_number: 0,
+                ..Default::default()
+            }
+        );
         s.remove_node("n1").unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s.node_index("n2"), Some(0));
@@ -750,8 +755,14 @@ mod tests {
     #[test]
     fn image_spread_is_counted() {
         let mut s = Snapshot::new();
-        s.add_node(arc(with_images(node("n1", 1000, GI), &[("nginx:1.27", 100)])));
-        s.add_node(arc(with_images(node("n2", 1000, GI), &[("nginx:1.27", 100)])));
+        s.add_node(arc(with_images(
+            node("n1", 1000, GI),
+            &[("nginx:1.27", 100)],
+        )));
+        s.add_node(arc(with_images(
+            node("n2", 1000, GI),
+            &[("nginx:1.27", 100)],
+        )));
         assert_eq!(s.image_num_nodes("nginx:1.27"), 2);
         s.update_node(arc(node("n2", 1000, GI)));
         assert_eq!(s.image_num_nodes("nginx:1.27"), 1);

@@ -53,7 +53,9 @@ mod tests {
     fn binding_targets_the_node() {
         let mut p = pod("web-1", 0, 0);
         p.metadata.uid = Some("uid-1".into());
-        let b = DefaultBinder.bind(&CycleState::new(), &p, "node-1").unwrap();
+        let b = DefaultBinder
+            .bind(&CycleState::new(), &p, "node-1")
+            .unwrap();
         assert_eq!(b.metadata.name.as_deref(), Some("web-1"));
         assert_eq!(b.metadata.namespace.as_deref(), Some("default"));
         assert_eq!(b.metadata.uid.as_deref(), Some("uid-1"));

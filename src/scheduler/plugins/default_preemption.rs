@@ -72,7 +72,11 @@ fn select_victims_on_node(
     let mut victims = Vec::new();
     for p in potential {
         ni.add_pod(p.clone());
-        if !cx.framework.run_filter_plugins(cx.state, pod, &ni).is_success() {
+        if !cx
+            .framework
+            .run_filter_plugins(cx.state, pod, &ni)
+            .is_success()
+        {
             ni.remove_pod(&p.key);
             victims.push(p);
         }
@@ -84,7 +88,12 @@ fn select_victims_on_node(
 /// smallest sum of victim priorities, then the fewest victims, then the first found.
 fn pick_one(candidates: Vec<Candidate>) -> Option<Candidate> {
     candidates.into_iter().min_by_key(|c| {
-        let highest = c.victims.iter().map(|v| v.priority).max().unwrap_or(i32::MIN);
+        let highest = c
+            .victims
+            .iter()
+            .map(|v| v.priority)
+            .max()
+            .unwrap_or(i32::MIN);
         let sum: i64 = c.victims.iter().map(|v| v.priority as i64).sum();
         (highest, sum, c.victims.len())
     })

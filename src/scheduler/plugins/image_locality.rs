@@ -59,12 +59,18 @@ impl ScorePlugin for ImageLocality {
             return Ok(0);
         };
         let total_nodes = snapshot.len().max(1);
-        let containers = spec.init_containers.iter().flatten().chain(spec.containers.iter());
+        let containers = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter());
         let mut sum = 0i64;
         let mut n = 0usize;
         for c in containers {
             n += 1;
-            let Some(image) = c.image.as_deref() else { continue };
+            let Some(image) = c.image.as_deref() else {
+                continue;
+            };
             let name = normalized_image_name(image);
             if let Some(&size) = node.images.get(&name) {
                 // scaledImageScore: size × (nodes with the image / all nodes)
@@ -131,20 +137,40 @@ mod tests {
         )));
         snap.add_node(Arc::new(node_with(
             "node2",
-            &[(&["gcr.io/250:latest"], 250 * MB), (&["gcr.io/10:latest", "gcr.io/10:v1"], 10 * MB)],
+            &[
+                (&["gcr.io/250:latest"], 250 * MB),
+                (&["gcr.io/10:latest", "gcr.io/10:v1"], 10 * MB),
+            ],
         )));
         let score = |p: Pod, n: &str| {
             ImageLocality
-                .score(&CycleState::new(), &PodInfo::new(Arc::new(p)), snap.node(n).unwrap(), &snap)
+                .score(
+                    &CycleState::new(),
+                    &PodInfo::new(Arc::new(p)),
+                    snap.node(n).unwrap(),
+                    &snap,
+                )
                 .unwrap()
         };
         let cases: [(&str, &[&str], [i64; 2]); 4] = [
             // node1: 40M/2 < 23M → 0; node2: 100 * (250M/2 - 23M) / (2000M - 23M) = 5
-            ("two images spread on two nodes, prefer the larger image one", &["gcr.io/40", "gcr.io/250"], [0, 5]),
+            (
+                "two images spread on two nodes, prefer the larger image one",
+                &["gcr.io/40", "gcr.io/250"],
+                [0, 5],
+            ),
             // node1: 100 * ((40M + 300M)/2 - 23M) / (2000M - 23M) = 7
-            ("two images on one node, prefer this node", &["gcr.io/40", "gcr.io/300"], [7, 0]),
+            (
+                "two images on one node, prefer this node",
+                &["gcr.io/40", "gcr.io/300"],
+                [7, 0],
+            ),
             // node1: 100 * (2000M/2 - 23M) / (2000M - 23M) = 49; node2: 10M/2 < 23M → 0
-            ("if exceed limit, use limit", &["gcr.io/10", "gcr.io/2000"], [49, 0]),
+            (
+                "if exceed limit, use limit",
+                &["gcr.io/10", "gcr.io/2000"],
+                [49, 0],
+            ),
             ("tagged names match", &["gcr.io/300:v1"], [12, 0]),
         ];
         for (name, images, want) in cases {

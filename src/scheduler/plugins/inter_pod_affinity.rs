@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use super::names;
 use crate::scheduler::framework::{
-    CycleState, FilterPlugin, NodeScore, Plugin, PreFilterPlugin, PreFilterResult,
-    PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
+    CycleState, FilterPlugin, NodeScore, Plugin, PreFilterPlugin, PreFilterResult, PreScorePlugin,
+    ScorePlugin, Status, MAX_NODE_SCORE,
 };
 use crate::scheduler::helpers::node_labels;
 use crate::scheduler::profile::InterPodAffinityArgs;
@@ -127,7 +127,8 @@ impl PreFilterPlugin for InterPodAffinity {
                     }
                 }
             }
-            if pod.required_affinity_terms.is_empty() && pod.required_anti_affinity_terms.is_empty() {
+            if pod.required_affinity_terms.is_empty() && pod.required_anti_affinity_terms.is_empty()
+            {
                 continue;
             }
             for existing in &ni.pods {
@@ -233,7 +234,14 @@ fn process_terms(
     multiplier: i64,
 ) {
     for t in terms {
-        process_term(scores, &t.term, t.weight as i64, pod_to_check, node, multiplier);
+        process_term(
+            scores,
+            &t.term,
+            t.weight as i64,
+            pod_to_check,
+            node,
+            multiplier,
+        );
     }
 }
 
@@ -252,14 +260,26 @@ impl InterPodAffinity {
             return;
         }
         process_terms(scores, &pod.preferred_affinity_terms, existing, node, 1);
-        process_terms(scores, &pod.preferred_anti_affinity_terms, existing, node, -1);
+        process_terms(
+            scores,
+            &pod.preferred_anti_affinity_terms,
+            existing,
+            node,
+            -1,
+        );
         if self.hard_pod_affinity_weight > 0 {
             for t in &existing.required_affinity_terms {
                 process_term(scores, t, self.hard_pod_affinity_weight, pod, node, 1);
             }
         }
         process_terms(scores, &existing.preferred_affinity_terms, pod, node, 1);
-        process_terms(scores, &existing.preferred_anti_affinity_terms, pod, node, -1);
+        process_terms(
+            scores,
+            &existing.preferred_anti_affinity_terms,
+            pod,
+            node,
+            -1,
+        );
     }
 }
 
@@ -276,7 +296,11 @@ impl PreScorePlugin for InterPodAffinity {
         let mut scores = TopologyCounts::new();
         for ni in snapshot.nodes() {
             // Without preferred terms of its own, only existing pods with affinity matter.
-            let pods = if has_constraints { &ni.pods } else { &ni.pods_with_affinity };
+            let pods = if has_constraints {
+                &ni.pods
+            } else {
+                &ni.pods_with_affinity
+            };
             for existing in pods {
                 self.process_existing_pod(&mut scores, pod, existing, ni);
             }
@@ -284,7 +308,12 @@ impl PreScorePlugin for InterPodAffinity {
         if scores.is_empty() {
             return Status::skip();
         }
-        state.write(PRE_SCORE_STATE_KEY, PreScoreState { topology_score: scores });
+        state.write(
+            PRE_SCORE_STATE_KEY,
+            PreScoreState {
+                topology_score: scores,
+            },
+        );
         Status::success()
     }
 }
@@ -302,15 +331,19 @@ impl ScorePlugin for InterPodAffinity {
             .read::<PreScoreState>(PRE_SCORE_STATE_KEY)
             .ok_or_else(|| Status::error("InterPodAffinity: pre-score state missing"))?;
         let labels = node_labels(node.node());
-        Ok(s
-            .topology_score
+        Ok(s.topology_score
             .iter()
             .filter_map(|(k, values)| labels.get(k).and_then(|v| values.get(v)))
             .sum())
     }
 
     /// Min-max normalization to 0–100 (scores may be negative).
-    fn normalize_score(&self, _state: &CycleState, _pod: &PodInfo, scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(
+        &self,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        scores: &mut [NodeScore],
+    ) -> Status {
         let (Some(min), Some(max)) = (
             scores.iter().map(|s| s.score).min(),
             scores.iter().map(|s| s.score).max(),
@@ -369,17 +402,22 @@ mod tests {
         let weighted = |v: Vec<(i32, PodAffinityTerm)>| {
             (!v.is_empty()).then(|| {
                 v.into_iter()
-                    .map(|(weight, pod_affinity_term)| WeightedPodAffinityTerm { weight, pod_affinity_term })
+                    .map(|(weight, pod_affinity_term)| WeightedPodAffinityTerm {
+                        weight,
+                        pod_affinity_term,
+                    })
                     .collect()
             })
         };
         p.spec.as_mut().unwrap().affinity = Some(Affinity {
             pod_affinity: Some(PodAffinity {
-                required_during_scheduling_ignored_during_execution: (!t.affinity.is_empty()).then_some(t.affinity),
+                required_during_scheduling_ignored_during_execution: (!t.affinity.is_empty())
+                    .then_some(t.affinity),
                 preferred_during_scheduling_ignored_during_execution: weighted(t.pref_affinity),
             }),
             pod_anti_affinity: Some(PodAntiAffinity {
-                required_during_scheduling_ignored_during_execution: (!t.anti.is_empty()).then_some(t.anti),
+                required_during_scheduling_ignored_during_execution: (!t.anti.is_empty())
+                    .then_some(t.anti),
                 preferred_during_scheduling_ignored_during_execution: weighted(t.pref_anti),
             }),
             node_affinity: None,
@@ -425,6 +463,7 @@ mod tests {
     /// Upstream TestRequiredAffinitySingleNode cases (subset), one node `node1`
     /// labelled region=r1, zone=z11.
     #[test]
+    #[allow(clippy::type_complexity)]
     fn required_affinity_single_node() {
         let node1: &[(&str, &[(&str, &str)])] = &[("node1", &[("region", "r1"), ("zone", "z11")])];
         let existing = |labels: &[(&str, &str)], ns: &str| {
@@ -432,8 +471,24 @@ mod tests {
             p.metadata.namespace = Some(ns.into());
             p
         };
-        let affinity = |t: PodAffinityTerm| with_terms(pod("p", 0, 0), Terms { affinity: vec![t], ..Default::default() });
-        let anti = |t: PodAffinityTerm| with_terms(pod("p", 0, 0), Terms { anti: vec![t], ..Default::default() });
+        let affinity = |t: PodAffinityTerm| {
+            with_terms(
+                pod("p", 0, 0),
+                Terms {
+                    affinity: vec![t],
+                    ..Default::default()
+                },
+            )
+        };
+        let anti = |t: PodAffinityTerm| {
+            with_terms(
+                pod("p", 0, 0),
+                Terms {
+                    anti: vec![t],
+                    ..Default::default()
+                },
+            )
+        };
         let cases: Vec<(&str, Pod, Vec<Pod>, (Code, &str))> = vec![
             ("A pod that has no required pod affinity scheduling rules can schedule onto a node with no existing pods",
              pod("p", 0, 0), vec![], OK),
@@ -491,19 +546,47 @@ mod tests {
             ("machine2", &[("region", "r1"), ("zone", "z12")]),
             ("machine3", &[("region", "r2"), ("zone", "z21")]),
         ];
-        let existing = on(with_pod_labels(pod("e", 0, 0), &[("foo", "bar")]), "machine1");
-        let snap = snapshot(nodes, vec![existing]);
-        let p = with_terms(pod("p", 0, 0), Terms { affinity: vec![term("foo", "In", &["bar"], "region")], ..Default::default() });
-        assert_eq!(
-            filter_all(p, &snap),
-            verdicts(&[OK, OK, (Code::UnschedulableAndUnresolvable, ERR_REASON_AFFINITY_RULES_NOT_MATCH)])
+        let existing = on(
+            with_pod_labels(pod("e", 0, 0), &[("foo", "bar")]),
+            "machine1",
         );
-        let p = with_terms(pod("p", 0, 0), Terms { anti: vec![term("foo", "In", &["bar"], "region")], ..Default::default() });
+        let snap = snapshot(nodes, vec![existing]);
+        let p = with_terms(
+            pod("p", 0, 0),
+            Terms {
+                affinity: vec![term("foo", "In", &["bar"], "region")],
+                ..Default::default()
+            },
+        );
         assert_eq!(
             filter_all(p, &snap),
             verdicts(&[
-                (Code::Unschedulable, ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH),
-                (Code::Unschedulable, ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH),
+                OK,
+                OK,
+                (
+                    Code::UnschedulableAndUnresolvable,
+                    ERR_REASON_AFFINITY_RULES_NOT_MATCH
+                )
+            ])
+        );
+        let p = with_terms(
+            pod("p", 0, 0),
+            Terms {
+                anti: vec![term("foo", "In", &["bar"], "region")],
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            filter_all(p, &snap),
+            verdicts(&[
+                (
+                    Code::Unschedulable,
+                    ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH
+                ),
+                (
+                    Code::Unschedulable,
+                    ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH
+                ),
                 OK
             ])
         );
@@ -520,7 +603,10 @@ mod tests {
         let mut s: Vec<NodeScore> = refs
             .iter()
             .enumerate()
-            .map(|(index, ni)| NodeScore { index, score: pl.score(&state, &pi, ni, snap).unwrap() })
+            .map(|(index, ni)| NodeScore {
+                index,
+                score: pl.score(&state, &pi, ni, snap).unwrap(),
+            })
             .collect();
         pl.normalize_score(&state, &pi, &mut s);
         Some(s.iter().map(|s| s.score).collect())
@@ -534,18 +620,42 @@ mod tests {
             ("machine2", &[("region", "India")]),
             ("machine3", &[("az", "az1")]),
         ];
-        let s1 = on(with_pod_labels(pod("s1", 0, 0), &[("security", "S1")]), "machine1");
-        let s2 = on(with_pod_labels(pod("s2", 0, 0), &[("security", "S2")]), "machine2");
+        let s1 = on(
+            with_pod_labels(pod("s1", 0, 0), &[("security", "S1")]),
+            "machine1",
+        );
+        let s2 = on(
+            with_pod_labels(pod("s2", 0, 0), &[("security", "S2")]),
+            "machine2",
+        );
         let snap = snapshot(nodes, vec![s1.clone(), s2.clone()]);
         // Affinity: pod that matches topology key & pods in nodes will get high score.
-        let p = with_terms(pod("p", 0, 0), Terms { pref_affinity: vec![(5, term("security", "In", &["S1"], "region"))], ..Default::default() });
+        let p = with_terms(
+            pod("p", 0, 0),
+            Terms {
+                pref_affinity: vec![(5, term("security", "In", &["S1"], "region"))],
+                ..Default::default()
+            },
+        );
         assert_eq!(scores(p, &snap), Some(vec![100, 0, 0]));
         // Anti-affinity: pod that does not match existing pods in node will get high score.
-        let p = with_terms(pod("p", 0, 0), Terms { pref_anti: vec![(5, term("security", "In", &["S1"], "region"))], ..Default::default() });
+        let p = with_terms(
+            pod("p", 0, 0),
+            Terms {
+                pref_anti: vec![(5, term("security", "In", &["S1"], "region"))],
+                ..Default::default()
+            },
+        );
         assert_eq!(scores(p, &snap), Some(vec![0, 100, 100]));
         // Symmetry: an existing pod's preferred affinity towards the incoming pod counts.
         let friendly = on(
-            with_terms(pod("f", 0, 0), Terms { pref_affinity: vec![(5, term("security", "In", &["S9"], "region"))], ..Default::default() }),
+            with_terms(
+                pod("f", 0, 0),
+                Terms {
+                    pref_affinity: vec![(5, term("security", "In", &["S9"], "region"))],
+                    ..Default::default()
+                },
+            ),
             "machine2",
         );
         let snap = snapshot(nodes, vec![s1, s2, friendly]);

@@ -45,11 +45,11 @@ pub fn new_plugin(name: &str, cfg: &PluginConfig) -> Option<Arc<dyn Plugin>> {
         names::NODE_RESOURCES_FIT => Arc::new(node_resources_fit::NodeResourcesFit::new(
             &cfg.node_resources_fit,
         )),
-        names::NODE_RESOURCES_BALANCED_ALLOCATION => Arc::new(
-            node_resources_balanced_allocation::BalancedAllocation::new(
+        names::NODE_RESOURCES_BALANCED_ALLOCATION => {
+            Arc::new(node_resources_balanced_allocation::BalancedAllocation::new(
                 &cfg.node_resources_balanced_allocation,
-            ),
-        ),
+            ))
+        }
         names::TAINT_TOLERATION => Arc::new(taint_toleration::TaintToleration),
         names::NODE_AFFINITY => Arc::new(node_affinity::NodeAffinity),
         names::INTER_POD_AFFINITY => Arc::new(inter_pod_affinity::InterPodAffinity::new(

@@ -28,7 +28,10 @@ fn preferred(pod: &PodInfo) -> &[PreferredSchedulingTerm] {
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_deref())
+        .and_then(|na| {
+            na.preferred_during_scheduling_ignored_during_execution
+                .as_deref()
+        })
         .unwrap_or(&[])
 }
 
@@ -63,12 +66,22 @@ impl PreFilterPlugin for NodeAffinity {
         let required = spec
             .and_then(|s| s.affinity.as_ref())
             .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+            .and_then(|na| {
+                na.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            });
         let has_selector = spec
             .and_then(|s| s.node_selector.as_ref())
             .is_some_and(|s| !s.is_empty());
         let Some(required) = required else {
-            return (None, if has_selector { Status::success() } else { Status::skip() });
+            return (
+                None,
+                if has_selector {
+                    Status::success()
+                } else {
+                    Status::skip()
+                },
+            );
         };
         let mut node_names: Option<BTreeSet<String>> = None;
         for term in &required.node_selector_terms {
@@ -85,11 +98,18 @@ impl PreFilterPlugin for NodeAffinity {
             let Some(term_names) = term_names else {
                 return (None, Status::success()); // this term may match any node
             };
-            node_names.get_or_insert_with(BTreeSet::new).extend(term_names);
+            node_names
+                .get_or_insert_with(BTreeSet::new)
+                .extend(term_names);
         }
         match node_names {
             Some(n) if n.is_empty() => (None, Status::unresolvable(ERR_REASON_CONFLICT)),
-            Some(n) => (Some(PreFilterResult { node_names: Some(n) }), Status::success()),
+            Some(n) => (
+                Some(PreFilterResult {
+                    node_names: Some(n),
+                }),
+                Status::success(),
+            ),
             None => (None, Status::success()),
         }
     }
@@ -136,7 +156,12 @@ impl ScorePlugin for NodeAffinity {
             .sum())
     }
 
-    fn normalize_score(&self, _state: &CycleState, _pod: &PodInfo, scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(
+        &self,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        scores: &mut [NodeScore],
+    ) -> Status {
         default_normalize_score(MAX_NODE_SCORE, false, scores);
         Status::success()
     }
@@ -186,31 +211,111 @@ mod tests {
 
     fn with_selector(sel: &[(&str, &str)]) -> Pod {
         let mut p = pod("p", 0, 0);
-        p.spec.as_mut().unwrap().node_selector =
-            Some(sel.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        p.spec.as_mut().unwrap().node_selector = Some(
+            sel.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         p
     }
 
     /// Upstream TestNodeAffinity filter cases (subset).
     #[test]
+    #[allow(clippy::type_complexity)]
     fn filter_verdicts() {
         let foo_bar = [("foo", "bar")];
         let cases: Vec<(&str, Pod, &[(&str, &str)], bool)> = vec![
             ("no selector", pod("p", 0, 0), &foo_bar, true),
-            ("missing labels", with_selector(&[("foo", "bar")]), &[], false),
-            ("same labels", with_selector(&[("foo", "bar")]), &foo_bar, true),
-            ("node labels are superset", with_selector(&[("foo", "bar")]), &[("foo", "bar"), ("baz", "blah")], true),
-            ("node labels are subset", with_selector(&[("foo", "bar"), ("baz", "blah")]), &foo_bar, false),
-            ("In matches", with_required(vec![term(vec![req("foo", "In", &["bar", "value2"])])]), &foo_bar, true),
-            ("Gt matches", with_required(vec![term(vec![req("kernel-version", "Gt", &["0204"])])]), &[("kernel-version", "0206")], true),
-            ("NotIn mismatch", with_required(vec![term(vec![req("mem-type", "NotIn", &["DDR", "DDR2"])])]), &[("mem-type", "DDR3")], true),
-            ("Exists", with_required(vec![term(vec![req("GPU", "Exists", &[])])]), &[("GPU", "NVIDIA-GRID-K1")], true),
-            ("In mismatch", with_required(vec![term(vec![req("foo", "In", &["value1", "value2"])])]), &foo_bar, false),
-            ("empty term list matches nothing", with_required(vec![]), &foo_bar, false),
-            ("empty term matches nothing", with_required(vec![term(vec![])]), &foo_bar, false),
-            ("terms are ORed", with_required(vec![term(vec![req("foo", "In", &["x"])]), term(vec![req("foo", "In", &["bar"])])]), &foo_bar, true),
-            ("expressions are ANDed", with_required(vec![term(vec![req("foo", "In", &["bar"]), req("GPU", "Exists", &[])])]), &foo_bar, false),
-            ("DoesNotExist", with_required(vec![term(vec![req("foo", "DoesNotExist", &[])])]), &foo_bar, false),
+            (
+                "missing labels",
+                with_selector(&[("foo", "bar")]),
+                &[],
+                false,
+            ),
+            (
+                "same labels",
+                with_selector(&[("foo", "bar")]),
+                &foo_bar,
+                true,
+            ),
+            (
+                "node labels are superset",
+                with_selector(&[("foo", "bar")]),
+                &[("foo", "bar"), ("baz", "blah")],
+                true,
+            ),
+            (
+                "node labels are subset",
+                with_selector(&[("foo", "bar"), ("baz", "blah")]),
+                &foo_bar,
+                false,
+            ),
+            (
+                "In matches",
+                with_required(vec![term(vec![req("foo", "In", &["bar", "value2"])])]),
+                &foo_bar,
+                true,
+            ),
+            (
+                "Gt matches",
+                with_required(vec![term(vec![req("kernel-version", "Gt", &["0204"])])]),
+                &[("kernel-version", "0206")],
+                true,
+            ),
+            (
+                "NotIn mismatch",
+                with_required(vec![term(vec![req("mem-type", "NotIn", &["DDR", "DDR2"])])]),
+                &[("mem-type", "DDR3")],
+                true,
+            ),
+            (
+                "Exists",
+                with_required(vec![term(vec![req("GPU", "Exists", &[])])]),
+                &[("GPU", "NVIDIA-GRID-K1")],
+                true,
+            ),
+            (
+                "In mismatch",
+                with_required(vec![term(vec![req("foo", "In", &["value1", "value2"])])]),
+                &foo_bar,
+                false,
+            ),
+            (
+                "empty term list matches nothing",
+                with_required(vec![]),
+                &foo_bar,
+                false,
+            ),
+            (
+                "empty term matches nothing",
+                with_required(vec![term(vec![])]),
+                &foo_bar,
+                false,
+            ),
+            (
+                "terms are ORed",
+                with_required(vec![
+                    term(vec![req("foo", "In", &["x"])]),
+                    term(vec![req("foo", "In", &["bar"])]),
+                ]),
+                &foo_bar,
+                true,
+            ),
+            (
+                "expressions are ANDed",
+                with_required(vec![term(vec![
+                    req("foo", "In", &["bar"]),
+                    req("GPU", "Exists", &[]),
+                ])]),
+                &foo_bar,
+                false,
+            ),
+            (
+                "DoesNotExist",
+                with_required(vec![term(vec![req("foo", "DoesNotExist", &[])])]),
+                &foo_bar,
+                false,
+            ),
         ];
         for (name, p, labels, fits) in cases {
             let ni = NodeInfo::new(Arc::new(with_labels(node("node1", 1000, 1 << 30), labels)));
@@ -240,20 +345,42 @@ mod tests {
             )
         };
         let run = |p: Pod| {
-            NodeAffinity.pre_filter(&mut CycleState::new(), &PodInfo::new(Arc::new(p)), &Snapshot::new())
+            NodeAffinity.pre_filter(
+                &mut CycleState::new(),
+                &PodInfo::new(Arc::new(p)),
+                &Snapshot::new(),
+            )
         };
         let (r, s) = run(by_name(&[&["node1"], &["node2"]]));
         assert!(s.is_success());
-        assert_eq!(r, Some(PreFilterResult::nodes(["node1".to_string(), "node2".to_string()])));
+        assert_eq!(
+            r,
+            Some(PreFilterResult::nodes([
+                "node1".to_string(),
+                "node2".to_string()
+            ]))
+        );
         let (_, s) = run(pod("p", 0, 0));
         assert!(s.is_skip());
         let mut conflicting = by_name(&[&["node1"]]);
         if let Some(t) = conflicting
-            .spec.as_mut().unwrap().affinity.as_mut().unwrap()
-            .node_affinity.as_mut().unwrap()
-            .required_during_scheduling_ignored_during_execution.as_mut()
+            .spec
+            .as_mut()
+            .unwrap()
+            .affinity
+            .as_mut()
+            .unwrap()
+            .node_affinity
+            .as_mut()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_mut()
         {
-            t.node_selector_terms[0].match_fields.as_mut().unwrap().push(req("metadata.name", "In", &["node2"]));
+            t.node_selector_terms[0]
+                .match_fields
+                .as_mut()
+                .unwrap()
+                .push(req("metadata.name", "In", &["node2"]));
         }
         let (_, s) = run(conflicting);
         assert_eq!(s.code(), Code::UnschedulableAndUnresolvable);
@@ -268,11 +395,21 @@ mod tests {
         p.spec.as_mut().unwrap().affinity = Some(Affinity {
             node_affinity: Some(NodeAffinitySpec {
                 preferred_during_scheduling_ignored_during_execution: Some(vec![
-                    PreferredSchedulingTerm { weight: 2, preference: term(vec![req("foo", "In", &["bar"])]) },
-                    PreferredSchedulingTerm { weight: 4, preference: term(vec![req("key", "In", &["value"])]) },
+                    PreferredSchedulingTerm {
+                        weight: 2,
+                        preference: term(vec![req("foo", "In", &["bar"])]),
+                    },
+                    PreferredSchedulingTerm {
+                        weight: 4,
+                        preference: term(vec![req("key", "In", &["value"])]),
+                    },
                     PreferredSchedulingTerm {
                         weight: 5,
-                        preference: term(vec![req("foo", "In", &["bar"]), req("key", "In", &["value"]), req("az", "In", &["az1"])]),
+                        preference: term(vec![
+                            req("foo", "In", &["bar"]),
+                            req("key", "In", &["value"]),
+                            req("az", "In", &["az1"]),
+                        ]),
                     },
                 ]),
                 required_during_scheduling_ignored_during_execution: None,
@@ -282,20 +419,35 @@ mod tests {
         let pi = PodInfo::new(Arc::new(p));
         let nodes = [
             with_labels(node("node1", 1, 1), &[("foo", "bar")]),
-            with_labels(node("node2", 1, 1), &[("foo", "bar"), ("key", "value"), ("az", "az1")]),
+            with_labels(
+                node("node2", 1, 1),
+                &[("foo", "bar"), ("key", "value"), ("az", "az1")],
+            ),
             with_labels(node("node3", 1, 1), &[("foo", "bar"), ("key", "value")]),
         ];
-        let infos: Vec<NodeInfo> = nodes.into_iter().map(|n| NodeInfo::new(Arc::new(n))).collect();
+        let infos: Vec<NodeInfo> = nodes
+            .into_iter()
+            .map(|n| NodeInfo::new(Arc::new(n)))
+            .collect();
         let snap = Snapshot::new();
         let state = CycleState::new();
         let mut scores: Vec<NodeScore> = infos
             .iter()
             .enumerate()
-            .map(|(index, ni)| NodeScore { index, score: NodeAffinity.score(&state, &pi, ni, &snap).unwrap() })
+            .map(|(index, ni)| NodeScore {
+                index,
+                score: NodeAffinity.score(&state, &pi, ni, &snap).unwrap(),
+            })
             .collect();
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), vec![2, 11, 6]);
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            vec![2, 11, 6]
+        );
         NodeAffinity.normalize_score(&state, &pi, &mut scores);
         // Upstream expects node1 18, node2 100, node3 54.
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), vec![18, 100, 54]);
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            vec![18, 100, 54]
+        );
     }
 }

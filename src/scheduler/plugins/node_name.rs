@@ -42,7 +42,10 @@ impl PreFilterPlugin for NodeName {
     ) -> (Option<PreFilterResult>, Status) {
         match requested(pod) {
             None => (None, Status::skip()),
-            Some(n) => (Some(PreFilterResult::nodes([n.to_string()])), Status::success()),
+            Some(n) => (
+                Some(PreFilterResult::nodes([n.to_string()])),
+                Status::success(),
+            ),
         }
     }
 }
@@ -71,7 +74,11 @@ mod tests {
         let cases = [
             ("no host specified", pod("p", 0, 0), Code::Success),
             ("host matches", on(pod("p", 0, 0), "foo"), Code::Success),
-            ("host doesn't match", on(pod("p", 0, 0), "bar"), Code::UnschedulableAndUnresolvable),
+            (
+                "host doesn't match",
+                on(pod("p", 0, 0), "bar"),
+                Code::UnschedulableAndUnresolvable,
+            ),
         ];
         for (name, p, want) in cases {
             let pi = PodInfo::new(Arc::new(p));

@@ -79,16 +79,72 @@ mod tests {
     #[test]
     fn filter_verdicts() {
         let cases: Vec<(&str, Pod, Pod, Code)> = vec![
-            ("same udp port", with_ports("p", &[("UDP", "127.0.0.1", 8080)]), with_ports("e", &[("UDP", "127.0.0.1", 8080)]), Code::Unschedulable),
-            ("different udp port", with_ports("p", &[("UDP", "127.0.0.1", 8080)]), with_ports("e", &[("UDP", "127.0.0.1", 8081)]), Code::Success),
-            ("same tcp port", with_ports("p", &[("TCP", "127.0.0.1", 8080)]), with_ports("e", &[("TCP", "127.0.0.1", 8080)]), Code::Unschedulable),
-            ("different host ip", with_ports("p", &[("TCP", "127.0.0.1", 8080)]), with_ports("e", &[("TCP", "127.0.0.2", 8080)]), Code::Success),
-            ("different protocol", with_ports("p", &[("UDP", "127.0.0.1", 8080)]), with_ports("e", &[("TCP", "127.0.0.1", 8080)]), Code::Success),
-            ("second udp port conflict", with_ports("p", &[("UDP", "127.0.0.1", 8000), ("UDP", "127.0.0.1", 8080)]), with_ports("e", &[("UDP", "127.0.0.1", 8080)]), Code::Unschedulable),
-            ("0.0.0.0 vs specific ip", with_ports("p", &[("TCP", "0.0.0.0", 8001)]), with_ports("e", &[("TCP", "127.0.0.1", 8001)]), Code::Unschedulable),
-            ("specific ip vs 0.0.0.0", with_ports("p", &[("TCP", "10.0.10.10", 8001), ("TCP", "0.0.0.0", 8001)]), with_ports("e", &[("TCP", "127.0.0.1", 8001)]), Code::Unschedulable),
-            ("unset ip means 0.0.0.0", with_ports("p", &[("TCP", "", 8001)]), with_ports("e", &[("TCP", "127.0.0.1", 8001)]), Code::Unschedulable),
-            ("0.0.0.0 different protocol", with_ports("p", &[("UDP", "0.0.0.0", 8001)]), with_ports("e", &[("TCP", "0.0.0.0", 8001)]), Code::Success),
+            (
+                "same udp port",
+                with_ports("p", &[("UDP", "127.0.0.1", 8080)]),
+                with_ports("e", &[("UDP", "127.0.0.1", 8080)]),
+                Code::Unschedulable,
+            ),
+            (
+                "different udp port",
+                with_ports("p", &[("UDP", "127.0.0.1", 8080)]),
+                with_ports("e", &[("UDP", "127.0.0.1", 8081)]),
+                Code::Success,
+            ),
+            (
+                "same tcp port",
+                with_ports("p", &[("TCP", "127.0.0.1", 8080)]),
+                with_ports("e", &[("TCP", "127.0.0.1", 8080)]),
+                Code::Unschedulable,
+            ),
+            (
+                "different host ip",
+                with_ports("p", &[("TCP", "127.0.0.1", 8080)]),
+                with_ports("e", &[("TCP", "127.0.0.2", 8080)]),
+                Code::Success,
+            ),
+            (
+                "different protocol",
+                with_ports("p", &[("UDP", "127.0.0.1", 8080)]),
+                with_ports("e", &[("TCP", "127.0.0.1", 8080)]),
+                Code::Success,
+            ),
+            (
+                "second udp port conflict",
+                with_ports(
+                    "p",
+                    &[("UDP", "127.0.0.1", 8000), ("UDP", "127.0.0.1", 8080)],
+                ),
+                with_ports("e", &[("UDP", "127.0.0.1", 8080)]),
+                Code::Unschedulable,
+            ),
+            (
+                "0.0.0.0 vs specific ip",
+                with_ports("p", &[("TCP", "0.0.0.0", 8001)]),
+                with_ports("e", &[("TCP", "127.0.0.1", 8001)]),
+                Code::Unschedulable,
+            ),
+            (
+                "specific ip vs 0.0.0.0",
+                with_ports(
+                    "p",
+                    &[("TCP", "10.0.10.10", 8001), ("TCP", "0.0.0.0", 8001)],
+                ),
+                with_ports("e", &[("TCP", "127.0.0.1", 8001)]),
+                Code::Unschedulable,
+            ),
+            (
+                "unset ip means 0.0.0.0",
+                with_ports("p", &[("TCP", "", 8001)]),
+                with_ports("e", &[("TCP", "127.0.0.1", 8001)]),
+                Code::Unschedulable,
+            ),
+            (
+                "0.0.0.0 different protocol",
+                with_ports("p", &[("UDP", "0.0.0.0", 8001)]),
+                with_ports("e", &[("TCP", "0.0.0.0", 8001)]),
+                Code::Success,
+            ),
         ];
         for (name, p, existing, want) in cases {
             let mut ni = NodeInfo::new(Arc::new(node("n1", 1000, 1 << 30)));

@@ -104,7 +104,12 @@ mod tests {
 
     fn score(p: &k8s_openapi::api::core::v1::Pod, ni: &NodeInfo) -> i64 {
         BalancedAllocation::new(&BalancedAllocationArgs::default())
-            .score(&CycleState::new(), &PodInfo::new(Arc::new(p.clone())), ni, &Snapshot::new())
+            .score(
+                &CycleState::new(),
+                &PodInfo::new(Arc::new(p.clone())),
+                ni,
+                &Snapshot::new(),
+            )
             .unwrap()
     }
 
@@ -114,8 +119,14 @@ mod tests {
         // "nothing scheduled, resources requested, differently sized nodes":
         // pod 3000m / 5000; node1 4000m / 10000 → fractions 0.75, 0.5 → std 0.125 → 87.
         let p = pod("p", 3000, 5000);
-        assert_eq!(score(&p, &NodeInfo::new(Arc::new(node("node1", 4000, 10000)))), 87);
-        assert_eq!(score(&p, &NodeInfo::new(Arc::new(node("node2", 6000, 10000)))), 100);
+        assert_eq!(
+            score(&p, &NodeInfo::new(Arc::new(node("node1", 4000, 10000)))),
+            87
+        );
+        assert_eq!(
+            score(&p, &NodeInfo::new(Arc::new(node("node2", 6000, 10000)))),
+            100
+        );
         // "resources requested, pods scheduled with resources": node 10000m / 20000 with
         // 3000m / 0 and 3000m / 5000 scheduled, pod 3000m / 5000 → 0.9 vs 0.5 → 80.
         let mut ni = NodeInfo::new(Arc::new(node("node1", 10000, 20000)));
@@ -145,8 +156,12 @@ mod tests {
     fn best_effort_pods_are_skipped() {
         let pl = BalancedAllocation::new(&BalancedAllocationArgs::default());
         let pi = PodInfo::new(Arc::new(pod("p", 0, 0)));
-        assert!(pl.pre_score(&mut CycleState::new(), &pi, &[], &Snapshot::new()).is_skip());
+        assert!(pl
+            .pre_score(&mut CycleState::new(), &pi, &[], &Snapshot::new())
+            .is_skip());
         let pi = PodInfo::new(Arc::new(pod("p", 100, 0)));
-        assert!(pl.pre_score(&mut CycleState::new(), &pi, &[], &Snapshot::new()).is_success());
+        assert!(pl
+            .pre_score(&mut CycleState::new(), &pi, &[], &Snapshot::new())
+            .is_success());
     }
 }

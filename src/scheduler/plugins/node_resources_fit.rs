@@ -63,8 +63,20 @@ pub fn fits_request(pod: &PodInfo, node: &NodeInfo) -> Vec<InsufficientResource>
             });
         }
     };
-    check("cpu", "Insufficient cpu", req.milli_cpu, alloc.milli_cpu, used.milli_cpu);
-    check("memory", "Insufficient memory", req.memory, alloc.memory, used.memory);
+    check(
+        "cpu",
+        "Insufficient cpu",
+        req.milli_cpu,
+        alloc.milli_cpu,
+        used.milli_cpu,
+    );
+    check(
+        "memory",
+        "Insufficient memory",
+        req.memory,
+        alloc.memory,
+        used.memory,
+    );
     check(
         "ephemeral-storage",
         "Insufficient ephemeral-storage",
@@ -123,11 +135,7 @@ impl NodeResourcesFit {
 
 /// `leastResourceScorer` / `mostResourceScorer`: per-resource scores averaged by weight
 /// (integer division, as upstream).
-fn weighted_average(
-    scorer: &ResourceAllocationScorer,
-    u: &Usage,
-    f: fn(i64, i64) -> i64,
-) -> i64 {
+fn weighted_average(scorer: &ResourceAllocationScorer, u: &Usage, f: fn(i64, i64) -> i64) -> i64 {
     let (mut node_score, mut weight_sum) = (0i64, 0i64);
     for i in 0..u.len {
         if u.allocatable[i] == 0 {
@@ -231,7 +239,10 @@ impl FilterPlugin for NodeResourcesFit {
         };
         Status::with_reasons(
             code,
-            insufficient.iter().map(|r| Cow::Borrowed(r.reason)).collect(),
+            insufficient
+                .iter()
+                .map(|r| Cow::Borrowed(r.reason))
+                .collect(),
         )
     }
 }
@@ -265,8 +276,14 @@ mod tests {
             scoring_strategy: ScoringStrategy {
                 kind,
                 resources: vec![
-                    ResourceSpec { name: "cpu".into(), weight: 1 },
-                    ResourceSpec { name: "memory".into(), weight: 1 },
+                    ResourceSpec {
+                        name: "cpu".into(),
+                        weight: 1,
+                    },
+                    ResourceSpec {
+                        name: "memory".into(),
+                        weight: 1,
+                    },
                 ],
                 shape: shape
                     .iter()
@@ -311,24 +328,46 @@ mod tests {
     fn strategy_scores_match_upstream_cases() {
         let p = cpu_and_memory_pod();
         let cases: &[(&str, NodeResourcesFitArgs, [i64; 2])] = &[
-            ("LeastAllocated", args(ScoringStrategyType::LeastAllocated, &[]), [37, 50]),
-            ("MostAllocated", args(ScoringStrategyType::MostAllocated, &[]), [62, 50]),
+            (
+                "LeastAllocated",
+                args(ScoringStrategyType::LeastAllocated, &[]),
+                [37, 50],
+            ),
+            (
+                "MostAllocated",
+                args(ScoringStrategyType::MostAllocated, &[]),
+                [62, 50],
+            ),
             (
                 "RequestedToCapacityRatio (least-like shape)",
-                args(ScoringStrategyType::RequestedToCapacityRatio, &[(0, 10), (100, 0)]),
+                args(
+                    ScoringStrategyType::RequestedToCapacityRatio,
+                    &[(0, 10), (100, 0)],
+                ),
                 [38, 50],
             ),
             (
                 "RequestedToCapacityRatio (most-like shape)",
-                args(ScoringStrategyType::RequestedToCapacityRatio, &[(0, 0), (100, 10)]),
+                args(
+                    ScoringStrategyType::RequestedToCapacityRatio,
+                    &[(0, 0), (100, 10)],
+                ),
                 [63, 50],
             ),
         ];
         for (name, a, want) in cases {
             let plugin = NodeResourcesFit::new(a);
             let got = [
-                score(&plugin, &p, NodeInfo::new(Arc::new(node("node1", 4000, 10000)))),
-                score(&plugin, &p, NodeInfo::new(Arc::new(node("node2", 6000, 10000)))),
+                score(
+                    &plugin,
+                    &p,
+                    NodeInfo::new(Arc::new(node("node1", 4000, 10000))),
+                ),
+                score(
+                    &plugin,
+                    &p,
+                    NodeInfo::new(Arc::new(node("node2", 6000, 10000))),
+                ),
             ];
             assert_eq!(got, *want, "{name}");
         }
@@ -359,12 +398,34 @@ mod tests {
                 .collect()
         };
         let s = shape(&[(10, 1), (90, 9)]);
-        let cases = [(-10, 1), (0, 1), (9, 1), (10, 1), (15, 1), (19, 1), (20, 2), (89, 8), (90, 9), (99, 9), (100, 9), (110, 9)];
+        let cases = [
+            (-10, 1),
+            (0, 1),
+            (9, 1),
+            (10, 1),
+            (15, 1),
+            (19, 1),
+            (20, 2),
+            (89, 8),
+            (90, 9),
+            (99, 9),
+            (100, 9),
+            (110, 9),
+        ];
         for (p, want) in cases {
             assert_eq!(broken_linear(&s, p), want, "p={p}");
         }
         let s = shape(&[(0, 2), (40, 10), (100, 0)]);
-        let cases = [(-10, 2), (0, 2), (20, 6), (30, 8), (40, 10), (70, 5), (100, 0), (110, 0)];
+        let cases = [
+            (-10, 2),
+            (0, 2),
+            (20, 6),
+            (30, 8),
+            (40, 10),
+            (70, 5),
+            (100, 0),
+            (110, 0),
+        ];
         for (p, want) in cases {
             assert_eq!(broken_linear(&s, p), want, "p={p}");
         }

@@ -79,9 +79,24 @@ mod tests {
             p
         };
         let cases = [
-            ("schedulable node", pod("p", 0, 0), cordoned(false), Code::Success),
-            ("cordoned node", pod("p", 0, 0), cordoned(true), Code::UnschedulableAndUnresolvable),
-            ("cordoned, tolerated", tolerating, cordoned(true), Code::Success),
+            (
+                "schedulable node",
+                pod("p", 0, 0),
+                cordoned(false),
+                Code::Success,
+            ),
+            (
+                "cordoned node",
+                pod("p", 0, 0),
+                cordoned(true),
+                Code::UnschedulableAndUnresolvable,
+            ),
+            (
+                "cordoned, tolerated",
+                tolerating,
+                cordoned(true),
+                Code::Success,
+            ),
         ];
         for (name, p, ni, want) in cases {
             let s = NodeUnschedulable.filter(&CycleState::new(), &PodInfo::new(Arc::new(p)), &ni);

@@ -18,8 +18,8 @@ use k8s_openapi::api::core::v1::{Node, TopologySpreadConstraint};
 
 use super::names;
 use crate::scheduler::framework::{
-    CycleState, FilterPlugin, NodeScore, Plugin, PreFilterPlugin, PreFilterResult,
-    PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
+    CycleState, FilterPlugin, NodeScore, Plugin, PreFilterPlugin, PreFilterResult, PreScorePlugin,
+    ScorePlugin, Status, MAX_NODE_SCORE,
 };
 use crate::scheduler::helpers::{
     find_untolerated_taint, node_labels, node_taints, pod_labels, pod_tolerations,
@@ -84,7 +84,9 @@ fn count_pods_match_selector(node: &NodeInfo, selector: &Selector, namespace: &s
 /// `nodeLabelsMatchSpreadConstraints`.
 fn node_has_all_keys(node: &Node, constraints: &[Constraint]) -> bool {
     let labels = node_labels(node);
-    constraints.iter().all(|c| labels.contains_key(&c.topology_key))
+    constraints
+        .iter()
+        .all(|c| labels.contains_key(&c.topology_key))
 }
 
 pub struct PodTopologySpread {
@@ -169,19 +171,13 @@ impl PodTopologySpread {
 
 /// The selector of the default constraints (see the module documentation).
 fn default_selector(pod: &PodInfo) -> Option<Selector> {
-    let controlled = pod
-        .pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| {
-            o.controller == Some(true)
-                && matches!(
-                    o.kind.as_str(),
-                    "ReplicaSet" | "StatefulSet" | "ReplicationController"
-                )
-        });
+    let controlled = pod.pod.metadata.owner_references.iter().flatten().any(|o| {
+        o.controller == Some(true)
+            && matches!(
+                o.kind.as_str(),
+                "ReplicaSet" | "StatefulSet" | "ReplicationController"
+            )
+    });
     let labels = pod_labels(&pod.pod);
     (controlled && !labels.is_empty()).then(|| Selector::from_set(labels))
 }
@@ -270,7 +266,11 @@ impl FilterPlugin for PodTopologySpread {
             };
             // minDomains: with fewer domains than required, the global minimum is 0.
             let domains = s.tp_value_to_match_num[i].len() as i64;
-            let min_match = if domains < c.min_domains { 0 } else { s.min_match[i] };
+            let min_match = if domains < c.min_domains {
+                0
+            } else {
+                s.min_match[i]
+            };
             let self_match = i64::from(c.selector.matches(pod_labels));
             let match_num = s.tp_value_to_match_num[i].get(value).copied().unwrap_or(0);
             if match_num + self_match - min_match > c.max_skew {
@@ -366,7 +366,9 @@ impl PreScorePlugin for PodTopologySpread {
                 if !c.includes_node(pod, node) {
                     continue;
                 }
-                let Some(v) = labels.get(&c.topology_key) else { continue };
+                let Some(v) = labels.get(&c.topology_key) else {
+                    continue;
+                };
                 if let Some(n) = counts[i].get_mut(v) {
                     *n += count_pods_match_selector(ni, &c.selector, &pod.namespace);
                 }
@@ -399,11 +401,16 @@ impl ScorePlugin for PodTopologySpread {
         let labels = node_labels(node.node());
         let mut score = 0f64;
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(v) = labels.get(&c.topology_key) else { continue };
+            let Some(v) = labels.get(&c.topology_key) else {
+                continue;
+            };
             let cnt = if c.topology_key == LABEL_HOSTNAME {
                 count_pods_match_selector(node, &c.selector, &pod.namespace)
             } else {
-                s.topology_value_to_pod_counts[i].get(v).copied().unwrap_or(0)
+                s.topology_value_to_pod_counts[i]
+                    .get(v)
+                    .copied()
+                    .unwrap_or(0)
             };
             score += score_for_count(cnt, c.max_skew, s.topology_normalizing_weight[i]);
         }
@@ -411,7 +418,12 @@ impl ScorePlugin for PodTopologySpread {
     }
 
     /// Mirrors `NormalizeScore`: fewer matching pods is better; ignored nodes get 0.
-    fn normalize_score(&self, state: &CycleState, _pod: &PodInfo, scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(
+        &self,
+        state: &CycleState,
+        _pod: &PodInfo,
+        scores: &mut [NodeScore],
+    ) -> Status {
         let Some(s) = state.read::<PreScoreState>(PRE_SCORE_STATE_KEY) else {
             return Status::success();
         };
@@ -472,8 +484,16 @@ mod tests {
     /// Nodes node-a, node-b in zone1 and node-x, node-y in zone2 (upstream's usual layout).
     fn four_nodes(pods: Vec<Pod>) -> Snapshot {
         let mut s = Snapshot::new();
-        for (n, z) in [("node-a", "zone1"), ("node-b", "zone1"), ("node-x", "zone2"), ("node-y", "zone2")] {
-            s.add_node(Arc::new(with_labels(node(n, 1000, 1 << 30), &[("zone", z), ("node", n)])));
+        for (n, z) in [
+            ("node-a", "zone1"),
+            ("node-b", "zone1"),
+            ("node-x", "zone2"),
+            ("node-y", "zone2"),
+        ] {
+            s.add_node(Arc::new(with_labels(
+                node(n, 1000, 1 << 30),
+                &[("zone", z), ("node", n)],
+            )));
         }
         for p in pods {
             s.add_pod(Arc::new(p));
@@ -489,7 +509,13 @@ mod tests {
         assert!(s.is_success() || s.is_skip(), "{s}");
         snap.nodes()
             .iter()
-            .map(|ni| if s.is_skip() { Code::Success } else { pl.filter(&state, &pi, ni).code() })
+            .map(|ni| {
+                if s.is_skip() {
+                    Code::Success
+                } else {
+                    pl.filter(&state, &pi, ni).code()
+                }
+            })
             .collect()
     }
 
@@ -500,7 +526,11 @@ mod tests {
         use Code::{Success as S, Unschedulable as U};
         // "pods spread across zones as 3/3, all nodes fit"
         let p = spread(pod("p", 0, 0), &[(1, "zone", "DoNotSchedule")]);
-        let snap = four_nodes(vec![matching("p-a1", "node-a"), matching("p-b1", "node-b"), matching("p-y1", "node-y")]);
+        let snap = four_nodes(vec![
+            matching("p-a1", "node-a"),
+            matching("p-b1", "node-b"),
+            matching("p-y1", "node-y"),
+        ]);
         // zone1: 2, zone2: 1 → zone1 nodes would make 3 - 1 = 2 > 1.
         assert_eq!(filter_all(p.clone(), &snap), vec![U, U, S, S]);
         // "no existing pods": every node fits.
@@ -508,9 +538,12 @@ mod tests {
         // "pods spread across nodes as 2/1/0/3, only node-x fits" (per-node constraint).
         let p = spread(pod("p", 0, 0), &[(1, "node", "DoNotSchedule")]);
         let snap = four_nodes(vec![
-            matching("p-a1", "node-a"), matching("p-a2", "node-a"),
+            matching("p-a1", "node-a"),
+            matching("p-a2", "node-a"),
             matching("p-b1", "node-b"),
-            matching("p-y1", "node-y"), matching("p-y2", "node-y"), matching("p-y3", "node-y"),
+            matching("p-y1", "node-y"),
+            matching("p-y2", "node-y"),
+            matching("p-y3", "node-y"),
         ]);
         assert_eq!(filter_all(p.clone(), &snap), vec![U, U, S, U]);
         // "pods spread across nodes as 2/1/0/3, maxSkew is 2, node-b and node-x fit"
@@ -518,9 +551,9 @@ mod tests {
         assert_eq!(filter_all(p, &snap), vec![U, S, S, U]);
         // Terminating pods and pods of other namespaces don't count.
         let mut terminating = matching("p-t", "node-x");
-        terminating.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::UNIX_EPOCH,
-        ));
+        terminating.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
         let mut other_ns = matching("p-o", "node-x");
         other_ns.metadata.namespace = Some("other".into());
         let snap = four_nodes(vec![terminating, other_ns]);
@@ -534,7 +567,10 @@ mod tests {
         let mut snap = four_nodes(vec![]);
         snap.add_node(Arc::new(node("no-zone", 1000, 1 << 30)));
         let pl = PodTopologySpread::new(&PodTopologySpreadArgs::default());
-        let pi = PodInfo::new(Arc::new(spread(pod("p", 0, 0), &[(1, "zone", "DoNotSchedule")])));
+        let pi = PodInfo::new(Arc::new(spread(
+            pod("p", 0, 0),
+            &[(1, "zone", "DoNotSchedule")],
+        )));
         let mut state = CycleState::new();
         pl.pre_filter(&mut state, &pi, &snap);
         let s = pl.filter(&state, &pi, snap.node("no-zone").unwrap());
@@ -555,7 +591,10 @@ mod tests {
         let mut s: Vec<NodeScore> = refs
             .iter()
             .enumerate()
-            .map(|(index, ni)| NodeScore { index, score: pl.score(&state, &pi, ni, snap).unwrap() })
+            .map(|(index, ni)| NodeScore {
+                index,
+                score: pl.score(&state, &pi, ni, snap).unwrap(),
+            })
             .collect();
         pl.normalize_score(&state, &pi, &mut s);
         Some(s.iter().map(|s| s.score).collect())
@@ -566,7 +605,12 @@ mod tests {
         let mut s = Snapshot::new();
         for (name, labels) in nodes {
             let mut n = node(name, 1000, 1 << 30);
-            n.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+            n.metadata.labels = Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
             s.add_node(Arc::new(n));
         }
         for (node_name, count) in pods {
@@ -592,15 +636,24 @@ mod tests {
         let spread_2103 = cluster(by_host, &[("node-a", 2), ("node-b", 1), ("node-d", 3)]);
         // "one constraint on node, no existing pods"
         let p1 = spread(pod("p", 0, 0), &[(1, H, "ScheduleAnyway")]);
-        assert_eq!(scores(p1.clone(), &cluster(by_host, &[]), &all), Some(vec![100, 100, 100, 100]));
+        assert_eq!(
+            scores(p1.clone(), &cluster(by_host, &[]), &all),
+            Some(vec![100, 100, 100, 100])
+        );
         // "one constraint on node, all 4 nodes are candidates" (2/1/0/3)
-        assert_eq!(scores(p1.clone(), &spread_2103, &all), Some(vec![20, 60, 100, 0]));
+        assert_eq!(
+            scores(p1.clone(), &spread_2103, &all),
+            Some(vec![20, 60, 100, 0])
+        );
         // "..., maxSkew=2"
         let p2 = spread(pod("p", 0, 0), &[(2, H, "ScheduleAnyway")]);
         assert_eq!(scores(p2, &spread_2103, &all), Some(vec![33, 66, 100, 16]));
         // "..., maxSkew=3" (4/3/2/1)
         let p3 = spread(pod("p", 0, 0), &[(3, H, "ScheduleAnyway")]);
-        let spread_4321 = cluster(by_host, &[("node-a", 4), ("node-b", 3), ("node-c", 2), ("node-d", 1)]);
+        let spread_4321 = cluster(
+            by_host,
+            &[("node-a", 4), ("node-b", 3), ("node-c", 2), ("node-d", 1)],
+        );
         assert_eq!(scores(p3, &spread_4321, &all), Some(vec![44, 66, 77, 100]));
         // "one constraint on node, 3 out of 4 nodes are candidates" (4/2/1/~3~)
         let axy: &[(&str, &[(&str, &str)])] = &[
@@ -611,7 +664,10 @@ mod tests {
         ];
         let pods_4213 = [("node-a", 4), ("node-b", 2), ("node-x", 1), ("node-y", 3)];
         let snap = cluster(axy, &pods_4213);
-        assert_eq!(scores(p1.clone(), &snap, &["node-a", "node-b", "node-x"]), Some(vec![33, 83, 100]));
+        assert_eq!(
+            scores(p1.clone(), &snap, &["node-a", "node-b", "node-x"]),
+            Some(vec![33, 83, 100])
+        );
         // "..., one node doesn't match topology key": node-b is ignored (0).
         let b_unlabelled: &[(&str, &[(&str, &str)])] = &[
             ("node-a", &[(H, "node-a")]),
@@ -620,7 +676,10 @@ mod tests {
             ("node-y", &[(H, "node-y")]),
         ];
         let snap = cluster(b_unlabelled, &pods_4213);
-        assert_eq!(scores(p1, &snap, &["node-a", "node-b", "node-x"]), Some(vec![16, 0, 100]));
+        assert_eq!(
+            scores(p1, &snap, &["node-a", "node-b", "node-x"]),
+            Some(vec![16, 0, 100])
+        );
         // "one constraint on zone, 3 out of 4 nodes are candidates"
         let zoned: &[(&str, &[(&str, &str)])] = &[
             ("node-a", &[("zone", "zone1"), (H, "node-a")]),
@@ -630,11 +689,23 @@ mod tests {
         ];
         let pz = spread(pod("p", 0, 0), &[(1, "zone", "ScheduleAnyway")]);
         let snap = cluster(zoned, &pods_4213);
-        assert_eq!(scores(pz, &snap, &["node-a", "node-b", "node-x"]), Some(vec![75, 75, 100]));
+        assert_eq!(
+            scores(pz, &snap, &["node-a", "node-b", "node-x"]),
+            Some(vec![75, 75, 100])
+        );
         // "two Constraints on zone and node, 2 out of 4 nodes are candidates" (2/~1~/2/~4~)
-        let pzn = spread(pod("p", 0, 0), &[(1, "zone", "ScheduleAnyway"), (1, H, "ScheduleAnyway")]);
-        let snap = cluster(zoned, &[("node-a", 2), ("node-b", 1), ("node-x", 2), ("node-y", 4)]);
-        assert_eq!(scores(pzn, &snap, &["node-a", "node-x"]), Some(vec![100, 63]));
+        let pzn = spread(
+            pod("p", 0, 0),
+            &[(1, "zone", "ScheduleAnyway"), (1, H, "ScheduleAnyway")],
+        );
+        let snap = cluster(
+            zoned,
+            &[("node-a", 2), ("node-b", 1), ("node-x", 2), ("node-y", 4)],
+        );
+        assert_eq!(
+            scores(pzn, &snap, &["node-a", "node-x"]),
+            Some(vec![100, 63])
+        );
         // Pods without constraints and without a controlling owner: skipped.
         assert_eq!(scores(pod("p", 0, 0), &spread_2103, &all), None);
     }
@@ -662,8 +733,14 @@ mod tests {
             ("node-c", &[(H, "node-c")]),
             ("node-d", &[(H, "node-d")]),
         ];
-        let snap = cluster(by_host, &[("node-a", 4), ("node-b", 3), ("node-c", 2), ("node-d", 1)]);
+        let snap = cluster(
+            by_host,
+            &[("node-a", 4), ("node-b", 3), ("node-c", 2), ("node-d", 1)],
+        );
         let all = ["node-a", "node-b", "node-c", "node-d"];
-        assert_eq!(scores(owned(pod("p", 0, 0)), &snap, &all), Some(vec![44, 66, 77, 100]));
+        assert_eq!(
+            scores(owned(pod("p", 0, 0)), &snap, &all),
+            Some(vec![44, 66, 77, 100])
+        );
     }
 }

@@ -48,9 +48,10 @@ impl Plugin for TaintToleration {
 
 impl FilterPlugin for TaintToleration {
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        let taint = find_untolerated_taint(node_taints(node.node()), pod_tolerations(&pod.pod), |t| {
-            t.effect == "NoSchedule" || t.effect == "NoExecute"
-        });
+        let taint =
+            find_untolerated_taint(node_taints(node.node()), pod_tolerations(&pod.pod), |t| {
+                t.effect == "NoSchedule" || t.effect == "NoExecute"
+            });
         match taint {
             None => Status::success(),
             Some(t) => Status::unresolvable(untolerated_taint_reason(
@@ -71,7 +72,12 @@ impl PreScorePlugin for TaintToleration {
     ) -> Status {
         let tolerations_prefer_no_schedule = pod_tolerations(&pod.pod)
             .iter()
-            .filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")))
+            .filter(|t| {
+                matches!(
+                    t.effect.as_deref(),
+                    None | Some("") | Some("PreferNoSchedule")
+                )
+            })
             .cloned()
             .collect();
         state.write(
@@ -103,7 +109,12 @@ impl ScorePlugin for TaintToleration {
             .count() as i64)
     }
 
-    fn normalize_score(&self, _state: &CycleState, _pod: &PodInfo, scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(
+        &self,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        scores: &mut [NodeScore],
+    ) -> Status {
         default_normalize_score(MAX_NODE_SCORE, true, scores);
         Status::success()
     }
@@ -204,7 +215,9 @@ mod tests {
             let pi = PodInfo::new(Arc::new(p));
             let mut state = CycleState::new();
             let snap = Snapshot::new();
-            assert!(TaintToleration.pre_score(&mut state, &pi, &refs, &snap).is_success());
+            assert!(TaintToleration
+                .pre_score(&mut state, &pi, &refs, &snap)
+                .is_success());
             let mut scores: Vec<NodeScore> = refs
                 .iter()
                 .enumerate()
@@ -220,7 +233,10 @@ mod tests {
         assert_eq!(
             run(
                 tolerating(&[("foo", "Equal", "bar", "PreferNoSchedule")]),
-                vec![vec![("foo", "bar", "PreferNoSchedule")], vec![("foo", "blah", "PreferNoSchedule")]]
+                vec![
+                    vec![("foo", "bar", "PreferNoSchedule")],
+                    vec![("foo", "blah", "PreferNoSchedule")]
+                ]
             ),
             vec![100, 0]
         );
@@ -231,7 +247,10 @@ mod tests {
                 vec![
                     vec![],
                     vec![("cpu-type", "arm64", "PreferNoSchedule")],
-                    vec![("cpu-type", "arm64", "PreferNoSchedule"), ("disk-type", "ssd", "PreferNoSchedule")],
+                    vec![
+                        ("cpu-type", "arm64", "PreferNoSchedule"),
+                        ("disk-type", "ssd", "PreferNoSchedule")
+                    ],
                 ]
             ),
             vec![100, 50, 0]
@@ -239,7 +258,10 @@ mod tests {
         // Only taints and tolerations that have effect PreferNoSchedule are checked.
         assert_eq!(
             run(
-                tolerating(&[("cpu-type", "Equal", "arm64", "NoSchedule"), ("disk-type", "Equal", "ssd", "")]),
+                tolerating(&[
+                    ("cpu-type", "Equal", "arm64", "NoSchedule"),
+                    ("disk-type", "Equal", "ssd", "")
+                ]),
                 vec![
                     vec![],
                     vec![("cpu-type", "arm64", "NoSchedule")],
