@@ -463,6 +463,17 @@ mod tests {
         cfg.validate().unwrap();
     }
 
+    /// `config/scheduler.example.toml` parses and says exactly the defaults.
+    #[test]
+    fn example_config_is_the_default() {
+        #[derive(Deserialize)]
+        struct File {
+            scheduler: SchedulerConfig,
+        }
+        let f: File = toml::from_str(include_str!("../../config/scheduler.example.toml")).unwrap();
+        assert_eq!(f.scheduler, SchedulerConfig::default());
+    }
+
     /// Invalid profiles are rejected with a reason.
     #[test]
     fn invalid_profiles_are_rejected() {
