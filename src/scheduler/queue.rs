@@ -179,6 +179,28 @@ impl ClusterEvent {
     }
 }
 
+/// Mirrors `isPodUpdated`: whether anything but the status and bookkeeping fields
+/// (resourceVersion, generation, managedFields, finalizers, and kubeactor's `traceparent`
+/// annotation) changed.
+pub fn is_pod_updated(old: &Pod, new: &Pod) -> bool {
+    let strip = |p: &Pod| {
+        let mut p = p.clone();
+        p.status = None;
+        p.metadata.resource_version = None;
+        p.metadata.generation = None;
+        p.metadata.managed_fields = None;
+        p.metadata.finalizers = None;
+        if let Some(a) = p.metadata.annotations.as_mut() {
+            a.remove(crate::telemetry::TRACEPARENT_ANNOTATION);
+            if a.is_empty() {
+                p.metadata.annotations = None;
+            }
+        }
+        p
+    };
+    strip(old) != strip(new)
+}
+
 /// A pod in the queue, with its scheduling history (`framework.QueuedPodInfo`).
 #[derive(Clone, Debug)]
 pub struct QueuedPodInfo {
@@ -401,12 +423,23 @@ impl SchedulingQueue {
             self.add(pod);
             return;
         };
-        let mut info = stored.info;
+        let mut info = stored.info.clone();
         info.priority = pod_priority(&pod);
         info.pod = pod;
         match stored.location {
             Location::Active => self.push_active(info),
             Location::Backoff => self.push_backoff(info),
+            Location::Unschedulable if !is_pod_updated(&stored.info.pod, &info.pod) => {
+                // A status-only change (e.g. our own PodScheduled=False) is no new chance.
+                self.pods.insert(
+                    key,
+                    Stored {
+                        info,
+                        location: Location::Unschedulable,
+                        gen: stored.gen,
+                    },
+                );
+            }
             Location::Unschedulable => {
                 if self.is_backing_off(&info) {
                     self.push_backoff(info)
@@ -757,6 +790,28 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert_eq!(q.flush_unschedulable_leftover(), 1);
         assert_eq!(q.pop().unwrap().attempts, 2);
+    }
+
+    /// A status-only update leaves an unschedulable pod where it is; a spec change gives it
+    /// another chance.
+    #[test]
+    fn status_only_updates_do_not_requeue_unschedulable_pods() {
+        let (mut q, clock) = queue();
+        q.add(prio("p", 0));
+        let p = q.pop().unwrap();
+        let c = q.scheduling_cycle();
+        q.add_unschedulable_if_not_present(p, plugins(&[names::NODE_RESOURCES_FIT]), c);
+        let mut with_status = (*prio("p", 0)).clone();
+        with_status.status = Some(Default::default());
+        with_status.metadata.resource_version = Some("7".into());
+        q.update(Arc::new(with_status));
+        assert_eq!(q.unschedulable_len(), 1);
+        clock.advance(Duration::from_secs(2));
+        let mut relabelled = (*prio("p", 0)).clone();
+        relabelled.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
+        q.update(Arc::new(relabelled));
+        assert_eq!(q.unschedulable_len(), 0);
+        assert!(q.pop().is_some());
     }
 
     /// Updates re-queue with the new priority; deletes forget; done removes in-flight pods.
