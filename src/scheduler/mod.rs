@@ -17,6 +17,7 @@
 //! Start with [`framework::Framework::schedule`], then a plugin such as
 //! [`plugins::node_resources_fit`].
 
+pub mod actor;
 pub mod framework;
 pub mod helpers;
 pub mod plugins;
