@@ -21,7 +21,7 @@
 //! generation is stale (the pod was updated, moved or deleted) are dropped when reached.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -263,6 +263,9 @@ pub struct SchedulingQueue {
     clock: Arc<dyn Clock>,
     opts: QueueOptions,
     pods: HashMap<String, Stored>,
+    /// Keys of the unschedulable pods in `pods`, so cluster events (one per bound pod at
+    /// scale) scan only those, not every pending pod.
+    unschedulable: HashSet<String>,
     active: BinaryHeap<ActiveEntry>,
     /// (backoff expiry, gen, key), earliest first.
     backoff: BinaryHeap<Reverse<(Instant, u64, String)>>,
@@ -280,12 +283,29 @@ impl SchedulingQueue {
             clock,
             opts,
             pods: HashMap::new(),
+            unschedulable: HashSet::new(),
             active: BinaryHeap::new(),
             backoff: BinaryHeap::new(),
             next_gen: 0,
             scheduling_cycle: 0,
             move_request_cycle: 0,
         }
+    }
+
+    /// Every insert goes through here, to keep `unschedulable` in step.
+    fn insert_stored(&mut self, key: String, stored: Stored) {
+        if stored.location == Location::Unschedulable {
+            self.unschedulable.insert(key.clone());
+        } else {
+            self.unschedulable.remove(&key);
+        }
+        self.pods.insert(key, stored);
+    }
+
+    /// Every removal goes through here, to keep `unschedulable` in step.
+    fn remove_stored(&mut self, key: &str) -> Option<Stored> {
+        self.unschedulable.remove(key);
+        self.pods.remove(key)
     }
 
     fn gen(&mut self) -> u64 {
@@ -315,7 +335,7 @@ impl SchedulingQueue {
     }
 
     pub fn unschedulable_len(&self) -> usize {
-        self.count(Location::Unschedulable)
+        self.unschedulable.len()
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -335,7 +355,7 @@ impl SchedulingQueue {
             gen,
             key: info.key.clone(),
         });
-        self.pods.insert(
+        self.insert_stored(
             info.key.clone(),
             Stored {
                 info,
@@ -349,7 +369,7 @@ impl SchedulingQueue {
         let gen = self.gen();
         let expiry = self.backoff_expiry(&info);
         self.backoff.push(Reverse((expiry, gen, info.key.clone())));
-        self.pods.insert(
+        self.insert_stored(
             info.key.clone(),
             Stored {
                 info,
@@ -361,7 +381,7 @@ impl SchedulingQueue {
 
     fn push_unschedulable(&mut self, info: QueuedPodInfo) {
         let gen = self.gen();
-        self.pods.insert(
+        self.insert_stored(
             info.key.clone(),
             Stored {
                 info,
@@ -419,7 +439,7 @@ impl SchedulingQueue {
     /// activeQ); an in-flight pod is just updated.
     pub fn update(&mut self, pod: Arc<Pod>) {
         let key = pod_key(&pod);
-        let Some(stored) = self.pods.remove(&key) else {
+        let Some(stored) = self.remove_stored(&key) else {
             self.add(pod);
             return;
         };
@@ -431,7 +451,7 @@ impl SchedulingQueue {
             Location::Backoff => self.push_backoff(info),
             Location::Unschedulable if !is_pod_updated(&stored.info.pod, &info.pod) => {
                 // A status-only change (e.g. our own PodScheduled=False) is no new chance.
-                self.pods.insert(
+                self.insert_stored(
                     key,
                     Stored {
                         info,
@@ -448,7 +468,7 @@ impl SchedulingQueue {
                 }
             }
             Location::InFlight => {
-                self.pods.insert(
+                self.insert_stored(
                     key,
                     Stored {
                         info,
@@ -462,7 +482,7 @@ impl SchedulingQueue {
 
     /// The pod was deleted or bound by someone else: forget it.
     pub fn delete(&mut self, key: &str) -> bool {
-        self.pods.remove(key).is_some()
+        self.remove_stored(key).is_some()
     }
 
     /// The next pod to schedule, or `None` if none is ready. Moves pods whose backoff has
@@ -497,7 +517,7 @@ impl SchedulingQueue {
             .get(key)
             .is_some_and(|s| s.location == Location::InFlight)
         {
-            self.pods.remove(key);
+            self.remove_stored(key);
         }
     }
 
@@ -538,17 +558,18 @@ impl SchedulingQueue {
     /// `MoveAllToActiveOrBackoffQueue`. Returns how many pods moved.
     pub fn move_all_to_active_or_backoff(&mut self, event: ClusterEvent) -> usize {
         let keys: Vec<String> = self
-            .pods
+            .unschedulable
             .iter()
-            .filter(|(_, s)| s.location == Location::Unschedulable)
-            .filter(|(_, s)| {
-                s.info.unschedulable_plugins.is_empty()
-                    || s.info
-                        .unschedulable_plugins
-                        .iter()
-                        .any(|p| event.may_help(p))
+            .filter(|k| {
+                self.pods.get(*k).is_some_and(|s| {
+                    s.info.unschedulable_plugins.is_empty()
+                        || s.info
+                            .unschedulable_plugins
+                            .iter()
+                            .any(|p| event.may_help(p))
+                })
             })
-            .map(|(k, _)| k.clone())
+            .cloned()
             .collect();
         let n = keys.len();
         self.move_pods(keys);
@@ -559,7 +580,7 @@ impl SchedulingQueue {
     fn move_pods(&mut self, mut keys: Vec<String>) {
         keys.sort(); // deterministic order for equal timestamps
         for key in keys {
-            if let Some(s) = self.pods.remove(&key) {
+            if let Some(s) = self.remove_stored(&key) {
                 if self.is_backing_off(&s.info) {
                     self.push_backoff(s.info);
                 } else {
@@ -586,7 +607,7 @@ impl SchedulingQueue {
                 .get(&key)
                 .is_some_and(|s| s.gen == gen && s.location == Location::Backoff);
             if current {
-                if let Some(s) = self.pods.remove(&key) {
+                if let Some(s) = self.remove_stored(&key) {
                     self.push_active(s.info);
                     moved += 1;
                 }
@@ -601,11 +622,14 @@ impl SchedulingQueue {
         let now = self.clock.now();
         let max = self.opts.pod_max_in_unschedulable_pods;
         let keys: Vec<String> = self
-            .pods
+            .unschedulable
             .iter()
-            .filter(|(_, s)| s.location == Location::Unschedulable)
-            .filter(|(_, s)| now.saturating_duration_since(s.info.timestamp) >= max)
-            .map(|(k, _)| k.clone())
+            .filter(|k| {
+                self.pods
+                    .get(*k)
+                    .is_some_and(|s| now.saturating_duration_since(s.info.timestamp) >= max)
+            })
+            .cloned()
             .collect();
         let n = keys.len();
         self.move_pods(keys);
