@@ -12,6 +12,11 @@
 //!   group commit, watch from a revision, compaction).
 //! * [`apiserver`] — the `ApiServer` actor: the only owner of the store; validates, stores,
 //!   and fans watch events out to clients through an indexed watcher registry.
+//! * [`informer`] — list-then-watch caches of `Arc` objects with indexes, shared per kind.
+//! * [`controllers`] — kube-controller-manager: the rate-limited work queue and the
+//!   controllers (Deployment so far), each an actor over informers.
+//! * [`scheduler`] — kube-scheduler: scheduling queue, framework, the default plugins, and the
+//!   Scheduler actor that binds pods.
 //! * [`telemetry`] — tracer providers per component, trace context through messages and
 //!   through objects (`traceparent` annotation), OTLP export, the in-memory span store.
 //! * [`cluster`] — wiring: start the components from a [`config::Config`].
@@ -19,7 +24,9 @@
 //! # Where to start reading
 //!
 //! Follow the chain: [`apiserver`] (a request becomes a store write and a watch event), then
-//! the [`store`] contracts, then [`telemetry`] for how each hop becomes a span.
+//! the [`store`] contracts, then [`controllers`] and [`scheduler`] (who react to the watch
+//! events), then [`telemetry`] for how each hop becomes a span. `docs/architecture.md` has the
+//! picture.
 
 pub mod api;
 pub mod apiserver;
@@ -27,5 +34,6 @@ pub mod cluster;
 pub mod config;
 pub mod controllers;
 pub mod informer;
+pub mod scheduler;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,198 @@
+//! `ImageLocality`: prefer nodes that already have the pod's images (the kubelet reports
+//! them in `node.status.images`), weighted by image size and by how widely the image is
+//! spread (an image on every node says little about any one node).
+//!
+//! Mirrors pkg/scheduler/framework/plugins/imagelocality/image_locality.go.
+
+use super::names;
+use crate::scheduler::framework::{CycleState, Plugin, ScorePlugin, Status, MAX_NODE_SCORE};
+use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot};
+
+const MB: i64 = 1024 * 1024;
+/// Below this (summed, spread-scaled) size a node scores 0 (`minThreshold`).
+pub const MIN_THRESHOLD: i64 = 23 * MB;
+/// Per container, sizes above this count as this (`maxContainerThreshold`).
+pub const MAX_CONTAINER_THRESHOLD: i64 = 1000 * MB;
+
+pub struct ImageLocality;
+
+/// `normalizedImageName`: add `:latest` when the name has no tag.
+pub fn normalized_image_name(name: &str) -> String {
+    let colon = name.rfind(':');
+    let slash = name.rfind('/');
+    if colon.map(|c| c as isize).unwrap_or(-1) <= slash.map(|s| s as isize).unwrap_or(-1) {
+        format!("{name}:latest")
+    } else {
+        name.to_string()
+    }
+}
+
+/// `calculatePriority`: clamp the sum to `[minThreshold, maxContainerThreshold × containers]`
+/// and scale linearly to 0–100.
+pub fn calculate_priority(sum_scores: i64, num_containers: usize) -> i64 {
+    let max_threshold = MAX_CONTAINER_THRESHOLD * num_containers as i64;
+    let sum = sum_scores.clamp(MIN_THRESHOLD, max_threshold.max(MIN_THRESHOLD));
+    if max_threshold <= MIN_THRESHOLD {
+        return 0;
+    }
+    MAX_NODE_SCORE * (sum - MIN_THRESHOLD) / (max_threshold - MIN_THRESHOLD)
+}
+
+impl Plugin for ImageLocality {
+    fn name(&self) -> &'static str {
+        names::IMAGE_LOCALITY
+    }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
+}
+
+impl ScorePlugin for ImageLocality {
+    fn score(
+        &self,
+        _state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+        snapshot: &Snapshot,
+    ) -> Result<i64, Status> {
+        let Some(spec) = pod.pod.spec.as_ref() else {
+            return Ok(0);
+        };
+        let total_nodes = snapshot.len().max(1);
+        let containers = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter());
+        let mut sum = 0i64;
+        let mut n = 0usize;
+        for c in containers {
+            n += 1;
+            let Some(image) = c.image.as_deref() else {
+                continue;
+            };
+            let name = normalized_image_name(image);
+            if let Some(&size) = node.images.get(&name) {
+                // scaledImageScore: size × (nodes with the image / all nodes)
+                let spread = snapshot.image_num_nodes(&name) as f64 / total_nodes as f64;
+                sum += (size as f64 * spread) as i64;
+            }
+        }
+        Ok(calculate_priority(sum, n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::{Container, ContainerImage, Node, Pod, PodSpec};
+
+    use super::*;
+    use crate::scheduler::snapshot::testing::*;
+
+    fn pod_with_images(images: &[&str]) -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                containers: images
+                    .iter()
+                    .map(|i| Container {
+                        name: "c".into(),
+                        image: Some(i.to_string()),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn node_with(name: &str, images: &[(&[&str], i64)]) -> Node {
+        let mut n = node(name, 1000, 1 << 30);
+        n.status.as_mut().unwrap().images = Some(
+            images
+                .iter()
+                .map(|(names, size)| ContainerImage {
+                    names: Some(names.iter().map(|s| s.to_string()).collect()),
+                    size_bytes: Some(*size),
+                })
+                .collect(),
+        );
+        n
+    }
+
+    /// Upstream TestImageLocalityPriority cases (two nodes, each image on one node, so
+    /// every size counts half).
+    #[test]
+    fn scores_match_upstream_cases() {
+        let mut snap = Snapshot::new();
+        snap.add_node(Arc::new(node_with(
+            "node1",
+            &[
+                (&["gcr.io/40:latest", "gcr.io/40:v1"], 40 * MB),
+                (&["gcr.io/300:latest", "gcr.io/300:v1"], 300 * MB),
+                (&["gcr.io/2000:latest"], 2000 * MB),
+            ],
+        )));
+        snap.add_node(Arc::new(node_with(
+            "node2",
+            &[
+                (&["gcr.io/250:latest"], 250 * MB),
+                (&["gcr.io/10:latest", "gcr.io/10:v1"], 10 * MB),
+            ],
+        )));
+        let score = |p: Pod, n: &str| {
+            ImageLocality
+                .score(
+                    &CycleState::new(),
+                    &PodInfo::new(Arc::new(p)),
+                    snap.node(n).unwrap(),
+                    &snap,
+                )
+                .unwrap()
+        };
+        let cases: [(&str, &[&str], [i64; 2]); 4] = [
+            // node1: 40M/2 < 23M → 0; node2: 100 * (250M/2 - 23M) / (2000M - 23M) = 5
+            (
+                "two images spread on two nodes, prefer the larger image one",
+                &["gcr.io/40", "gcr.io/250"],
+                [0, 5],
+            ),
+            // node1: 100 * ((40M + 300M)/2 - 23M) / (2000M - 23M) = 7
+            (
+                "two images on one node, prefer this node",
+                &["gcr.io/40", "gcr.io/300"],
+                [7, 0],
+            ),
+            // node1: 100 * (2000M/2 - 23M) / (2000M - 23M) = 49; node2: 10M/2 < 23M → 0
+            (
+                "if exceed limit, use limit",
+                &["gcr.io/10", "gcr.io/2000"],
+                [49, 0],
+            ),
+            ("tagged names match", &["gcr.io/300:v1"], [12, 0]),
+        ];
+        for (name, images, want) in cases {
+            let got = [
+                score(pod_with_images(images), "node1"),
+                score(pod_with_images(images), "node2"),
+            ];
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    /// Upstream TestNormalizedImageName.
+    #[test]
+    fn normalized_names() {
+        let cases = [
+            ("root", "root:latest"),
+            ("root:tag", "root:tag"),
+            ("gcr.io:5000/root", "gcr.io:5000/root:latest"),
+            ("root@abcdef", "root@abcdef:latest"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalized_image_name(input), want);
+        }
+    }
+}

@@ -1,0 +1,746 @@
+//! `PodTopologySpread`: spread matching pods evenly over topology domains. Hard constraints
+//! (`whenUnsatisfiable: DoNotSchedule`) filter: placing the pod must keep
+//! `matching pods in the domain + 1 - global minimum <= maxSkew`. Soft constraints
+//! (`ScheduleAnyway`) — and, for pods without constraints, the system defaults (hostname
+//! maxSkew 3, zone maxSkew 5) — score: fewer matching pods in the node's domains is better.
+//!
+//! Mirrors pkg/scheduler/framework/plugins/podtopologyspread/{common,filtering,scoring,plugin}.go.
+//!
+//! Discrepancy: the default constraints' selector upstream is built from the Services,
+//! ReplicaSets, ReplicationControllers and StatefulSets selecting the pod; the scheduler
+//! snapshot has none of those, so a pod *controlled* by a ReplicaSet / StatefulSet /
+//! ReplicationController uses its own labels as the selector (its template's labels, which
+//! the owner's selector is a subset of). Pods without such an owner get no default spreading.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::{Node, TopologySpreadConstraint};
+
+use super::names;
+use crate::scheduler::framework::{
+    CycleState, FilterPlugin, NodeScore, Plugin, PreFilterPlugin, PreFilterResult, PreScorePlugin,
+    ScorePlugin, Status, MAX_NODE_SCORE,
+};
+use crate::scheduler::helpers::{
+    find_untolerated_taint, node_labels, node_taints, pod_labels, pod_tolerations,
+    required_node_affinity_matches, LabelOp, Selector,
+};
+use crate::scheduler::profile::{DefaultConstraint, DefaultingType, PodTopologySpreadArgs};
+use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot};
+
+/// `ErrReasonConstraintsNotMatch`.
+pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str =
+    "node(s) didn't match pod topology spread constraints";
+/// `ErrReasonNodeLabelNotMatch`.
+pub const ERR_REASON_NODE_LABEL_NOT_MATCH: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
+
+const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
+const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
+const PRE_FILTER_STATE_KEY: &str = "PreFilterPodTopologySpread";
+const PRE_SCORE_STATE_KEY: &str = "PreScorePodTopologySpread";
+
+/// A constraint, compiled (`topologySpreadConstraint`).
+#[derive(Clone, Debug)]
+struct Constraint {
+    max_skew: i64,
+    topology_key: String,
+    selector: Selector,
+    min_domains: i64,
+    /// `nodeAffinityPolicy: Honor` (default): only nodes matching the pod's node
+    /// affinity/selector count.
+    honor_node_affinity: bool,
+    /// `nodeTaintsPolicy: Honor` (default Ignore): nodes with untolerated taints don't count.
+    honor_node_taints: bool,
+}
+
+impl Constraint {
+    /// `matchNodeInclusionPolicies`.
+    fn includes_node(&self, pod: &PodInfo, node: &Node) -> bool {
+        if self.honor_node_affinity && !required_node_affinity_matches(&pod.pod, node) {
+            return false;
+        }
+        if self.honor_node_taints
+            && find_untolerated_taint(node_taints(node), pod_tolerations(&pod.pod), |t| {
+                t.effect == "NoSchedule" || t.effect == "NoExecute"
+            })
+            .is_some()
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// `countPodsMatchSelector`: pods in the namespace, not terminating, matching the selector.
+fn count_pods_match_selector(node: &NodeInfo, selector: &Selector, namespace: &str) -> i64 {
+    node.pods
+        .iter()
+        .filter(|p| !p.is_terminating() && p.namespace == namespace)
+        .filter(|p| selector.matches(pod_labels(&p.pod)))
+        .count() as i64
+}
+
+/// `nodeLabelsMatchSpreadConstraints`.
+fn node_has_all_keys(node: &Node, constraints: &[Constraint]) -> bool {
+    let labels = node_labels(node);
+    constraints
+        .iter()
+        .all(|c| labels.contains_key(&c.topology_key))
+}
+
+pub struct PodTopologySpread {
+    default_constraints: Vec<DefaultConstraint>,
+    system_defaulted: bool,
+}
+
+impl PodTopologySpread {
+    pub fn new(args: &PodTopologySpreadArgs) -> PodTopologySpread {
+        match args.defaulting_type {
+            DefaultingType::System => PodTopologySpread {
+                default_constraints: vec![
+                    DefaultConstraint {
+                        max_skew: 3,
+                        topology_key: LABEL_HOSTNAME.into(),
+                        when_unsatisfiable: "ScheduleAnyway".into(),
+                    },
+                    DefaultConstraint {
+                        max_skew: 5,
+                        topology_key: LABEL_ZONE.into(),
+                        when_unsatisfiable: "ScheduleAnyway".into(),
+                    },
+                ],
+                system_defaulted: true,
+            },
+            DefaultingType::List => PodTopologySpread {
+                default_constraints: args.default_constraints.clone(),
+                system_defaulted: false,
+            },
+        }
+    }
+
+    /// The pod's own constraints with this `whenUnsatisfiable`, or the defaults for pods
+    /// without any (`filterTopologySpreadConstraints` / `buildDefaultConstraints`).
+    fn constraints(&self, pod: &PodInfo, action: &str) -> Vec<Constraint> {
+        let own: &[TopologySpreadConstraint] = pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_deref())
+            .unwrap_or(&[]);
+        let labels = pod_labels(&pod.pod);
+        if !own.is_empty() {
+            return own
+                .iter()
+                .filter(|c| c.when_unsatisfiable == action)
+                .map(|c| {
+                    let mut selector = Selector::from_label_selector(c.label_selector.as_ref());
+                    for key in c.match_label_keys.iter().flatten() {
+                        if let Some(v) = labels.get(key) {
+                            selector.add(key, LabelOp::In, v);
+                        }
+                    }
+                    Constraint {
+                        max_skew: c.max_skew as i64,
+                        topology_key: c.topology_key.clone(),
+                        selector,
+                        min_domains: c.min_domains.unwrap_or(1) as i64,
+                        honor_node_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
+                        honor_node_taints: c.node_taints_policy.as_deref() == Some("Honor"),
+                    }
+                })
+                .collect();
+        }
+        let Some(selector) = default_selector(pod) else {
+            return Vec::new();
+        };
+        self.default_constraints
+            .iter()
+            .filter(|c| c.when_unsatisfiable == action)
+            .map(|c| Constraint {
+                max_skew: c.max_skew as i64,
+                topology_key: c.topology_key.clone(),
+                selector: selector.clone(),
+                min_domains: 1,
+                honor_node_affinity: true,
+                honor_node_taints: false,
+            })
+            .collect()
+    }
+}
+
+/// The selector of the default constraints (see the module documentation).
+fn default_selector(pod: &PodInfo) -> Option<Selector> {
+    let controlled = pod.pod.metadata.owner_references.iter().flatten().any(|o| {
+        o.controller == Some(true)
+            && matches!(
+                o.kind.as_str(),
+                "ReplicaSet" | "StatefulSet" | "ReplicationController"
+            )
+    });
+    let labels = pod_labels(&pod.pod);
+    (controlled && !labels.is_empty()).then(|| Selector::from_set(labels))
+}
+
+/// Per hard constraint: matching pods per domain, and the global minimum.
+struct PreFilterState {
+    constraints: Vec<Constraint>,
+    /// Per constraint: topology value → matching pods (domains with 0 are present).
+    tp_value_to_match_num: Vec<HashMap<String, i64>>,
+    /// Per constraint: the smallest count over its domains (`criticalPaths[0]`).
+    min_match: Vec<i64>,
+}
+
+impl Plugin for PodTopologySpread {
+    fn name(&self) -> &'static str {
+        names::POD_TOPOLOGY_SPREAD
+    }
+    fn as_pre_filter(&self) -> Option<&dyn PreFilterPlugin> {
+        Some(self)
+    }
+    fn as_filter(&self) -> Option<&dyn FilterPlugin> {
+        Some(self)
+    }
+    fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
+        Some(self)
+    }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
+}
+
+impl PreFilterPlugin for PodTopologySpread {
+    /// Mirrors `calPreFilterState`.
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+    ) -> (Option<PreFilterResult>, Status) {
+        let constraints = self.constraints(pod, "DoNotSchedule");
+        if constraints.is_empty() {
+            return (None, Status::skip());
+        }
+        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
+        for ni in snapshot.nodes() {
+            let node = ni.node();
+            if !node_has_all_keys(node, &constraints) {
+                continue;
+            }
+            let labels = node_labels(node);
+            for (i, c) in constraints.iter().enumerate() {
+                if !c.includes_node(pod, node) {
+                    continue;
+                }
+                let value = &labels[&c.topology_key];
+                let n = count_pods_match_selector(ni, &c.selector, &pod.namespace);
+                *counts[i].entry(value.clone()).or_default() += n;
+            }
+        }
+        let min_match = counts
+            .iter()
+            .map(|m| m.values().copied().min().unwrap_or(0))
+            .collect();
+        state.write(
+            PRE_FILTER_STATE_KEY,
+            PreFilterState {
+                constraints,
+                tp_value_to_match_num: counts,
+                min_match,
+            },
+        );
+        (None, Status::success())
+    }
+}
+
+impl FilterPlugin for PodTopologySpread {
+    fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        let Some(s) = state.read::<PreFilterState>(PRE_FILTER_STATE_KEY) else {
+            return Status::error("PodTopologySpread: pre-filter state missing");
+        };
+        let labels = node_labels(node.node());
+        let pod_labels = pod_labels(&pod.pod);
+        for (i, c) in s.constraints.iter().enumerate() {
+            let Some(value) = labels.get(&c.topology_key) else {
+                return Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH);
+            };
+            // minDomains: with fewer domains than required, the global minimum is 0.
+            let domains = s.tp_value_to_match_num[i].len() as i64;
+            let min_match = if domains < c.min_domains {
+                0
+            } else {
+                s.min_match[i]
+            };
+            let self_match = i64::from(c.selector.matches(pod_labels));
+            let match_num = s.tp_value_to_match_num[i].get(value).copied().unwrap_or(0);
+            if match_num + self_match - min_match > c.max_skew {
+                return Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH);
+            }
+        }
+        Status::success()
+    }
+}
+
+struct PreScoreState {
+    constraints: Vec<Constraint>,
+    /// Positions (in the PreScore node list) of nodes lacking a required topology key.
+    ignored: Vec<bool>,
+    /// Per constraint: topology value → matching pods (hostname constraints count per node
+    /// at Score time instead).
+    topology_value_to_pod_counts: Vec<HashMap<String, i64>>,
+    /// Per constraint: `ln(domains + 2)`.
+    topology_normalizing_weight: Vec<f64>,
+}
+
+/// `topologyNormalizingWeight`.
+fn topology_normalizing_weight(size: usize) -> f64 {
+    ((size + 2) as f64).ln()
+}
+
+/// `scoreForCount`: `maxSkew - 1` waters down differences between domains.
+fn score_for_count(cnt: i64, max_skew: i64, weight: f64) -> f64 {
+    cnt as f64 * weight + (max_skew - 1) as f64
+}
+
+impl PreScorePlugin for PodTopologySpread {
+    /// Mirrors `PreScore` + `initPreScoreState`.
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snapshot: &Snapshot,
+    ) -> Status {
+        if nodes.is_empty() || snapshot.is_empty() {
+            return Status::skip();
+        }
+        let constraints = self.constraints(pod, "ScheduleAnyway");
+        if constraints.is_empty() {
+            return Status::skip();
+        }
+        let has_own = pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_ref())
+            .is_some_and(|c| !c.is_empty());
+        // Nodes without a zone label still get hostname spreading under the system defaults.
+        let require_all_topologies = has_own || !self.system_defaulted;
+        let mut ignored = vec![false; nodes.len()];
+        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
+        for (pos, ni) in nodes.iter().enumerate() {
+            if require_all_topologies && !node_has_all_keys(ni.node(), &constraints) {
+                ignored[pos] = true;
+                continue;
+            }
+            let labels = node_labels(ni.node());
+            for (i, c) in constraints.iter().enumerate() {
+                if c.topology_key == LABEL_HOSTNAME {
+                    continue;
+                }
+                if let Some(v) = labels.get(&c.topology_key) {
+                    counts[i].entry(v.clone()).or_insert(0);
+                }
+            }
+        }
+        let scored = ignored.iter().filter(|i| !**i).count();
+        let weights = constraints
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let size = if c.topology_key == LABEL_HOSTNAME {
+                    scored
+                } else {
+                    counts[i].len()
+                };
+                topology_normalizing_weight(size)
+            })
+            .collect();
+        for ni in snapshot.nodes() {
+            let node = ni.node();
+            if require_all_topologies && !node_has_all_keys(node, &constraints) {
+                continue;
+            }
+            let labels = node_labels(node);
+            for (i, c) in constraints.iter().enumerate() {
+                if !c.includes_node(pod, node) {
+                    continue;
+                }
+                let Some(v) = labels.get(&c.topology_key) else {
+                    continue;
+                };
+                if let Some(n) = counts[i].get_mut(v) {
+                    *n += count_pods_match_selector(ni, &c.selector, &pod.namespace);
+                }
+            }
+        }
+        state.write(
+            PRE_SCORE_STATE_KEY,
+            PreScoreState {
+                constraints,
+                ignored,
+                topology_value_to_pod_counts: counts,
+                topology_normalizing_weight: weights,
+            },
+        );
+        Status::success()
+    }
+}
+
+impl ScorePlugin for PodTopologySpread {
+    fn score(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+        _snapshot: &Snapshot,
+    ) -> Result<i64, Status> {
+        let s = state
+            .read::<PreScoreState>(PRE_SCORE_STATE_KEY)
+            .ok_or_else(|| Status::error("PodTopologySpread: pre-score state missing"))?;
+        let labels = node_labels(node.node());
+        let mut score = 0f64;
+        for (i, c) in s.constraints.iter().enumerate() {
+            let Some(v) = labels.get(&c.topology_key) else {
+                continue;
+            };
+            let cnt = if c.topology_key == LABEL_HOSTNAME {
+                count_pods_match_selector(node, &c.selector, &pod.namespace)
+            } else {
+                s.topology_value_to_pod_counts[i]
+                    .get(v)
+                    .copied()
+                    .unwrap_or(0)
+            };
+            score += score_for_count(cnt, c.max_skew, s.topology_normalizing_weight[i]);
+        }
+        Ok(score.round() as i64)
+    }
+
+    /// Mirrors `NormalizeScore`: fewer matching pods is better; ignored nodes get 0.
+    fn normalize_score(
+        &self,
+        state: &CycleState,
+        _pod: &PodInfo,
+        scores: &mut [NodeScore],
+    ) -> Status {
+        let Some(s) = state.read::<PreScoreState>(PRE_SCORE_STATE_KEY) else {
+            return Status::success();
+        };
+        let is_ignored = |ns: &NodeScore| s.ignored.get(ns.index).copied().unwrap_or(false);
+        let mut min = i64::MAX;
+        let mut max = 0i64;
+        for ns in scores.iter().filter(|ns| !is_ignored(ns)) {
+            min = min.min(ns.score);
+            max = max.max(ns.score);
+        }
+        for ns in scores.iter_mut() {
+            ns.score = if is_ignored(ns) {
+                0
+            } else if max == 0 {
+                MAX_NODE_SCORE
+            } else {
+                MAX_NODE_SCORE * (max + min - ns.score) / max
+            };
+        }
+        Status::success()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+
+    use super::*;
+    use crate::scheduler::framework::Code;
+    use crate::scheduler::snapshot::testing::*;
+
+    fn spread(mut p: Pod, constraints: &[(i32, &str, &str)]) -> Pod {
+        p.spec.as_mut().unwrap().topology_spread_constraints = Some(
+            constraints
+                .iter()
+                .map(|(max_skew, key, when)| TopologySpreadConstraint {
+                    max_skew: *max_skew,
+                    topology_key: key.to_string(),
+                    when_unsatisfiable: when.to_string(),
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some([("foo".to_string(), "".to_string())].into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        with_pod_labels(p, &[("foo", "")])
+    }
+
+    fn matching(name: &str, node: &str) -> Pod {
+        on(with_pod_labels(pod(name, 0, 0), &[("foo", "")]), node)
+    }
+
+    /// Nodes node-a, node-b in zone1 and node-x, node-y in zone2 (upstream's usual layout).
+    fn four_nodes(pods: Vec<Pod>) -> Snapshot {
+        let mut s = Snapshot::new();
+        for (n, z) in [
+            ("node-a", "zone1"),
+            ("node-b", "zone1"),
+            ("node-x", "zone2"),
+            ("node-y", "zone2"),
+        ] {
+            s.add_node(Arc::new(with_labels(
+                node(n, 1000, 1 << 30),
+                &[("zone", z), ("node", n)],
+            )));
+        }
+        for p in pods {
+            s.add_pod(Arc::new(p));
+        }
+        s
+    }
+
+    fn filter_all(p: Pod, snap: &Snapshot) -> Vec<Code> {
+        let pl = PodTopologySpread::new(&PodTopologySpreadArgs::default());
+        let pi = PodInfo::new(Arc::new(p));
+        let mut state = CycleState::new();
+        let (_, s) = pl.pre_filter(&mut state, &pi, snap);
+        assert!(s.is_success() || s.is_skip(), "{s}");
+        snap.nodes()
+            .iter()
+            .map(|ni| {
+                if s.is_skip() {
+                    Code::Success
+                } else {
+                    pl.filter(&state, &pi, ni).code()
+                }
+            })
+            .collect()
+    }
+
+    /// Hard constraints, modelled on upstream TestSingleConstraint (nodes node-a, node-b in
+    /// zone1, node-x, node-y in zone2).
+    #[test]
+    fn hard_constraint_filter() {
+        use Code::{Success as S, Unschedulable as U};
+        // "pods spread across zones as 3/3, all nodes fit"
+        let p = spread(pod("p", 0, 0), &[(1, "zone", "DoNotSchedule")]);
+        let snap = four_nodes(vec![
+            matching("p-a1", "node-a"),
+            matching("p-b1", "node-b"),
+            matching("p-y1", "node-y"),
+        ]);
+        // zone1: 2, zone2: 1 → zone1 nodes would make 3 - 1 = 2 > 1.
+        assert_eq!(filter_all(p.clone(), &snap), vec![U, U, S, S]);
+        // "no existing pods": every node fits.
+        assert_eq!(filter_all(p, &four_nodes(vec![])), vec![S, S, S, S]);
+        // "pods spread across nodes as 2/1/0/3, only node-x fits" (per-node constraint).
+        let p = spread(pod("p", 0, 0), &[(1, "node", "DoNotSchedule")]);
+        let snap = four_nodes(vec![
+            matching("p-a1", "node-a"),
+            matching("p-a2", "node-a"),
+            matching("p-b1", "node-b"),
+            matching("p-y1", "node-y"),
+            matching("p-y2", "node-y"),
+            matching("p-y3", "node-y"),
+        ]);
+        assert_eq!(filter_all(p.clone(), &snap), vec![U, U, S, U]);
+        // "pods spread across nodes as 2/1/0/3, maxSkew is 2, node-b and node-x fit"
+        let p = spread(pod("p", 0, 0), &[(2, "node", "DoNotSchedule")]);
+        assert_eq!(filter_all(p, &snap), vec![U, S, S, U]);
+        // Terminating pods and pods of other namespaces don't count.
+        let mut terminating = matching("p-t", "node-x");
+        terminating.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        let mut other_ns = matching("p-o", "node-x");
+        other_ns.metadata.namespace = Some("other".into());
+        let snap = four_nodes(vec![terminating, other_ns]);
+        let p = spread(pod("p", 0, 0), &[(1, "node", "DoNotSchedule")]);
+        assert_eq!(filter_all(p, &snap), vec![S, S, S, S]);
+    }
+
+    /// A node without the topology key is rejected as unresolvable.
+    #[test]
+    fn missing_topology_label_is_unresolvable() {
+        let mut snap = four_nodes(vec![]);
+        snap.add_node(Arc::new(node("no-zone", 1000, 1 << 30)));
+        let pl = PodTopologySpread::new(&PodTopologySpreadArgs::default());
+        let pi = PodInfo::new(Arc::new(spread(
+            pod("p", 0, 0),
+            &[(1, "zone", "DoNotSchedule")],
+        )));
+        let mut state = CycleState::new();
+        pl.pre_filter(&mut state, &pi, &snap);
+        let s = pl.filter(&state, &pi, snap.node("no-zone").unwrap());
+        assert_eq!(s.code(), Code::UnschedulableAndUnresolvable);
+        assert_eq!(s.message(), ERR_REASON_NODE_LABEL_NOT_MATCH);
+    }
+
+    /// PreScore + Score + NormalizeScore for `p` over the `candidates` (the nodes that passed
+    /// Filter); the snapshot holds every node.
+    fn scores(p: Pod, snap: &Snapshot, candidates: &[&str]) -> Option<Vec<i64>> {
+        let pl = PodTopologySpread::new(&PodTopologySpreadArgs::default());
+        let pi = PodInfo::new(Arc::new(p));
+        let mut state = CycleState::new();
+        let refs: Vec<&NodeInfo> = candidates.iter().map(|n| snap.node(n).unwrap()).collect();
+        if pl.pre_score(&mut state, &pi, &refs, snap).is_skip() {
+            return None;
+        }
+        let mut s: Vec<NodeScore> = refs
+            .iter()
+            .enumerate()
+            .map(|(index, ni)| NodeScore {
+                index,
+                score: pl.score(&state, &pi, ni, snap).unwrap(),
+            })
+            .collect();
+        pl.normalize_score(&state, &pi, &mut s);
+        Some(s.iter().map(|s| s.score).collect())
+    }
+
+    /// Nodes with labels, and `foo` pods per node.
+    fn cluster(nodes: &[(&str, &[(&str, &str)])], pods: &[(&str, usize)]) -> Snapshot {
+        let mut s = Snapshot::new();
+        for (name, labels) in nodes {
+            let mut n = node(name, 1000, 1 << 30);
+            n.metadata.labels = Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            s.add_node(Arc::new(n));
+        }
+        for (node_name, count) in pods {
+            for i in 0..*count {
+                s.add_pod(Arc::new(matching(&format!("p-{node_name}-{i}"), node_name)));
+            }
+        }
+        s
+    }
+
+    const H: &str = LABEL_HOSTNAME;
+
+    /// Upstream TestPodTopologySpreadScore cases.
+    #[test]
+    fn soft_constraint_scores_match_upstream() {
+        let by_host: &[(&str, &[(&str, &str)])] = &[
+            ("node-a", &[(H, "node-a")]),
+            ("node-b", &[(H, "node-b")]),
+            ("node-c", &[(H, "node-c")]),
+            ("node-d", &[(H, "node-d")]),
+        ];
+        let all = ["node-a", "node-b", "node-c", "node-d"];
+        let spread_2103 = cluster(by_host, &[("node-a", 2), ("node-b", 1), ("node-d", 3)]);
+        // "one constraint on node, no existing pods"
+        let p1 = spread(pod("p", 0, 0), &[(1, H, "ScheduleAnyway")]);
+        assert_eq!(
+            scores(p1.clone(), &cluster(by_host, &[]), &all),
+            Some(vec![100, 100, 100, 100])
+        );
+        // "one constraint on node, all 4 nodes are candidates" (2/1/0/3)
+        assert_eq!(
+            scores(p1.clone(), &spread_2103, &all),
+            Some(vec![20, 60, 100, 0])
+        );
+        // "..., maxSkew=2"
+        let p2 = spread(pod("p", 0, 0), &[(2, H, "ScheduleAnyway")]);
+        assert_eq!(scores(p2, &spread_2103, &all), Some(vec![33, 66, 100, 16]));
+        // "..., maxSkew=3" (4/3/2/1)
+        let p3 = spread(pod("p", 0, 0), &[(3, H, "ScheduleAnyway")]);
+        let spread_4321 = cluster(
+            by_host,
+            &[("node-a", 4), ("node-b", 3), ("node-c", 2), ("node-d", 1)],
+        );
+        assert_eq!(scores(p3, &spread_4321, &all), Some(vec![44, 66, 77, 100]));
+        // "one constraint on node, 3 out of 4 nodes are candidates" (4/2/1/~3~)
+        let axy: &[(&str, &[(&str, &str)])] = &[
+            ("node-a", &[(H, "node-a")]),
+            ("node-b", &[(H, "node-b")]),
+            ("node-x", &[(H, "node-x")]),
+            ("node-y", &[(H, "node-y")]),
+        ];
+        let pods_4213 = [("node-a", 4), ("node-b", 2), ("node-x", 1), ("node-y", 3)];
+        let snap = cluster(axy, &pods_4213);
+        assert_eq!(
+            scores(p1.clone(), &snap, &["node-a", "node-b", "node-x"]),
+            Some(vec![33, 83, 100])
+        );
+        // "..., one node doesn't match topology key": node-b is ignored (0).
+        let b_unlabelled: &[(&str, &[(&str, &str)])] = &[
+            ("node-a", &[(H, "node-a")]),
+            ("node-b", &[("n", "node-b")]),
+            ("node-x", &[(H, "node-x")]),
+            ("node-y", &[(H, "node-y")]),
+        ];
+        let snap = cluster(b_unlabelled, &pods_4213);
+        assert_eq!(
+            scores(p1, &snap, &["node-a", "node-b", "node-x"]),
+            Some(vec![16, 0, 100])
+        );
+        // "one constraint on zone, 3 out of 4 nodes are candidates"
+        let zoned: &[(&str, &[(&str, &str)])] = &[
+            ("node-a", &[("zone", "zone1"), (H, "node-a")]),
+            ("node-b", &[("zone", "zone1"), (H, "node-b")]),
+            ("node-x", &[("zone", "zone2"), (H, "node-x")]),
+            ("node-y", &[("zone", "zone2"), (H, "node-y")]),
+        ];
+        let pz = spread(pod("p", 0, 0), &[(1, "zone", "ScheduleAnyway")]);
+        let snap = cluster(zoned, &pods_4213);
+        assert_eq!(
+            scores(pz, &snap, &["node-a", "node-b", "node-x"]),
+            Some(vec![75, 75, 100])
+        );
+        // "two Constraints on zone and node, 2 out of 4 nodes are candidates" (2/~1~/2/~4~)
+        let pzn = spread(
+            pod("p", 0, 0),
+            &[(1, "zone", "ScheduleAnyway"), (1, H, "ScheduleAnyway")],
+        );
+        let snap = cluster(
+            zoned,
+            &[("node-a", 2), ("node-b", 1), ("node-x", 2), ("node-y", 4)],
+        );
+        assert_eq!(
+            scores(pzn, &snap, &["node-a", "node-x"]),
+            Some(vec![100, 63])
+        );
+        // Pods without constraints and without a controlling owner: skipped.
+        assert_eq!(scores(pod("p", 0, 0), &spread_2103, &all), None);
+    }
+
+    /// Upstream "system defaulting, nodes don't have zone, pods match service": the system
+    /// defaults (hostname maxSkew 3, zone maxSkew 5) give the same scores as one hostname
+    /// constraint with maxSkew 3. Here the selector comes from a controlling ReplicaSet.
+    #[test]
+    fn system_defaults_spread_replica_set_pods() {
+        let owned = |p: Pod| {
+            let mut p = with_pod_labels(p, &[("foo", "")]);
+            p.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "ReplicaSet".into(),
+                name: "rs".into(),
+                uid: "u".into(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            }]);
+            p
+        };
+        let by_host: &[(&str, &[(&str, &str)])] = &[
+            ("node-a", &[(H, "node-a")]),
+            ("node-b", &[(H, "node-b")]),
+            ("node-c", &[(H, "node-c")]),
+            ("node-d", &[(H, "node-d")]),
+        ];
+        let snap = cluster(
+            by_host,
+            &[("node-a", 4), ("node-b", 3), ("node-c", 2), ("node-d", 1)],
+        );
+        let all = ["node-a", "node-b", "node-c", "node-d"];
+        assert_eq!(
+            scores(owned(pod("p", 0, 0)), &snap, &all),
+            Some(vec![44, 66, 77, 100])
+        );
+    }
+}

@@ -1,0 +1,796 @@
+//! The scheduler's view of the cluster: one [`NodeInfo`] per node (its bound and assumed pods,
+//! their summed requests, used host ports, images) in a [`Snapshot`].
+//!
+//! Mirrors `NodeInfo` / `PodInfo` (pkg/scheduler/framework/types.go) and the scheduler cache
+//! (pkg/scheduler/backend/cache). Upstream keeps a cache that informers update and takes a
+//! copy-on-write snapshot of it at the start of each scheduling cycle. Here the scheduling
+//! cycle runs synchronously inside the scheduler actor, between two cache updates, so the
+//! cache *is* the snapshot: no copy is needed.
+//!
+//! **Assume / forget.** After a decision, the scheduler [`Snapshot::assume`]s the pod onto its
+//! node at once — before the Bind round trip to the API server — so the next decision sees the
+//! node's resources, ports and pod count already taken. When the bound pod arrives through the
+//! watch, [`Snapshot::add_pod`] confirms the assumption; if binding fails, [`Snapshot::forget`]
+//! releases it. Back-to-back decisions therefore never double-book a node.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, WeightedPodAffinityTerm};
+
+use super::helpers::{pod_key, pod_labels, pod_priority, Selector};
+use super::resource::{
+    compute_pod_non_zero_request, compute_pod_resource_request, node_allocatable, Resource,
+};
+
+/// Errors of the cache.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    /// The node is not in the cache (deleted, or not yet seen).
+    #[error("node {0:?} not found")]
+    NodeNotFound(String),
+    /// The pod is already bound or assumed on a node.
+    #[error("pod {pod} is already on node {node:?}")]
+    PodAlreadyPlaced { pod: String, node: String },
+    /// `forget` of a pod that is not assumed.
+    #[error("pod {0} is not assumed")]
+    PodNotAssumed(String),
+}
+
+/// A namespace selector of an affinity term. Namespaces' labels are not in the scheduler's
+/// snapshot yet, so only the empty selector (`{}`: all namespaces) can match.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NamespaceSelector {
+    /// No selector: only the listed namespaces.
+    Nothing,
+    /// `{}`: every namespace.
+    Everything,
+    /// A selector over namespace labels (not evaluated yet: matches nothing).
+    Labels(Selector),
+}
+
+/// A pod (anti-)affinity term, compiled. Mirrors `framework.AffinityTerm`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AffinityTerm {
+    /// `namespaces`, or the owning pod's namespace when neither `namespaces` nor
+    /// `namespaceSelector` is set.
+    pub namespaces: Vec<String>,
+    pub namespace_selector: NamespaceSelector,
+    pub selector: Selector,
+    pub topology_key: String,
+}
+
+impl AffinityTerm {
+    fn new(owner_ns: &str, term: &PodAffinityTerm) -> AffinityTerm {
+        let mut namespaces = term.namespaces.clone().unwrap_or_default();
+        let namespace_selector = match term.namespace_selector.as_ref() {
+            None => NamespaceSelector::Nothing,
+            Some(s) => match Selector::from_label_selector(Some(s)) {
+                sel if sel.is_empty() => NamespaceSelector::Everything,
+                sel => NamespaceSelector::Labels(sel),
+            },
+        };
+        if namespaces.is_empty() && term.namespace_selector.is_none() {
+            namespaces.push(owner_ns.to_string());
+        }
+        AffinityTerm {
+            namespaces,
+            namespace_selector,
+            selector: Selector::from_label_selector(term.label_selector.as_ref()),
+            topology_key: term.topology_key.clone(),
+        }
+    }
+
+    /// Mirrors `AffinityTerm.Matches`: the pod is in one of the term's namespaces and its
+    /// labels match the selector.
+    pub fn matches(&self, pod: &PodInfo) -> bool {
+        let ns_ok = self.namespaces.contains(&pod.namespace)
+            || self.namespace_selector == NamespaceSelector::Everything;
+        ns_ok && self.selector.matches(pod_labels(&pod.pod))
+    }
+}
+
+/// A preferred (weighted) affinity term.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightedAffinityTerm {
+    pub term: AffinityTerm,
+    pub weight: i32,
+}
+
+/// A host port a container asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// `hostIP`, `0.0.0.0` when unset.
+    pub ip: String,
+    /// `TCP` when unset.
+    pub protocol: String,
+    pub port: i32,
+}
+
+/// What the scheduler precomputes about a pod once, whether it is being scheduled or is
+/// already on a node. Mirrors `framework.PodInfo`.
+#[derive(Clone, Debug)]
+pub struct PodInfo {
+    pub pod: Arc<Pod>,
+    /// `namespace/name`.
+    pub key: String,
+    pub namespace: String,
+    /// Requests as the NodeResourcesFit filter counts them.
+    pub request: Resource,
+    /// Requests with the scoring defaults for containers that request nothing.
+    pub non_zero_request: Resource,
+    pub priority: i32,
+    pub required_affinity_terms: Vec<AffinityTerm>,
+    pub required_anti_affinity_terms: Vec<AffinityTerm>,
+    pub preferred_affinity_terms: Vec<WeightedAffinityTerm>,
+    pub preferred_anti_affinity_terms: Vec<WeightedAffinityTerm>,
+    /// Host ports of all containers (`hostPort > 0`).
+    pub host_ports: Vec<HostPort>,
+}
+
+impl PodInfo {
+    pub fn new(pod: Arc<Pod>) -> PodInfo {
+        let namespace = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
+        let spec = pod.spec.as_ref();
+        let affinity = spec.and_then(|s| s.affinity.as_ref());
+        let pa = affinity.and_then(|a| a.pod_affinity.as_ref());
+        let paa = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
+        let required = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| AffinityTerm::new(&namespace, t))
+                .collect()
+        };
+        let preferred = |terms: Option<&Vec<WeightedPodAffinityTerm>>| {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| WeightedAffinityTerm {
+                    term: AffinityTerm::new(&namespace, &t.pod_affinity_term),
+                    weight: t.weight,
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut host_ports = Vec::new();
+        for c in spec.into_iter().flat_map(|s| s.containers.iter()) {
+            for p in c.ports.iter().flatten() {
+                if let Some(hp) = p.host_port.filter(|p| *p > 0) {
+                    host_ports.push(HostPort {
+                        ip: p
+                            .host_ip
+                            .clone()
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or_else(|| "0.0.0.0".into()),
+                        protocol: p
+                            .protocol
+                            .clone()
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or_else(|| "TCP".into()),
+                        port: hp,
+                    });
+                }
+            }
+        }
+        PodInfo {
+            key: pod_key(&pod),
+            request: compute_pod_resource_request(&pod),
+            non_zero_request: compute_pod_non_zero_request(&pod),
+            priority: pod_priority(&pod),
+            required_affinity_terms: required(pa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            required_anti_affinity_terms: required(paa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_affinity_terms: preferred(pa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_anti_affinity_terms: preferred(paa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            host_ports,
+            namespace,
+            pod,
+        }
+    }
+
+    /// Whether the pod has any pod affinity or anti-affinity term.
+    pub fn has_affinity(&self) -> bool {
+        !(self.required_affinity_terms.is_empty()
+            && self.required_anti_affinity_terms.is_empty()
+            && self.preferred_affinity_terms.is_empty()
+            && self.preferred_anti_affinity_terms.is_empty())
+    }
+
+    /// Whether the pod is being deleted (terminating pods do not count for spreading).
+    pub fn is_terminating(&self) -> bool {
+        self.pod.metadata.deletion_timestamp.is_some()
+    }
+}
+
+/// One node and what is placed on it. Mirrors `framework.NodeInfo`.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    node: Arc<Node>,
+    /// Bound and assumed pods.
+    pub pods: Vec<Arc<PodInfo>>,
+    /// The subset of `pods` with any (anti-)affinity term (InterPodAffinity scoring).
+    pub pods_with_affinity: Vec<Arc<PodInfo>>,
+    /// The subset of `pods` with a required anti-affinity term (InterPodAffinity filter).
+    pub pods_with_required_anti_affinity: Vec<Arc<PodInfo>>,
+    /// Sum of the pods' requests (filtering).
+    pub requested: Resource,
+    /// Sum of the pods' requests with scoring defaults (LeastAllocated & co.).
+    pub non_zero_requested: Resource,
+    /// From `status.allocatable` (`pods` is the pod limit).
+    pub allocatable: Resource,
+    /// Host ports in use, with the number of pods using each.
+    pub used_ports: HashMap<HostPort, u32>,
+    /// Images on the node (`status.images`): every reported name → size in bytes.
+    pub images: HashMap<String, i64>,
+}
+
+impl NodeInfo {
+    /// A node with no pods.
+    pub fn new(node: Arc<Node>) -> NodeInfo {
+        let mut ni = NodeInfo {
+            node: node.clone(),
+            pods: Vec::new(),
+            pods_with_affinity: Vec::new(),
+            pods_with_required_anti_affinity: Vec::new(),
+            requested: Resource::default(),
+            non_zero_requested: Resource::default(),
+            allocatable: Resource::default(),
+            used_ports: HashMap::new(),
+            images: HashMap::new(),
+        };
+        ni.set_node(node);
+        ni
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub fn node_arc(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.node.metadata.name.as_deref().unwrap_or("")
+    }
+
+    fn set_node(&mut self, node: Arc<Node>) {
+        self.allocatable = node_allocatable(&node);
+        self.images = node
+            .status
+            .iter()
+            .flat_map(|s| s.images.iter().flatten())
+            .flat_map(|img| {
+                let size = img.size_bytes.unwrap_or(0);
+                img.names.iter().flatten().map(move |n| (n.clone(), size))
+            })
+            .collect();
+        self.node = node;
+    }
+
+    /// Add a pod's requests, ports and affinity to the node. Mirrors `NodeInfo.AddPodInfo`.
+    pub fn add_pod(&mut self, pi: Arc<PodInfo>) {
+        self.requested.add(&pi.request);
+        self.non_zero_requested.add(&pi.non_zero_request);
+        for hp in &pi.host_ports {
+            *self.used_ports.entry(hp.clone()).or_default() += 1;
+        }
+        if pi.has_affinity() {
+            self.pods_with_affinity.push(pi.clone());
+        }
+        if !pi.required_anti_affinity_terms.is_empty() {
+            self.pods_with_required_anti_affinity.push(pi.clone());
+        }
+        self.pods.push(pi);
+    }
+
+    /// Remove a pod by key; returns it if it was there. Mirrors `NodeInfo.RemovePod`.
+    pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
+        let i = self.pods.iter().position(|p| p.key == key)?;
+        let pi = self.pods.swap_remove(i);
+        self.requested.sub(&pi.request);
+        self.non_zero_requested.sub(&pi.non_zero_request);
+        for hp in &pi.host_ports {
+            if let Some(n) = self.used_ports.get_mut(hp) {
+                *n -= 1;
+                if *n == 0 {
+                    self.used_ports.remove(hp);
+                }
+            }
+        }
+        self.pods_with_affinity.retain(|p| p.key != key);
+        self.pods_with_required_anti_affinity
+            .retain(|p| p.key != key);
+        Some(pi)
+    }
+
+    /// Mirrors `HostPortInfo.CheckConflict`: `0.0.0.0` conflicts with the same protocol and
+    /// port on any IP; a specific IP conflicts with itself and `0.0.0.0`.
+    pub fn host_port_conflicts(&self, want: &HostPort) -> bool {
+        if want.port <= 0 {
+            return false;
+        }
+        self.used_ports.keys().any(|used| {
+            used.port == want.port
+                && used.protocol == want.protocol
+                && (want.ip == "0.0.0.0" || used.ip == "0.0.0.0" || used.ip == want.ip)
+        })
+    }
+}
+
+/// Where a pod sits in the cache.
+#[derive(Clone, Debug)]
+struct PodPlacement {
+    node: String,
+    /// Placed by the scheduler's own decision, not yet confirmed by the watch.
+    assumed: bool,
+}
+
+/// All nodes and their pods, in a stable order (the order nodes were added) so that the
+/// rotating start index of the filter sample walks every node. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    nodes: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
+    pods: HashMap<String, PodPlacement>,
+    /// Pods bound to nodes the cache has not seen (yet, or any more), by node name. They are
+    /// attached when the node is added (upstream keeps a node-less NodeInfo instead).
+    orphans: HashMap<String, Vec<Arc<PodInfo>>>,
+    /// Image name → number of nodes that have it (ImageLocality's spread).
+    image_nodes: HashMap<String, usize>,
+}
+
+impl Snapshot {
+    pub fn new() -> Snapshot {
+        Snapshot::default()
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// All nodes, in cache order.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.index.get(name).map(|&i| &self.nodes[i])
+    }
+
+    /// Position of a node in [`Snapshot::nodes`].
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    fn node_mut(&mut self, name: &str) -> Option<&mut NodeInfo> {
+        self.index.get(name).map(|&i| &mut self.nodes[i])
+    }
+
+    /// How many nodes have an image (by any of its reported names).
+    pub fn image_num_nodes(&self, image: &str) -> usize {
+        self.image_nodes.get(image).copied().unwrap_or(0)
+    }
+
+    fn count_images(&mut self, ni: &NodeInfo, delta: isize) {
+        for name in ni.images.keys() {
+            let e = self.image_nodes.entry(name.clone()).or_default();
+            *e = e.saturating_add_signed(delta);
+            if *e == 0 {
+                self.image_nodes.remove(name);
+            }
+        }
+    }
+
+    /// Add a node, or replace it if present (keeping its pods). Mirrors `Cache.AddNode` /
+    /// `UpdateNode`.
+    pub fn add_node(&mut self, node: Arc<Node>) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        if let Some(&i) = self.index.get(&name) {
+            let old = self.nodes[i].clone();
+            self.count_images(&old, -1);
+            self.nodes[i].set_node(node);
+            let new = self.nodes[i].clone();
+            self.count_images(&new, 1);
+            return;
+        }
+        let mut ni = NodeInfo::new(node);
+        for pi in self.orphans.remove(&name).into_iter().flatten() {
+            ni.add_pod(pi);
+        }
+        self.count_images(&ni, 1);
+        self.index.insert(name, self.nodes.len());
+        self.nodes.push(ni);
+    }
+
+    /// Same as [`Snapshot::add_node`].
+    pub fn update_node(&mut self, node: Arc<Node>) {
+        self.add_node(node)
+    }
+
+    /// Remove a node. Its pods stay known (as orphans) until they are deleted or the node
+    /// comes back, as upstream keeps a node's pods after the node object is gone.
+    pub fn remove_node(&mut self, name: &str) -> Result<(), SnapshotError> {
+        let i = self
+            .index
+            .remove(name)
+            .ok_or_else(|| SnapshotError::NodeNotFound(name.to_string()))?;
+        let ni = self.nodes.swap_remove(i);
+        if i < self.nodes.len() {
+            let moved = self.nodes[i].name().to_string();
+            self.index.insert(moved, i);
+        }
+        self.count_images(&ni, -1);
+        if !ni.pods.is_empty() {
+            self.orphans.insert(name.to_string(), ni.pods);
+        }
+        Ok(())
+    }
+
+    fn place(&mut self, pi: Arc<PodInfo>, node: &str) {
+        match self.node_mut(node) {
+            Some(ni) => ni.add_pod(pi),
+            None => self.orphans.entry(node.to_string()).or_default().push(pi),
+        }
+    }
+
+    fn unplace(&mut self, key: &str, node: &str) {
+        match self.node_mut(node) {
+            Some(ni) => {
+                ni.remove_pod(key);
+            }
+            None => {
+                if let Some(v) = self.orphans.get_mut(node) {
+                    v.retain(|p| p.key != key);
+                    if v.is_empty() {
+                        self.orphans.remove(node);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Add or update a pod that the API server says is bound (`spec.nodeName` set). Confirms
+    /// an assumed pod. Pods without a node are ignored; pods that finished (`Succeeded`,
+    /// `Failed`) are removed, as the upstream informer filters them out.
+    pub fn add_pod(&mut self, pod: Arc<Pod>) {
+        let key = pod_key(&pod);
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        let terminal = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        let Some(node) = node.filter(|n| !n.is_empty() && !terminal) else {
+            self.remove_pod(&key);
+            return;
+        };
+        if let Some(old) = self.pods.remove(&key) {
+            self.unplace(&key, &old.node);
+        }
+        self.place(Arc::new(PodInfo::new(pod)), &node);
+        self.pods.insert(
+            key,
+            PodPlacement {
+                node,
+                assumed: false,
+            },
+        );
+    }
+
+    /// Same as [`Snapshot::add_pod`].
+    pub fn update_pod(&mut self, pod: Arc<Pod>) {
+        self.add_pod(pod)
+    }
+
+    /// Remove a pod (deleted, or finished). Returns whether it was known.
+    pub fn remove_pod(&mut self, key: &str) -> bool {
+        match self.pods.remove(key) {
+            Some(p) => {
+                self.unplace(key, &p.node);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Place a pod on a node before it is bound, so the next decision accounts for it.
+    /// Mirrors `Cache.AssumePod`.
+    pub fn assume(&mut self, pod: Arc<Pod>, node: &str) -> Result<(), SnapshotError> {
+        let key = pod_key(&pod);
+        if let Some(p) = self.pods.get(&key) {
+            return Err(SnapshotError::PodAlreadyPlaced {
+                pod: key,
+                node: p.node.clone(),
+            });
+        }
+        let ni = self
+            .node_mut(node)
+            .ok_or_else(|| SnapshotError::NodeNotFound(node.to_string()))?;
+        ni.add_pod(Arc::new(PodInfo::new(pod)));
+        self.pods.insert(
+            key,
+            PodPlacement {
+                node: node.to_string(),
+                assumed: true,
+            },
+        );
+        Ok(())
+    }
+
+    /// Release an assumed pod (binding failed). Mirrors `Cache.ForgetPod`.
+    pub fn forget(&mut self, key: &str) -> Result<(), SnapshotError> {
+        match self.pods.get(key) {
+            Some(p) if p.assumed => {
+                let node = p.node.clone();
+                self.pods.remove(key);
+                self.unplace(key, &node);
+                Ok(())
+            }
+            _ => Err(SnapshotError::PodNotAssumed(key.to_string())),
+        }
+    }
+
+    /// Whether a pod is assumed and not yet confirmed.
+    pub fn is_assumed(&self, key: &str) -> bool {
+        self.pods.get(key).is_some_and(|p| p.assumed)
+    }
+
+    /// The node a pod is bound or assumed to.
+    pub fn pod_node(&self, key: &str) -> Option<&str> {
+        self.pods.get(key).map(|p| p.node.as_str())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Builders for nodes and pods used by every scheduler test.
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerImage, Node, NodeSpec, NodeStatus, Pod, PodSpec, ResourceRequirements,
+        Taint,
+    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    /// A node with allocatable cpu (millicores), memory (bytes) and a pod limit.
+    pub fn node(name: &str, milli_cpu: i64, memory: i64) -> Node {
+        let mut alloc = BTreeMap::new();
+        alloc.insert("cpu".into(), Quantity(format!("{milli_cpu}m")));
+        alloc.insert("memory".into(), Quantity(memory.to_string()));
+        alloc.insert("pods".into(), Quantity("110".into()));
+        alloc.insert("ephemeral-storage".into(), Quantity("100Gi".into()));
+        Node {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some([("kubernetes.io/hostname".to_string(), name.to_string())].into()),
+                ..Default::default()
+            },
+            spec: Some(NodeSpec::default()),
+            status: Some(NodeStatus {
+                allocatable: Some(alloc),
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub fn with_labels(mut n: Node, labels: &[(&str, &str)]) -> Node {
+        let l = n.metadata.labels.get_or_insert_with(Default::default);
+        for (k, v) in labels {
+            l.insert(k.to_string(), v.to_string());
+        }
+        n
+    }
+
+    pub fn with_taint(mut n: Node, key: &str, value: &str, effect: &str) -> Node {
+        let spec = n.spec.get_or_insert_with(Default::default);
+        spec.taints.get_or_insert_with(Vec::new).push(Taint {
+            key: key.into(),
+            value: (!value.is_empty()).then(|| value.to_string()),
+            effect: effect.into(),
+            time_added: None,
+        });
+        n
+    }
+
+    pub fn with_images(mut n: Node, images: &[(&str, i64)]) -> Node {
+        let status = n.status.get_or_insert_with(Default::default);
+        status.images = Some(
+            images
+                .iter()
+                .map(|(name, size)| ContainerImage {
+                    names: Some(vec![name.to_string()]),
+                    size_bytes: Some(*size),
+                })
+                .collect(),
+        );
+        n
+    }
+
+    pub fn with_pods_limit(mut n: Node, pods: i64) -> Node {
+        if let Some(a) = n.status.as_mut().and_then(|s| s.allocatable.as_mut()) {
+            a.insert("pods".into(), Quantity(pods.to_string()));
+        }
+        n
+    }
+
+    /// A pod in `default` with one container requesting cpu (millicores) and memory (bytes);
+    /// 0 means "no request".
+    pub fn pod(name: &str, milli_cpu: i64, memory: i64) -> Pod {
+        let mut requests = BTreeMap::new();
+        if milli_cpu > 0 {
+            requests.insert("cpu".into(), Quantity(format!("{milli_cpu}m")));
+        }
+        if memory > 0 {
+            requests.insert("memory".into(), Quantity(memory.to_string()));
+        }
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    image: Some("nginx:1.27".into()),
+                    resources: Some(ResourceRequirements {
+                        requests: (!requests.is_empty()).then_some(requests),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    pub fn with_pod_labels(mut p: Pod, labels: &[(&str, &str)]) -> Pod {
+        let l = p.metadata.labels.get_or_insert_with(Default::default);
+        for (k, v) in labels {
+            l.insert(k.to_string(), v.to_string());
+        }
+        p
+    }
+
+    /// The pod bound to `node`.
+    pub fn on(mut p: Pod, node: &str) -> Pod {
+        p.spec.get_or_insert_with(Default::default).node_name = Some(node.into());
+        p
+    }
+
+    pub fn arc<T>(t: T) -> Arc<T> {
+        Arc::new(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    const GI: i64 = 1 << 30;
+
+    /// Node and pod accounting: add, update, remove, orphans attached when the node appears.
+    #[test]
+    fn pods_are_accounted_on_their_node() {
+        let mut s = Snapshot::new();
+        s.add_node(arc(node("n1", 2000, 4 * GI)));
+        s.add_pod(arc(on(pod("a", 500, GI), "n1")));
+        s.add_pod(arc(on(pod("b", 300, 0), "n2"))); // node not yet known
+        let n1 = s.node("n1").unwrap();
+        assert_eq!(n1.requested.milli_cpu, 500);
+        assert_eq!(n1.requested.memory, GI);
+        assert_eq!(n1.pods.len(), 1);
+        s.add_node(arc(node("n2", 1000, GI)));
+        assert_eq!(s.node("n2").unwrap().requested.milli_cpu, 300);
+        // Update moves nothing but replaces requests.
+        s.update_pod(arc(on(pod("a", 700, GI), "n1")));
+        assert_eq!(s.node("n1").unwrap().requested.milli_cpu, 700);
+        assert!(s.remove_pod("default/a"));
+        assert_eq!(
+            s.node("n1").unwrap().requested,
+            Resource {
+                allowed_pod_number: 0,
+                ..Default::default()
+            }
+        );
+        s.remove_node("n1").unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.node_index("n2"), Some(0));
+        assert_eq!(
+            s.remove_node("n1"),
+            Err(SnapshotError::NodeNotFound("n1".into()))
+        );
+    }
+
+    /// Assume places the pod at once; the watch confirms it; forget releases it.
+    #[test]
+    fn assume_confirm_and_forget() {
+        let mut s = Snapshot::new();
+        s.add_node(arc(node("n1", 1000, GI)));
+        let p = arc(pod("a", 600, 0));
+        s.assume(p.clone(), "n1").unwrap();
+        assert!(s.is_assumed("default/a"));
+        assert_eq!(s.node("n1").unwrap().requested.milli_cpu, 600);
+        assert!(matches!(
+            s.assume(p.clone(), "n1"),
+            Err(SnapshotError::PodAlreadyPlaced { .. })
+        ));
+        s.forget("default/a").unwrap();
+        assert_eq!(s.node("n1").unwrap().requested.milli_cpu, 0);
+        assert!(s.forget("default/a").is_err());
+        // Assume then the bound pod arrives: confirmed, counted once.
+        s.assume(p, "n1").unwrap();
+        s.add_pod(arc(on(pod("a", 600, 0), "n1")));
+        assert!(!s.is_assumed("default/a"));
+        assert_eq!(s.node("n1").unwrap().requested.milli_cpu, 600);
+        assert_eq!(s.node("n1").unwrap().pods.len(), 1);
+    }
+
+    /// Images are counted per node for ImageLocality's spread.
+    #[test]
+    fn image_spread_is_counted() {
+        let mut s = Snapshot::new();
+        s.add_node(arc(with_images(
+            node("n1", 1000, GI),
+            &[("nginx:1.27", 100)],
+        )));
+        s.add_node(arc(with_images(
+            node("n2", 1000, GI),
+            &[("nginx:1.27", 100)],
+        )));
+        assert_eq!(s.image_num_nodes("nginx:1.27"), 2);
+        s.update_node(arc(node("n2", 1000, GI)));
+        assert_eq!(s.image_num_nodes("nginx:1.27"), 1);
+        s.remove_node("n1").unwrap();
+        assert_eq!(s.image_num_nodes("nginx:1.27"), 0);
+    }
+
+    /// Host port conflicts as upstream HostPortInfo.CheckConflict.
+    #[test]
+    fn host_port_conflicts() {
+        let mut ni = NodeInfo::new(arc(node("n1", 1000, GI)));
+        let hp = |ip: &str, proto: &str, port| HostPort {
+            ip: ip.into(),
+            protocol: proto.into(),
+            port,
+        };
+        ni.used_ports.insert(hp("127.0.0.1", "TCP", 8080), 1);
+        ni.used_ports.insert(hp("0.0.0.0", "UDP", 53), 1);
+        let cases = [
+            (hp("127.0.0.1", "TCP", 8080), true),
+            (hp("0.0.0.0", "TCP", 8080), true),
+            (hp("127.0.0.2", "TCP", 8080), false),
+            (hp("127.0.0.1", "UDP", 8080), false),
+            (hp("10.0.0.1", "UDP", 53), true),
+            (hp("0.0.0.0", "TCP", 53), false),
+        ];
+        for (want, conflict) in cases {
+            assert_eq!(ni.host_port_conflicts(&want), conflict, "{want:?}");
+        }
+    }
+}
