@@ -17,6 +17,7 @@
 //!   controllers (Deployment so far), each an actor over informers.
 //! * [`scheduler`] — kube-scheduler: scheduling queue, framework, the default plugins, and the
 //!   Scheduler actor that binds pods.
+//! * [`events`] — the Event recorder every component uses (reasons and messages as upstream).
 //! * [`telemetry`] — tracer providers per component, trace context through messages and
 //!   through objects (`traceparent` annotation), OTLP export, the in-memory span store.
 //! * [`cluster`] — wiring: start the components from a [`config::Config`].
@@ -33,6 +34,7 @@ pub mod apiserver;
 pub mod cluster;
 pub mod config;
 pub mod controllers;
+pub mod events;
 pub mod informer;
 pub mod scheduler;
 pub mod store;

@@ -48,6 +48,11 @@ use crate::telemetry::{self, Component, Telemetry, TRACEPARENT_ANNOTATION};
 pub const SYSTEM_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Requests queued in the ApiServer's mailbox before senders wait. Large, because every
+/// component funnels through this one actor and a burst is better absorbed than stalled (group
+/// commit turns a deep queue into big batches).
+const MAILBOX_CAPACITY: usize = 1 << 20;
+
 /// Namespaces that may not be deleted (upstream's namespace lifecycle admission).
 const UNDELETABLE_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
 
@@ -942,7 +947,7 @@ impl Actor for ApiServer {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Durable batches arrive in order on one stream; apply them as they come.
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         if let Some(mut rx) = self.commits.take() {
             ctx.add_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
         }

@@ -1,0 +1,196 @@
+//! The event recorder every component uses (controllers, scheduler, kubelet): core/v1 Events
+//! as client-go's `record` package writes them.
+//!
+//! Mirrors `k8s.io/client-go/tools/record`: the Event is named `<object>.<hex nanos>`, lives
+//! in the involved object's namespace (`default` for cluster-scoped objects such as Nodes),
+//! carries `involvedObject`, `reason`, `message`, `type`, `source.component`/`host`,
+//! `reportingComponent`, `firstTimestamp`, `lastTimestamp` and `count`. Repeats of the same
+//! (object, type, reason, message, source) within [`AGGREGATION_WINDOW`] are aggregated, as the
+//! `EventCorrelator` does: the existing Event's `count` goes up and `lastTimestamp` moves.
+//!
+//! Recording never blocks the caller: the write runs as a spawned future on the caller's
+//! arbiter. A failed write is logged and dropped, as upstream drops events under pressure.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use parking_lot::Mutex;
+
+use crate::api::Object;
+use crate::apiserver::{
+    strategy, ApiError, ApiServer, Create, Subresource, Trace, Update, WriteOptions,
+};
+
+/// How long repeats of an event are folded into one Event object (upstream: 10 minutes).
+pub const AGGREGATION_WINDOW: Duration = Duration::from_secs(600);
+
+/// `Normal` or `Warning`.
+pub const NORMAL: &str = "Normal";
+pub const WARNING: &str = "Warning";
+
+type Key = (String, String, String, String);
+
+/// The last Event written per aggregation key, with when it was first written.
+type Seen = HashMap<Key, (Instant, Arc<Object>)>;
+
+/// Records Events for one component. Cheap to clone.
+#[derive(Clone)]
+pub struct EventRecorder {
+    api: Addr<ApiServer>,
+    component: Arc<str>,
+    host: Option<Arc<str>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// A reference to `obj` as `involvedObject`.
+pub fn object_reference(obj: &Object) -> ObjectReference {
+    let m = obj.meta();
+    ObjectReference {
+        api_version: Some(obj.kind().api_version().to_string()),
+        kind: Some(obj.kind().name().to_string()),
+        name: m.name.clone(),
+        namespace: obj.namespace().map(str::to_string),
+        uid: m.uid.clone(),
+        resource_version: m.resource_version.clone(),
+        ..Default::default()
+    }
+}
+
+impl EventRecorder {
+    /// A recorder for `component` (e.g. `deployment-controller`, `default-scheduler`,
+    /// `kubelet`), on `host` (the node, for kubelets).
+    pub fn new(api: Addr<ApiServer>, component: &str, host: Option<&str>) -> EventRecorder {
+        EventRecorder {
+            api,
+            component: component.into(),
+            host: host.map(Into::into),
+            seen: Arc::default(),
+        }
+    }
+
+    /// Record a `Normal` event about `obj`.
+    pub fn normal(&self, obj: &Object, reason: &str, message: impl Into<String>) {
+        self.record(obj, NORMAL, reason, message.into(), Trace::Untraced);
+    }
+
+    /// Record a `Warning` event about `obj`.
+    pub fn warning(&self, obj: &Object, reason: &str, message: impl Into<String>) {
+        self.record(obj, WARNING, reason, message.into(), Trace::Untraced);
+    }
+
+    /// Record an event; with `Trace::Context` the write is a span in that trace.
+    pub fn record(&self, obj: &Object, type_: &str, reason: &str, message: String, trace: Trace) {
+        let reference = object_reference(obj);
+        let this = self.clone();
+        let type_ = type_.to_string();
+        let reason = reason.to_string();
+        actix::spawn(async move {
+            if let Err(e) = this.write(reference, &type_, &reason, message, trace).await {
+                tracing::warn!(error = %e, reason, "dropping event");
+            }
+        });
+    }
+
+    /// Write (or aggregate) one event and return the stored Event.
+    pub async fn write(
+        &self,
+        involved: ObjectReference,
+        type_: &str,
+        reason: &str,
+        message: String,
+        trace: Trace,
+    ) -> Result<Arc<Object>, ApiError> {
+        let key: Key = (
+            involved
+                .uid
+                .clone()
+                .unwrap_or_else(|| involved.name.clone().unwrap_or_default()),
+            type_.to_string(),
+            reason.to_string(),
+            message.clone(),
+        );
+        let now = strategy::now();
+        let previous = {
+            let mut seen = self.seen.lock();
+            seen.retain(|_, (at, _)| at.elapsed() < AGGREGATION_WINDOW);
+            seen.get(&key).map(|(_, e)| e.clone())
+        };
+        if let Some(prev) = previous {
+            if let Object::Event(ev) = &*prev {
+                let mut ev = ev.clone();
+                ev.count = Some(ev.count.unwrap_or(1) + 1);
+                ev.last_timestamp = Some(Time(now));
+                let update = Update {
+                    object: Object::Event(ev),
+                    subresource: Subresource::Main,
+                    options: WriteOptions::default(),
+                    trace: trace.clone(),
+                };
+                match self.api.send(update).await {
+                    Ok(Ok(stored)) => {
+                        if let Some(entry) = self.seen.lock().get_mut(&key) {
+                            entry.1 = stored.clone();
+                        }
+                        return Ok(stored);
+                    }
+                    // Expired or raced: write a fresh one below.
+                    Ok(Err(_)) => {}
+                    Err(e) => return Err(ApiError::Internal(e.to_string())),
+                }
+            }
+        }
+        let namespace = involved
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
+        let name = format!(
+            "{}.{:x}",
+            involved.name.as_deref().unwrap_or("unknown"),
+            jiff::Timestamp::now().as_nanosecond()
+        );
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(namespace),
+                ..Default::default()
+            },
+            involved_object: involved,
+            reason: Some(reason.to_string()),
+            message: Some(message),
+            type_: Some(type_.to_string()),
+            source: Some(EventSource {
+                component: Some(self.component.to_string()),
+                host: self.host.as_deref().map(str::to_string),
+            }),
+            reporting_component: Some(self.component.to_string()),
+            reporting_instance: Some(
+                self.host
+                    .as_deref()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| self.component.to_string()),
+            ),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            count: Some(1),
+            ..Default::default()
+        };
+        let create = Create {
+            object: Object::Event(event),
+            options: WriteOptions::default(),
+            trace,
+        };
+        let stored = self
+            .api
+            .send(create)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        self.seen
+            .lock()
+            .insert(key, (Instant::now(), stored.clone()));
+        Ok(stored)
+    }
+}
