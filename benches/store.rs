@@ -27,6 +27,10 @@ use kubeactor::telemetry::Telemetry;
 
 const RUNS: usize = 5;
 
+// The daemon's allocator (see src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Pod whose stored JSON is about 1.5 KB, like a small real Deployment's pod.
 fn pod(name: &str) -> Pod {
     let labels = [
@@ -60,7 +64,7 @@ fn pod(name: &str) -> Pod {
                         ..Default::default()
                     }]),
                     env: Some(
-                        (0..6)
+                        (0..16)
                             .map(|i| EnvVar {
                                 name: format!("SETTING_{i}"),
                                 value: Some(format!("value-{i}-abcdefghij")),
@@ -103,6 +107,36 @@ fn pod(name: &str) -> Pod {
     }
 }
 
+/// CPU seconds used so far by each thread of this process, by thread name (from /proc): shows
+/// where a create's CPU goes (API server thread, committer, writers) independently of how busy
+/// the machine is.
+fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let tick = 100.0; // USER_HZ
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in dir.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+        let Some(rest) = stat.rsplit(')').next() else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 12 {
+            let secs =
+                (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / tick;
+            *out.entry(name).or_insert(0.0) += secs;
+        }
+    }
+    out
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -116,9 +150,11 @@ fn actor_creates(writers: usize, total: usize) -> (f64, usize) {
         let store = store::open(StoreEngine::Redb, dir.path(), StoreOptions::default())
             .expect("open store");
         let telemetry = Telemetry::in_memory(16);
+        // The API server on a thread of its own, as in the daemon; the writers on this one.
+        let arbiter = actix::Arbiter::new();
         let api = ApiServer::new(store.clone(), ApiServerOptions::default(), &telemetry)
             .expect("api server")
-            .start()
+            .start_on(&arbiter.handle())
             .await
             .expect("start");
         let bytes = Object::Pod(pod("size-probe")).to_json().len();
@@ -145,7 +181,16 @@ fn actor_creates(writers: usize, total: usize) -> (f64, usize) {
             t.await.expect("writer");
         }
         let rate = (per * writers) as f64 / start.elapsed().as_secs_f64();
+        if std::env::var_os("KUBEACTOR_BENCH_CPU").is_some() {
+            for (thread, secs) in thread_cpu() {
+                println!(
+                    "    cpu {thread:<28} {:>7.2} us/create",
+                    secs * 1e6 / (per * writers) as f64
+                );
+            }
+        }
         store.close();
+        arbiter.stop();
         (rate, bytes)
     });
     (rate, bytes)
@@ -247,7 +292,7 @@ fn etcd_writes(
             let value = value.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0..per {
-                    let key = format!("/registry/pods/default/r{run}-{w}-{i}");
+                    let key = format!("/registry/pods/default/c{writers}-r{run}-{w}-{i}");
                     match mode {
                         EtcdMode::Put => {
                             c.put(key, value.as_slice(), None).await.expect("put");
@@ -278,8 +323,9 @@ fn main() {
         "store benchmark: durable ~{} B Pod creates, median of {runs} run(s)",
         value.len()
     );
-    let etcd = start_etcd();
-    if etcd.is_none() {
+    let actor_only = std::env::args().any(|a| a == "--actor-only");
+    let etcd = if actor_only { None } else { start_etcd() };
+    if etcd.is_none() && !actor_only {
         println!("(no `etcd` binary: install Debian's etcd-server for the comparison)");
     }
     for (writers, total) in [

@@ -32,6 +32,8 @@ pub struct Cluster {
     pub store: Arc<dyn Store>,
     pub telemetry: Telemetry,
     pub data_dir: PathBuf,
+    /// The API server's own thread.
+    apiserver_arbiter: actix::Arbiter,
 }
 
 impl Cluster {
@@ -48,13 +50,14 @@ impl Cluster {
                 dir: data_dir.clone(),
                 source,
             })?;
+        let apiserver_arbiter = actix::Arbiter::new();
         let apiserver = ApiServer::new(
             store.clone(),
             ApiServerOptions::from(&config.apiserver),
             &telemetry,
         )
         .map_err(|e| Error::ApiServer(Box::new(e)))?
-        .start()
+        .start_on(&apiserver_arbiter.handle())
         .await
         .map_err(|e| Error::ApiServer(Box::new(e)))?;
         Ok(Cluster {
@@ -62,12 +65,14 @@ impl Cluster {
             store,
             telemetry,
             data_dir,
+            apiserver_arbiter,
         })
     }
 
     /// Stop: finish in-flight writes (the store drains and commits what it accepted).
     pub fn stop(&self) {
         self.store.close();
+        self.apiserver_arbiter.stop();
     }
 }
 

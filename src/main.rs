@@ -51,6 +51,13 @@ struct UpArgs {
     store_engine: Option<String>,
 }
 
+/// mimalloc instead of glibc's malloc: the API server allocates and frees many small objects
+/// on one thread while other threads do the same, where glibc's per-thread arenas grow with
+/// `mprotect` calls that showed up as the largest cost in the store benchmark
+/// (docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match load_config(&cli) {

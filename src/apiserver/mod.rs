@@ -93,6 +93,8 @@ enum Answer<T> {
 struct Rejected {
     error: ApiError,
     reply: Reply,
+    /// The object that was to be written, handed back.
+    object: Option<Object>,
 }
 
 /// A reply waiting for its write to become durable.
@@ -174,12 +176,22 @@ impl ApiServer {
     /// Start the actor and create the system namespaces that are missing. Returns once they
     /// exist, so the first client request finds `default`.
     pub async fn start(self) -> Result<Addr<ApiServer>, ApiError> {
+        let here = actix::Arbiter::current();
+        self.start_on(&here).await
+    }
+
+    /// Like [`ApiServer::start`], on the given arbiter (thread). The daemon gives the API
+    /// server a thread of its own, so its clients' work never queues behind it.
+    pub async fn start_on(
+        self,
+        arbiter: &actix::ArbiterHandle,
+    ) -> Result<Addr<ApiServer>, ApiError> {
         let missing: Vec<&str> = SYSTEM_NAMESPACES
             .iter()
             .copied()
             .filter(|ns| !self.objects.contains_key(&Kind::Namespace.key(None, ns)))
             .collect();
-        let addr = Actor::start(self);
+        let addr = ApiServer::start_in_arbiter(arbiter, move |_| self);
         for ns in missing {
             let object = Object::Namespace(Namespace {
                 metadata: ObjectMeta {
@@ -270,7 +282,11 @@ impl ApiServer {
                     }
                     e => ApiError::from_store(e, kind, &name),
                 };
-                return Err(Box::new(Rejected { error: err, reply }));
+                return Err(Box::new(Rejected {
+                    error: err,
+                    reply,
+                    object,
+                }));
             }
         };
         let revision = pending.revision;
@@ -467,7 +483,8 @@ impl ApiServer {
                 value: bytes,
                 precondition: Precondition::Absent,
             };
-            match self.submit(op, Some(object.clone()), span.take(), reply) {
+            let name = object.name().to_string();
+            match self.submit(op, Some(object), span.take(), reply) {
                 Ok(()) => return Answer::Later(rx),
                 Err(r)
                     if attempts > 1
@@ -477,7 +494,16 @@ impl ApiServer {
                         ) =>
                 {
                     attempts -= 1;
-                    reply = r.reply;
+                    let Rejected {
+                        reply: back,
+                        object: obj,
+                        ..
+                    } = *r;
+                    reply = back;
+                    let Some(obj) = obj else {
+                        return Answer::Ready(Err(ApiError::Internal("lost the object".into())));
+                    };
+                    object = obj;
                     let prefix = object.meta().generate_name.clone().unwrap_or_default();
                     object.meta_mut().name = Some(strategy::generate_name(&prefix));
                 }
@@ -487,7 +513,7 @@ impl ApiServer {
                         ApiError::Conflict { .. } | ApiError::NotFound { .. }
                     ) =>
                 {
-                    return Answer::Ready(Err(ApiError::already_exists(kind, object.name())));
+                    return Answer::Ready(Err(ApiError::already_exists(kind, &name)));
                 }
                 Err(r) => return Answer::Ready(Err(r.error)),
             }
