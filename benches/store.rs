@@ -328,10 +328,12 @@ fn main() {
     if etcd.is_none() && !actor_only {
         println!("(no `etcd` binary: install Debian's etcd-server for the comparison)");
     }
-    for (writers, total) in [
-        (1usize, if quick { 500 } else { 2_000 }),
-        (64, if quick { 20_000 } else { 100_000 }),
-    ] {
+    // KUBEACTOR_BENCH_N overrides the 64-writer count (e.g. for a short run under callgrind).
+    let n64 = std::env::var("KUBEACTOR_BENCH_N")
+        .ok()
+        .and_then(|n| n.parse().ok());
+    let n64 = n64.unwrap_or(if quick { 20_000 } else { 100_000 });
+    for (writers, total) in [(1usize, if quick { 500 } else { 2_000 }), (64, n64)] {
         let actor = median((0..runs).map(|_| actor_creates(writers, total).0).collect());
         print!("{writers:>3} writer(s): kubeactor ApiServer creates {actor:>9.0}/s");
         if let Some(etcd) = &etcd {
