@@ -159,6 +159,8 @@ impl Graph {
         let mut created = false;
         let node = self.nodes.entry(owner.uid.clone()).or_insert_with(|| {
             created = true;
+            // A virtual node is never processed itself (only its dependents are), so an
+            // owner kind this cluster does not serve needs no identity of its own.
             let kind = Kind::from_name(&owner.kind).unwrap_or(Kind::Pod);
             Node {
                 identity: Identity {

@@ -3,8 +3,8 @@
 //!
 //! Informer events (ReplicaSets and Pods) only enqueue ReplicaSet keys, and observe
 //! expectations (a pod ADDED lowers its owner's expected creations, a pod deleted or being
-//! deleted its expected deletions). A worker runs [`syncReplicaSet`](ReplicaSetController::sync_key):
-//! read the caches, claim pods (adopt orphans that match, release ours that no longer match),
+//! deleted its expected deletions). A worker runs `syncReplicaSet` for a key: read the
+//! caches, claim pods (adopt orphans that match, release ours that no longer match),
 //! then — only when the expectations are satisfied — create or delete pods, and write the
 //! status. Each sync is a `sync replicaset <ns>/<name>` span (see
 //! [`sync_span`](crate::controllers::sync_span)); pod writes and events carry its context.

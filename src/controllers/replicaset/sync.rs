@@ -89,7 +89,7 @@ pub enum Manage {
 
 /// `manageReplicas`' decision: compare the active pods the RS owns with `spec.replicas`;
 /// create or delete at most `burst` at a time; pick the pods to delete by
-/// [`pods_to_delete`](super::ranking::pods_to_delete) with the `related` pods (those of every
+/// [`pods_to_delete`] with the `related` pods (those of every
 /// RS with the same owner) counting who is doubled up on a node.
 pub fn manage_replicas(
     rs: &ReplicaSet,
