@@ -605,6 +605,24 @@ async fn orphan_deletion_leaves_the_replicaset_and_pods_without_the_owner() {
     assert!(ps
         .iter()
         .all(|p| controller_of(&p.metadata).is_some_and(|(_, u, _)| Some(u) == rs.metadata.uid)));
+
+    // A new deployment with the same selector adopts the orphan instead of starting over.
+    let d = create(
+        api,
+        deployment("web", 3, "nginx:1.27").into(),
+        Trace::Untraced,
+    )
+    .await;
+    let (adopted, _) = settled(api, "web", 3).await;
+    assert_eq!(adopted.metadata.uid, rs.metadata.uid);
+    assert_eq!(
+        controller_of(&adopted.metadata),
+        Some((
+            "Deployment".into(),
+            d.meta().uid.clone().unwrap(),
+            Some(true)
+        ))
+    );
 }
 
 fn reasons_of(evs: &[Event], kind: &str) -> Vec<(String, String, String)> {

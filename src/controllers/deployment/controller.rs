@@ -21,10 +21,12 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::SdkTracer;
 
 use super::{on_create_conflict, sync_deployment, Action, EventType, PodMap, Requeue, MAX_RETRIES};
+use crate::api::selectors::LabelSelector;
 use crate::api::{Kind, Object};
 use crate::apiserver::{
     ApiError, ApiServer, Create, Delete, Get, Subresource, Trace, Update, WriteOptions,
 };
+use crate::controllers::ref_manager::{self, Claim};
 use crate::controllers::sync_span::{context_of, SyncSpan, Triggers};
 use crate::controllers::workqueue::WorkQueue;
 use crate::events::{EventRecorder, NORMAL, WARNING};
@@ -192,20 +194,16 @@ impl DeploymentController {
         let recorder = self.recorder.clone();
         let api = self.api.clone();
         let deployment = self.deployments.get(&key);
-        let (rss, pods) = match &deployment {
-            Some(d) => {
-                let uid = d.metadata.uid.clone().unwrap_or_default();
-                let rss = self.replica_sets.controlled_by(&uid);
-                let mut pods = PodMap::new();
-                for rs in &rss {
-                    if let Some(rs_uid) = rs.metadata.uid.as_deref() {
-                        pods.insert(rs_uid.to_string(), self.pods.controlled_by(rs_uid));
-                    }
+        let mut claims = Claims::default();
+        let mut pods = PodMap::new();
+        if let Some(d) = &deployment {
+            claims = self.claim_replica_sets(d);
+            for rs in claims.owned.iter().chain(&claims.adopt) {
+                if let Some(rs_uid) = rs.metadata.uid.as_deref() {
+                    pods.insert(rs_uid.to_string(), self.pods.controlled_by(rs_uid));
                 }
-                (rss, pods)
             }
-            None => (vec![], PodMap::new()),
-        };
+        }
         let tracer = self.tracer.clone();
         async move {
             let Some(d) = deployment else {
@@ -216,6 +214,13 @@ impl DeploymentController {
             let span = SyncSpan::start(&tracer, format!("sync deployment {key}"), parent);
             span.attribute(KeyValue::new("k8s.deployment", key.clone()));
             let trace = span.trace();
+            let rss = match claim(&api, &d, claims, &trace).await {
+                Ok(rss) => rss,
+                Err(e) => {
+                    span.fail(&e);
+                    return Err(e);
+                }
+            };
             let now = jiff::Timestamp::now();
             let result = match sync_deployment(&d, &rss, &pods, now) {
                 Ok(r) => r,
@@ -247,6 +252,104 @@ impl DeploymentController {
             out.map(|_| result.requeue)
         }
     }
+}
+
+/// The ReplicaSets a deployment owns, and those it must adopt or release
+/// (`getReplicaSetsForDeployment`).
+#[derive(Default)]
+struct Claims {
+    owned: Vec<Arc<ReplicaSet>>,
+    adopt: Vec<Arc<ReplicaSet>>,
+    release: Vec<Arc<ReplicaSet>>,
+}
+
+impl DeploymentController {
+    /// `ClaimReplicaSets` over every ReplicaSet in the deployment's namespace.
+    fn claim_replica_sets(&self, d: &Deployment) -> Claims {
+        let uid = d.metadata.uid.as_deref().unwrap_or_default();
+        let selector = d
+            .spec
+            .as_ref()
+            .and_then(|s| LabelSelector::from_api(&s.selector).ok());
+        let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+            // Validation refuses such a selector; keep what the deployment already controls.
+            return Claims {
+                owned: self.replica_sets.controlled_by(uid),
+                ..Default::default()
+            };
+        };
+        let ns = d.metadata.namespace.as_deref().unwrap_or("");
+        let empty = Default::default();
+        let mut claims = Claims::default();
+        for rs in self.replica_sets.list_namespace(ns) {
+            let labels = rs.metadata.labels.as_ref().unwrap_or(&empty);
+            match ref_manager::claim(&d.metadata, &rs.metadata, selector.matches(labels)) {
+                Claim::Owned => claims.owned.push(rs),
+                Claim::Adopt => claims.adopt.push(rs),
+                Claim::Release => claims.release.push(rs),
+                Claim::Ignore => {}
+            }
+        }
+        claims
+    }
+}
+
+/// Perform the adoptions and releases; returns the ReplicaSets the deployment owns now.
+/// Adoption first rechecks with a live read that the deployment still exists and is not
+/// being deleted (`RecheckDeletionTimestamp`).
+async fn claim(
+    api: &Addr<ApiServer>,
+    d: &Deployment,
+    claims: Claims,
+    trace: &Trace,
+) -> Result<Vec<Arc<ReplicaSet>>, ApiError> {
+    let Claims {
+        mut owned,
+        adopt,
+        release,
+    } = claims;
+    if !adopt.is_empty() {
+        let fresh = api
+            .send(Get {
+                kind: Kind::Deployment,
+                namespace: d.metadata.namespace.clone(),
+                name: d.metadata.name.clone().unwrap_or_default(),
+            })
+            .await
+            .map_err(mailbox)??;
+        if fresh.meta().uid != d.metadata.uid || fresh.meta().deletion_timestamp.is_some() {
+            return Err(ApiError::Internal(format!(
+                "deployment {} is gone or being deleted: cannot adopt",
+                key_of(&d.metadata)
+            )));
+        }
+        let reference = ref_manager::new_controller_ref("apps/v1", "Deployment", &d.metadata);
+        for rs in adopt {
+            let mut rs = (*rs).clone();
+            rs.metadata = ref_manager::adopted(&rs.metadata, reference.clone());
+            match update(api, rs.into(), Subresource::Main, trace).await {
+                Ok(stored) => {
+                    if let Object::ReplicaSet(rs) = &*stored {
+                        owned.push(Arc::new(rs.clone()));
+                    }
+                }
+                Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let uid = d.metadata.uid.as_deref().unwrap_or_default();
+    for rs in release {
+        if let Some(meta) = ref_manager::without_owners(&rs.metadata, &[uid]) {
+            let mut rs = (*rs).clone();
+            rs.metadata = meta;
+            match update(api, rs.into(), Subresource::Main, trace).await {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(owned)
 }
 
 fn mailbox(e: MailboxError) -> ApiError {
