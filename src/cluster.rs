@@ -1,7 +1,8 @@
 //! Wiring: start the components from a [`Config`], and the `kubeactor up` daemon.
 //!
-//! What runs today: the durable store, the `ApiServer` actor over it, and telemetry. Later
-//! issues add the HTTP API, controllers, scheduler and kubelets here.
+//! What runs today: the durable store, the `ApiServer` actor over it, telemetry, and the
+//! controller manager (Deployment, ReplicaSet, garbage collector, Event TTL). Later issues add
+//! the HTTP API, scheduler and kubelets here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use actix::Addr;
 
 use crate::apiserver::{ApiError, ApiServer, ApiServerOptions};
 use crate::config::Config;
+use crate::controllers::ControllerManager;
 use crate::store::{self, Store, StoreError, StoreOptions};
 use crate::telemetry::Telemetry;
 
@@ -34,6 +36,8 @@ pub struct Cluster {
     pub data_dir: PathBuf,
     /// The API server's own thread.
     apiserver_arbiter: actix::Arbiter,
+    /// kube-controller-manager.
+    pub controllers: ControllerManager,
 }
 
 impl Cluster {
@@ -60,17 +64,23 @@ impl Cluster {
         .start_on(&apiserver_arbiter.handle())
         .await
         .map_err(|e| Error::ApiServer(Box::new(e)))?;
+        // --- controllers ---
+        let controllers =
+            ControllerManager::start(apiserver.clone(), &config.controllers, &telemetry);
+        // --- end controllers ---
         Ok(Cluster {
             apiserver,
             store,
             telemetry,
             data_dir,
             apiserver_arbiter,
+            controllers,
         })
     }
 
     /// Stop: finish in-flight writes (the store drains and commits what it accepted).
     pub fn stop(&self) {
+        self.controllers.stop();
         self.store.close();
         self.apiserver_arbiter.stop();
     }

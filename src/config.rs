@@ -52,6 +52,7 @@ pub struct Config {
     pub apiserver: ApiServerConfig,
     pub telemetry: TelemetryConfig,
     pub log: LogConfig,
+    pub controllers: ControllersConfig,
 }
 
 /// `[store]`
@@ -115,6 +116,24 @@ pub enum OtlpProtocol {
 pub struct LogConfig {
     /// A `tracing-subscriber` EnvFilter directive; `RUST_LOG` wins when set.
     pub filter: String,
+}
+
+/// `[controllers]`: kube-controller-manager.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllersConfig {
+    /// Deployments synced at once (`--concurrent-deployment-syncs`).
+    pub deployment_workers: usize,
+    /// ReplicaSets synced at once (`--concurrent-replicaset-syncs`).
+    pub replicaset_workers: usize,
+    /// Garbage collector work items processed at once (`--concurrent-gc-syncs`).
+    pub gc_workers: usize,
+    /// Most pods one ReplicaSet sync creates or deletes (upstream's `BurstReplicas`).
+    pub replicaset_burst_replicas: usize,
+    /// Events last seen longer ago than this are deleted (`--event-ttl`).
+    pub event_ttl_seconds: u64,
+    /// How often expired Events are looked for.
+    pub event_ttl_sweep_seconds: f64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,6 +555,33 @@ impl Config {
             self.telemetry.span_store_capacity,
         )?;
 
+        positive(
+            "controllers.deployment_workers",
+            self.controllers.deployment_workers,
+        )?;
+        positive(
+            "controllers.replicaset_workers",
+            self.controllers.replicaset_workers,
+        )?;
+        positive("controllers.gc_workers", self.controllers.gc_workers)?;
+        positive(
+            "controllers.replicaset_burst_replicas",
+            self.controllers.replicaset_burst_replicas,
+        )?;
+        if self.controllers.event_ttl_seconds == 0 {
+            return Err((
+                "controllers.event_ttl_seconds",
+                "must be greater than 0, got 0".into(),
+            ));
+        }
+        let sweep = self.controllers.event_ttl_sweep_seconds;
+        if !(sweep.is_finite() && sweep >= 0.001) {
+            return Err((
+                "controllers.event_ttl_sweep_seconds",
+                format!("must be at least 0.001, got {sweep}"),
+            ));
+        }
+
         let ratio = self.telemetry.sampler_ratio;
         if !(0.0..=1.0).contains(&ratio) {
             return Err((
@@ -715,6 +761,12 @@ mod tests {
         assert_eq!(c.telemetry.sampler_ratio, 1.0);
         assert_eq!(c.telemetry.span_store_capacity, 20_000);
         assert_eq!(c.log.filter, "info");
+        assert_eq!(c.controllers.deployment_workers, 5);
+        assert_eq!(c.controllers.replicaset_workers, 5);
+        assert_eq!(c.controllers.gc_workers, 20);
+        assert_eq!(c.controllers.replicaset_burst_replicas, 500);
+        assert_eq!(c.controllers.event_ttl_seconds, 3600);
+        assert_eq!(c.controllers.event_ttl_sweep_seconds, 60.0);
     }
 
     /// Every key in the default file has a comment line right above it (or above its group).

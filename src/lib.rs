@@ -14,7 +14,8 @@
 //!   and fans watch events out to clients through an indexed watcher registry.
 //! * [`informer`] — list-then-watch caches of `Arc` objects with indexes, shared per kind.
 //! * [`controllers`] — kube-controller-manager: the rate-limited work queue and the
-//!   controllers (Deployment so far), each an actor over informers.
+//!   controllers (Deployment, ReplicaSet, garbage collector, Event TTL), each an actor over
+//!   shared informers, started together by the `ControllerManager`.
 //! * [`scheduler`] — kube-scheduler: scheduling queue, framework, the default plugins, and the
 //!   Scheduler actor that binds pods.
 //! * [`events`] — the Event recorder every component uses (reasons and messages as upstream).

@@ -5,11 +5,9 @@
 //! twice: the [`WorkQueue`] guarantees it); a sync reads the caches, computes the actions,
 //! performs them in order through the `ApiServer`, and on the first error requeues the key
 //! with backoff (dropped after [`MAX_RETRIES`]). Each sync is a `kube-controller-manager`
-//! span `sync deployment <ns>/<name>`, continuing the trace saved on the deployment, and
-//! every write it makes carries that span's context.
-//!
-//! Not integration-tested yet: the store behind the `ApiServer` is still a stub in this
-//! branch. Events are logged, not yet written as Event objects.
+//! span `sync deployment <ns>/<name>`, continuing the trace of the object whose event
+//! triggered it (see [`sync_span`](crate::controllers::sync_span)), and every write it makes
+//! — and every Event it records (`deployment-controller`) — carries that span's context.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +16,24 @@ use actix::prelude::*;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
-use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::SdkTracer;
 
-use super::{on_create_conflict, sync_deployment, Action, PodMap, Requeue, MAX_RETRIES};
+use super::{on_create_conflict, sync_deployment, Action, EventType, PodMap, Requeue, MAX_RETRIES};
+use crate::api::selectors::LabelSelector;
 use crate::api::{Kind, Object};
 use crate::apiserver::{
     ApiError, ApiServer, Create, Delete, Get, Subresource, Trace, Update, WriteOptions,
 };
+use crate::controllers::ref_manager::{self, Claim};
+use crate::controllers::sync_span::{context_of, SyncSpan, Triggers};
 use crate::controllers::workqueue::WorkQueue;
+use crate::events::{EventRecorder, NORMAL, WARNING};
 use crate::informer::{controller_uid, key_of, InformerEvent, SharedInformerFactory, Store};
+
+/// The component name on the Events this controller records.
+pub const COMPONENT: &str = "deployment-controller";
 
 /// The deployment controller actor. See the module documentation.
 pub struct DeploymentController {
@@ -43,6 +48,9 @@ pub struct DeploymentController {
     /// The pending wake-up for the earliest delayed key.
     timer: Option<SpawnHandle>,
     tracer: SdkTracer,
+    recorder: EventRecorder,
+    /// The trace context of the event that last enqueued each key.
+    triggers: Triggers,
 }
 
 /// The outcome of one sync, sent back to the actor.
@@ -70,6 +78,8 @@ impl DeploymentController {
             rs.add_recipient(ctx.address().recipient());
             pods.add_recipient(ctx.address().recipient());
             DeploymentController {
+                recorder: EventRecorder::new(api.clone(), COMPONENT, None),
+                triggers: Triggers::default(),
                 api,
                 deployments: d.store(),
                 replica_sets: rs.store(),
@@ -122,9 +132,10 @@ impl DeploymentController {
             .collect()
     }
 
-    fn enqueue(&mut self, key: String, ctx: &mut Context<Self>) {
+    /// Enqueue `key` because of an event on the object with `because`.
+    fn enqueue(&mut self, key: String, because: &ObjectMeta) {
+        self.triggers.note(key.clone(), because);
         self.queue.add(key);
-        self.process_next(ctx);
     }
 
     /// Hand ready keys to free workers; arm a timer for the earliest delayed key.
@@ -176,61 +187,169 @@ impl DeploymentController {
 
     /// `syncDeployment` for one key: read the caches, decide, write.
     fn sync_key(
-        &self,
+        &mut self,
         key: String,
     ) -> impl std::future::Future<Output = Result<Option<Requeue>, ApiError>> + 'static {
+        let trigger = self.triggers.take(&key);
+        let recorder = self.recorder.clone();
         let api = self.api.clone();
         let deployment = self.deployments.get(&key);
-        let (rss, pods) = match &deployment {
-            Some(d) => {
-                let uid = d.metadata.uid.clone().unwrap_or_default();
-                let rss = self.replica_sets.controlled_by(&uid);
-                let mut pods = PodMap::new();
-                for rs in &rss {
-                    if let Some(rs_uid) = rs.metadata.uid.as_deref() {
-                        pods.insert(rs_uid.to_string(), self.pods.controlled_by(rs_uid));
-                    }
+        let mut claims = Claims::default();
+        let mut pods = PodMap::new();
+        if let Some(d) = &deployment {
+            claims = self.claim_replica_sets(d);
+            for rs in claims.owned.iter().chain(&claims.adopt) {
+                if let Some(rs_uid) = rs.metadata.uid.as_deref() {
+                    pods.insert(rs_uid.to_string(), self.pods.controlled_by(rs_uid));
                 }
-                (rss, pods)
             }
-            None => (vec![], PodMap::new()),
-        };
+        }
         let tracer = self.tracer.clone();
         async move {
             let Some(d) = deployment else {
                 tracing::debug!(%key, "deployment has been deleted");
                 return Ok(None);
             };
-            let parent = crate::telemetry::extract(&d.metadata);
-            let mut span = tracer.start_with_context(format!("sync deployment {key}"), &parent);
-            span.set_attribute(KeyValue::new("k8s.deployment", key.clone()));
-            let cx = parent.with_span(span);
-            let trace = Trace::child_of(cx.clone());
+            let parent = trigger.or_else(|| context_of(&d.metadata));
+            let span = SyncSpan::start(&tracer, format!("sync deployment {key}"), parent);
+            span.attribute(KeyValue::new("k8s.deployment", key.clone()));
+            let trace = span.trace();
+            let rss = match claim(&api, &d, claims, &trace).await {
+                Ok(rss) => rss,
+                Err(e) => {
+                    span.fail(&e);
+                    return Err(e);
+                }
+            };
             let now = jiff::Timestamp::now();
             let result = match sync_deployment(&d, &rss, &pods, now) {
                 Ok(r) => r,
                 Err(e) => {
                     // A spec the API server should have refused: nothing to retry.
                     tracing::warn!(%key, error = %e, "cannot sync deployment");
+                    span.fail(&e);
                     return Ok(None);
                 }
             };
-            for ev in &result.events {
-                tracing::info!(%key, reason = %ev.reason, type_ = ?ev.type_, "{}", ev.message);
-                cx.span().add_event(
-                    ev.reason.clone(),
-                    vec![KeyValue::new("message", ev.message.clone())],
-                );
+            if !result.events.is_empty() {
+                let obj = Object::Deployment((*d).clone());
+                for ev in &result.events {
+                    let type_ = match ev.type_ {
+                        EventType::Normal => NORMAL,
+                        EventType::Warning => WARNING,
+                    };
+                    span.event(
+                        ev.reason.clone(),
+                        vec![KeyValue::new("message", ev.message.clone())],
+                    );
+                    recorder.record(&obj, type_, &ev.reason, ev.message.clone(), trace.clone());
+                }
             }
             let out = perform(&api, &d, result.actions, &trace).await;
             if let Err(e) = &out {
-                cx.span()
-                    .set_status(opentelemetry::trace::Status::error(e.to_string()));
+                span.fail(e);
             }
-            cx.span().end();
             out.map(|_| result.requeue)
         }
     }
+}
+
+/// The ReplicaSets a deployment owns, and those it must adopt or release
+/// (`getReplicaSetsForDeployment`).
+#[derive(Default)]
+struct Claims {
+    owned: Vec<Arc<ReplicaSet>>,
+    adopt: Vec<Arc<ReplicaSet>>,
+    release: Vec<Arc<ReplicaSet>>,
+}
+
+impl DeploymentController {
+    /// `ClaimReplicaSets` over every ReplicaSet in the deployment's namespace.
+    fn claim_replica_sets(&self, d: &Deployment) -> Claims {
+        let uid = d.metadata.uid.as_deref().unwrap_or_default();
+        let selector = d
+            .spec
+            .as_ref()
+            .and_then(|s| LabelSelector::from_api(&s.selector).ok());
+        let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+            // Validation refuses such a selector; keep what the deployment already controls.
+            return Claims {
+                owned: self.replica_sets.controlled_by(uid),
+                ..Default::default()
+            };
+        };
+        let ns = d.metadata.namespace.as_deref().unwrap_or("");
+        let empty = Default::default();
+        let mut claims = Claims::default();
+        for rs in self.replica_sets.list_namespace(ns) {
+            let labels = rs.metadata.labels.as_ref().unwrap_or(&empty);
+            match ref_manager::claim(&d.metadata, &rs.metadata, selector.matches(labels)) {
+                Claim::Owned => claims.owned.push(rs),
+                Claim::Adopt => claims.adopt.push(rs),
+                Claim::Release => claims.release.push(rs),
+                Claim::Ignore => {}
+            }
+        }
+        claims
+    }
+}
+
+/// Perform the adoptions and releases; returns the ReplicaSets the deployment owns now.
+/// Adoption first rechecks with a live read that the deployment still exists and is not
+/// being deleted (`RecheckDeletionTimestamp`).
+async fn claim(
+    api: &Addr<ApiServer>,
+    d: &Deployment,
+    claims: Claims,
+    trace: &Trace,
+) -> Result<Vec<Arc<ReplicaSet>>, ApiError> {
+    let Claims {
+        mut owned,
+        adopt,
+        release,
+    } = claims;
+    if !adopt.is_empty() {
+        let fresh = api
+            .send(Get {
+                kind: Kind::Deployment,
+                namespace: d.metadata.namespace.clone(),
+                name: d.metadata.name.clone().unwrap_or_default(),
+            })
+            .await
+            .map_err(mailbox)??;
+        if fresh.meta().uid != d.metadata.uid || fresh.meta().deletion_timestamp.is_some() {
+            return Err(ApiError::Internal(format!(
+                "deployment {} is gone or being deleted: cannot adopt",
+                key_of(&d.metadata)
+            )));
+        }
+        let reference = ref_manager::new_controller_ref("apps/v1", "Deployment", &d.metadata);
+        for rs in adopt {
+            let mut rs = (*rs).clone();
+            rs.metadata = ref_manager::adopted(&rs.metadata, reference.clone());
+            match update(api, rs.into(), Subresource::Main, trace).await {
+                Ok(stored) => {
+                    if let Object::ReplicaSet(rs) = &*stored {
+                        owned.push(Arc::new(rs.clone()));
+                    }
+                }
+                Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let uid = d.metadata.uid.as_deref().unwrap_or_default();
+    for rs in release {
+        if let Some(meta) = ref_manager::without_owners(&rs.metadata, &[uid]) {
+            let mut rs = (*rs).clone();
+            rs.metadata = meta;
+            match update(api, rs.into(), Subresource::Main, trace).await {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(owned)
 }
 
 fn mailbox(e: MailboxError) -> ApiError {
@@ -341,11 +460,17 @@ impl Handler<InformerEvent<Deployment>> for DeploymentController {
     /// addDeployment / updateDeployment / deleteDeployment: enqueue its key.
     fn handle(&mut self, ev: InformerEvent<Deployment>, ctx: &mut Self::Context) {
         match ev {
-            InformerEvent::Added(d)
-            | InformerEvent::Updated { new: d, .. }
-            | InformerEvent::Deleted(d) => self.enqueue(key_of(&d.metadata), ctx),
-            InformerEvent::Synced => self.process_next(ctx),
+            InformerEvent::Added(d) | InformerEvent::Updated { new: d, .. } => {
+                self.enqueue(key_of(&d.metadata), &d.metadata)
+            }
+            InformerEvent::Deleted(d) => {
+                let key = key_of(&d.metadata);
+                self.triggers.forget(&key);
+                self.queue.add(key);
+            }
+            InformerEvent::Synced => {}
         }
+        self.process_next(ctx);
     }
 }
 
@@ -356,20 +481,25 @@ impl Handler<InformerEvent<ReplicaSet>> for DeploymentController {
     /// controller ref enqueues the old owner too.
     fn handle(&mut self, ev: InformerEvent<ReplicaSet>, ctx: &mut Self::Context) {
         let mut keys = Vec::new();
-        match ev {
+        let because = match ev {
             InformerEvent::Added(rs) | InformerEvent::Deleted(rs) => {
-                keys.extend(self.deployments_for_rs(&rs))
+                keys.extend(self.deployments_for_rs(&rs));
+                rs
             }
             InformerEvent::Updated { old, new } => {
                 if controller_uid(&old.metadata) != controller_uid(&new.metadata) {
                     keys.extend(self.deployments_for_rs(&old));
                 }
                 keys.extend(self.deployments_for_rs(&new));
+                new
             }
-            InformerEvent::Synced => {}
-        }
+            InformerEvent::Synced => {
+                self.process_next(ctx);
+                return;
+            }
+        };
         for k in keys {
-            self.queue.add(k);
+            self.enqueue(k, &because.metadata);
         }
         self.process_next(ctx);
     }
@@ -395,7 +525,7 @@ impl Handler<InformerEvent<Pod>> for DeploymentController {
                 let ns = pod.metadata.namespace.clone().unwrap_or_default();
                 if let Some(rs) = self.replica_sets.get(&format!("{ns}/{rs_name}")) {
                     for k in self.deployments_for_rs(&rs) {
-                        self.queue.add(k);
+                        self.enqueue(k, &pod.metadata);
                     }
                 }
                 self.process_next(ctx);

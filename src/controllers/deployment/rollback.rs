@@ -96,13 +96,23 @@ mod tests {
         rs
     }
 
+    /// A deployment as the API server stores it: with apps/v1's defaults.
+    fn defaulted() -> Deployment {
+        let mut obj = crate::api::Object::Deployment(Deployment::default());
+        crate::api::defaults::apply(&mut obj);
+        match obj {
+            crate::api::Object::Deployment(d) => d,
+            _ => unreachable!("defaulting keeps the kind"),
+        }
+    }
+
     fn ann(rs: &ReplicaSet, k: &str) -> Option<String> {
         rs.metadata.annotations.as_ref()?.get(k).cloned()
     }
 
     #[test]
     fn rolling_back_records_the_revision_history() {
-        let d = with_defaults(&Deployment::default());
+        let d = defaulted();
         // (revision, history, new revision, limit) → (revision, history)
         let cases = [
             (Some("1"), None, "3", 2000, "3", Some("1")),
@@ -122,7 +132,7 @@ mod tests {
 
     #[test]
     fn annotations_are_copied_except_the_deployment_machinery() {
-        let mut d = with_defaults(&Deployment::default());
+        let mut d = defaulted();
         d.metadata.annotations = Some(
             [
                 ("team", "web"),

@@ -27,7 +27,7 @@ pub type PodMap = HashMap<String, Vec<Arc<Pod>>>;
 pub struct Syncer<'a> {
     /// The deployment as read from the cache.
     pub(super) original: &'a Deployment,
-    /// The working copy, with apps/v1 defaults filled in.
+    /// The working copy (the API server stored it with apps/v1's defaults).
     pub(super) d: Deployment,
     /// Working copies of the deployment's ReplicaSets, oldest first
     /// (`ReplicaSetsByCreationTimestamp`); one created in this sync is last.
@@ -82,7 +82,7 @@ impl<'a> Syncer<'a> {
         rss.sort_by(by_creation_timestamp);
         Syncer {
             original: d,
-            d: with_defaults(d),
+            d: d.clone(),
             rss,
             actions: Vec::new(),
             events: Vec::new(),

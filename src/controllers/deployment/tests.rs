@@ -157,7 +157,7 @@ fn rs(
             ..Default::default()
         }),
     };
-    set_replicas_annotations(&mut rs, desired, desired + max_surge(&with_defaults(d)));
+    set_replicas_annotations(&mut rs, desired, desired + max_surge(d));
     rs
 }
 
@@ -430,7 +430,7 @@ fn rolling_update_respects_surge_and_unavailability_at_every_step() {
         d.metadata.generation = Some(2);
         let mut cluster = Cluster::new(d.clone(), vec![old]);
         cluster.rate = rate;
-        let dd = with_defaults(&d);
+        let dd = d.clone();
         let (max_total, min_available) =
             (replicas + max_surge(&dd), replicas - max_unavailable(&dd));
         let case = format!("{replicas} replicas, surge {surge}, unavailable {unavailable}");

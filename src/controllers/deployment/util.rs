@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentCondition, DeploymentStatus, DeploymentStrategy, ReplicaSet,
-    RollingUpdateDeployment,
+    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -60,33 +59,8 @@ pub mod reason {
 // ---------------------------------------------------------------------------------------
 // Defaults and accessors
 
-/// The deployment with apps/v1's defaults (`SetDefaults_Deployment`) filled in: replicas 1,
-/// RollingUpdate with 25% / 25%, revisionHistoryLimit 10, progressDeadlineSeconds 600.
-/// The API server normally stores them; the controller fills them again so that a
-/// deployment that reached it without defaulting behaves as in a real cluster.
-pub fn with_defaults(d: &Deployment) -> Deployment {
-    let mut d = d.clone();
-    let spec = d.spec.get_or_insert_with(Default::default);
-    spec.replicas.get_or_insert(1);
-    spec.revision_history_limit.get_or_insert(10);
-    spec.progress_deadline_seconds.get_or_insert(600);
-    let strategy = spec
-        .strategy
-        .get_or_insert_with(DeploymentStrategy::default);
-    let ty = strategy
-        .type_
-        .get_or_insert_with(|| ROLLING_UPDATE.to_string());
-    if ty == ROLLING_UPDATE {
-        let ru = strategy
-            .rolling_update
-            .get_or_insert_with(RollingUpdateDeployment::default);
-        ru.max_unavailable
-            .get_or_insert_with(|| IntOrString::String("25%".into()));
-        ru.max_surge
-            .get_or_insert_with(|| IntOrString::String("25%".into()));
-    }
-    d
-}
+// The deployment comes from the API server, which stored it with apps/v1's defaults
+// (`crate::api::defaults`); the accessors below only fall back where upstream's would.
 
 /// `spec.replicas` (1 if unset).
 pub fn replicas(d: &Deployment) -> i32 {
