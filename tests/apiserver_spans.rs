@@ -116,3 +116,52 @@ fn a_traced_create_exports_apiserver_and_etcd_spans_with_parent_links() {
     assert_eq!(sc.trace_id().to_string(), root.trace_id);
     assert_eq!(sc.span_id().to_string(), root.span_id);
 }
+
+#[actix_rt::test]
+async fn a_deleted_event_carries_the_delete_requests_trace() {
+    use kubeactor::api::Kind;
+    use kubeactor::apiserver::{Delete, Watch, WatchEvent};
+    let telemetry = Telemetry::in_memory(100);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default()).unwrap();
+    let api = ApiServer::new(store, Default::default(), &telemetry)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let create = Create {
+        object: pod("web"),
+        options: WriteOptions::default(),
+        trace: Trace::Untraced,
+    };
+    api.send(create).await.unwrap().unwrap();
+    let mut watch = api.send(Watch::all(Kind::Pod)).await.unwrap().unwrap();
+    let _added = watch.rx.recv().await.unwrap();
+    let delete = Delete {
+        kind: Kind::Pod,
+        namespace: Some("default".into()),
+        name: "web".into(),
+        options: Default::default(),
+        write: WriteOptions {
+            span_name: Some("kubectl delete pods/web".into()),
+            ..Default::default()
+        },
+        trace: Trace::root(),
+    };
+    api.send(delete).await.unwrap().unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(5), watch.rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let WatchEvent::Deleted(obj) = event else {
+        panic!("expected DELETED, got {event:?}")
+    };
+    let cx = telemetry::extract(obj.meta());
+    let sc = cx.span().span_context().clone();
+    assert!(sc.is_valid(), "the DELETED object carries a trace context");
+    let stored = telemetry.span_store().trace(sc.trace_id());
+    assert!(
+        stored.iter().any(|s| s.name == "kubectl delete pods/web"),
+        "{stored:?}"
+    );
+}

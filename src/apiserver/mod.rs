@@ -356,6 +356,11 @@ impl ApiServer {
                     };
                     let mut last = last;
                     last.meta_mut().resource_version = Some(rev.to_string());
+                    // The DELETED event carries the delete request's context, so whoever
+                    // reacts to it (the garbage collector) continues the delete's trace.
+                    if let Some((cx, _)) = pending.as_ref().and_then(|p| p.spans.as_ref()) {
+                        Self::stamp_trace(&mut last, Some(cx));
+                    }
                     (Arc::new(last), true)
                 }
             };
