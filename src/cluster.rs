@@ -89,8 +89,16 @@ impl Cluster {
 /// `kubeactor up`: run until SIGINT or SIGTERM, then stop cleanly (in-flight writes are
 /// committed, spans flushed) and return.
 pub fn up(config: Config) -> Result<(), Error> {
-    let telemetry =
-        Telemetry::init(&config.telemetry).map_err(|e| Error::Telemetry(e.to_string()))?;
+    // The config layer already folded OTEL_EXPORTER_OTLP_ENDPOINT/_PROTOCOL into
+    // `[telemetry]` (with KUBEACTOR__TELEMETRY__* winning over them); hide those two here so
+    // telemetry doesn't apply them a second time over the user's explicit setting. The other
+    // OTEL_* variables (sampler, SDK disabled) are telemetry's alone.
+    let env = |name: &str| match name {
+        crate::config::OTEL_ENDPOINT_ENV | crate::config::OTEL_PROTOCOL_ENV => None,
+        _ => std::env::var(name).ok(),
+    };
+    let telemetry = Telemetry::init_with_env(&config.telemetry, &env)
+        .map_err(|e| Error::Telemetry(e.to_string()))?;
     let system = actix::System::new();
     let result = system.block_on(async {
         let cluster = Cluster::start(&config, telemetry.clone()).await?;
