@@ -219,10 +219,19 @@ impl ApiServer {
     }
 
     /// Start the request span (if traced). Returns the context holding it.
-    fn request_span(&self, trace: &Trace, name: String, obj_key: &str) -> Option<OtelContext> {
+    /// The name and key are computed only for traced requests: untraced writes are the bulk
+    /// at scale and need neither.
+    fn request_span(
+        &self,
+        trace: &Trace,
+        name: impl FnOnce() -> String,
+        obj: &Object,
+    ) -> Option<OtelContext> {
         let Trace::Context(parent) = trace else {
             return None;
         };
+        let name = name();
+        let obj_key = obj.key();
         let mut span = self.tracer.start_with_context(name, parent);
         span.set_attribute(Attr::new("k8s.object.key", obj_key.to_string()));
         Some(parent.with_span(span))
@@ -466,11 +475,11 @@ impl ApiServer {
             let name = object.name().to_string();
             return Answer::Ready(Err(ApiError::invalid(kind, &name, errors)));
         }
-        let span_name = match &options.span_name {
+        let span_name = || match &options.span_name {
             Some(n) => n.clone(),
             None => format!("create {} {}", kind.plural(), display_name(&object)),
         };
-        let span = self.request_span(&trace, span_name, &object.key());
+        let span = self.request_span(&trace, span_name, &object);
         Self::stamp_trace(&mut object, span.as_ref());
         if options.dry_run {
             end_span(span);
@@ -580,11 +589,13 @@ impl ApiServer {
         } else {
             "update"
         };
-        let span_name = options
-            .span_name
-            .clone()
-            .unwrap_or_else(|| format!("{verb} {} {}", kind.plural(), display_name(&object)));
-        let span = self.request_span(&trace, span_name, &object.key());
+        let span_name = || {
+            options
+                .span_name
+                .clone()
+                .unwrap_or_else(|| format!("{verb} {} {}", kind.plural(), display_name(&object)))
+        };
+        let span = self.request_span(&trace, span_name, &object);
         if strategy::should_delete_during_update(&object) {
             // The last finalizer is gone: this update deletes.
             let (tx, rx) = oneshot::channel::<Result<Deleted, ApiError>>();
@@ -682,11 +693,13 @@ impl ApiServer {
             Ok(d) => d,
             Err(msg) => return Answer::Ready(Err(ApiError::BadRequest(msg))),
         };
-        let span_name = write
-            .span_name
-            .clone()
-            .unwrap_or_else(|| format!("delete {} {}", kind.plural(), display_name(&current)));
-        let span = self.request_span(&trace, span_name, &current.key());
+        let span_name = || {
+            write
+                .span_name
+                .clone()
+                .unwrap_or_else(|| format!("delete {} {}", kind.plural(), display_name(&current)))
+        };
+        let span = self.request_span(&trace, span_name, &current);
         match decision {
             DeleteDecision::Unchanged => {
                 end_span(span);
@@ -768,8 +781,8 @@ impl ApiServer {
         let node = binding.target.name.clone().unwrap_or_default();
         let span = self.request_span(
             &trace,
-            format!("bind pods {namespace}/{name} to {node}"),
-            &current.key(),
+            || format!("bind pods {namespace}/{name} to {node}"),
+            &current,
         );
         Self::stamp_trace(&mut bound, span.as_ref());
         let (tx, rx) = oneshot::channel();
