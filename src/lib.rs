@@ -17,6 +17,9 @@
 //!   controllers (Deployment so far), each an actor over informers.
 //! * [`scheduler`] — kube-scheduler: scheduling queue, framework, the default plugins, and the
 //!   Scheduler actor that binds pods.
+//! * [`clock`] — simulated time: every simulated delay and period, scaled by one `speed`.
+//! * [`runtime`] — the container runtime (CRI verbs), one actor per node: images, sandboxes,
+//!   container state machines, simulated durations and logs.
 //! * [`events`] — the Event recorder every component uses (reasons and messages as upstream).
 //! * [`telemetry`] — tracer providers per component, trace context through messages and
 //!   through objects (`traceparent` annotation), OTLP export, the in-memory span store.
@@ -31,11 +34,14 @@
 
 pub mod api;
 pub mod apiserver;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod controllers;
 pub mod events;
 pub mod informer;
+pub mod kubelet;
+pub mod runtime;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;

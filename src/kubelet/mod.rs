@@ -1,0 +1,2 @@
+//! The kubelet: one [`Kubelet`] actor per simulated node.
+pub mod config;
