@@ -22,6 +22,8 @@ pub enum Error {
     ApiServer(Box<ApiError>),
     #[error("cannot start telemetry: {0}")]
     Telemetry(String),
+    #[error("cannot start the nodes: {0}")]
+    Nodes(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -32,6 +34,8 @@ pub struct Cluster {
     pub store: Arc<dyn Store>,
     pub telemetry: Telemetry,
     pub data_dir: PathBuf,
+    /// One kubelet and one container runtime per configured node (issue 5).
+    pub nodes: Vec<crate::kubelet::actor::NodeHandle>,
 }
 
 impl Cluster {
@@ -57,11 +61,16 @@ impl Cluster {
         .start()
         .await
         .map_err(|e| Error::ApiServer(Box::new(e)))?;
+        // --- nodes (issue 5): a container runtime and a kubelet per node ---
+        let nodes = crate::kubelet::actor::start_nodes(config, &apiserver, &telemetry)
+            .map_err(|e| Error::Nodes(e.to_string()))?;
+        // --- end nodes ---
         Ok(Cluster {
             apiserver,
             store,
             telemetry,
             data_dir,
+            nodes,
         })
     }
 

@@ -18,6 +18,8 @@
 //! * [`scheduler`] — kube-scheduler: scheduling queue, framework, the default plugins, and the
 //!   Scheduler actor that binds pods.
 //! * [`clock`] — simulated time: every simulated delay and period, scaled by one `speed`.
+//! * [`kubelet`] — one Kubelet actor per node (registration, lease, node status, admission)
+//!   and a PodWorker actor per pod (sandbox, images, containers, probes, restarts, status).
 //! * [`runtime`] — the container runtime (CRI verbs), one actor per node: images, sandboxes,
 //!   container state machines, simulated durations and logs.
 //! * [`events`] — the Event recorder every component uses (reasons and messages as upstream).
