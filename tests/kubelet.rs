@@ -575,3 +575,190 @@ async fn the_kubelet_continues_the_binding_trace_until_the_pod_runs() {
     );
     assert!(!trace.iter().any(|s| s.name.contains("lease")));
 }
+
+/// The status of container `name` (an empty one until the kubelet reports it).
+fn container_status(p: &Pod, name: &str) -> k8s_openapi::api::core::v1::ContainerStatus {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == name))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A command that exits 1 under `restartPolicy: Always`: restarted with a growing back-off
+/// (speed 100: 10 s, 20 s, 40 s are 100, 200, 400 ms), shown as CrashLoopBackOff.
+#[actix_rt::test]
+async fn a_crashing_container_reaches_crash_loop_back_off_with_growing_restarts() {
+    let n = node_1(100.0, KubeletConfig::default()).await;
+    n.run(pod("crash", vec![shell("app", "echo dying; exit 1")]))
+        .await;
+    let p = n
+        .wait("crash", "CrashLoopBackOff after 2 restarts", |p| {
+            waiting_reason(p, "app") == "CrashLoopBackOff"
+                && container_status(p, "app").restart_count >= 2
+        })
+        .await;
+    let s = container_status(&p, "app");
+    let last = s.last_state.unwrap().terminated.unwrap();
+    assert_eq!(last.exit_code, 1);
+    assert_eq!(last.reason.as_deref(), Some("Error"));
+    let waiting = s.state.unwrap().waiting.unwrap();
+    // 20 s after the second crash (40 s if polling missed that window on a loaded machine).
+    let message = waiting.message.unwrap();
+    assert!(
+        message.starts_with("back-off 20s restarting failed container=app pod=crash_default(")
+            || message.starts_with("back-off 40s restarting failed container=app"),
+        "{message}"
+    );
+    assert_eq!(
+        phase(&p),
+        "Running",
+        "restartPolicy Always keeps the pod Running"
+    );
+    assert_eq!(condition(&p, "Ready"), "False");
+    let uid = p.metadata.uid.unwrap();
+    n.wait_event(
+        "crash",
+        "BackOff",
+        &format!("Back-off restarting failed container app in pod crash_default({uid})"),
+    )
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_failing_readiness_probe_keeps_the_pod_unready() {
+    let n = node_1(0.0, KubeletConfig::default()).await;
+    let probe = |path: &str| k8s_openapi::api::core::v1::Probe {
+        http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
+            path: Some(path.into()),
+            port: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(80),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut failing = container("web", "nginx:1.27");
+    failing.readiness_probe = Some(probe("/fail"));
+    let mut healthy = container("api", "nginx:1.27");
+    healthy.readiness_probe = Some(probe("/healthz"));
+    n.run(pod("unready", vec![failing, healthy])).await;
+    n.wait_event(
+        "unready",
+        "Unhealthy",
+        "Readiness probe failed: HTTP probe failed with statuscode: 500",
+    )
+    .await;
+    let p = n
+        .wait("unready", "Running with api ready", |p| {
+            phase(p) == "Running" && container_status(p, "api").ready
+        })
+        .await;
+    assert!(!container_status(&p, "web").ready);
+    assert_eq!(condition(&p, "ContainersReady"), "False");
+    assert_eq!(condition(&p, "Ready"), "False");
+    let ready = p
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        ready.message.as_deref(),
+        Some("containers with unready status: [web]")
+    );
+}
+
+/// The liveness example of the Kubernetes docs: the file disappears after 30 s, the probe
+/// fails, the container is killed and restarted (speed 100).
+#[actix_rt::test]
+async fn a_failing_liveness_probe_restarts_the_container() {
+    let n = node_1(100.0, KubeletConfig::default()).await;
+    let mut app = shell(
+        "app",
+        "touch /tmp/healthy; sleep 30; rm -f /tmp/healthy; sleep 600",
+    );
+    app.liveness_probe = Some(k8s_openapi::api::core::v1::Probe {
+        exec: Some(k8s_openapi::api::core::v1::ExecAction {
+            command: Some(vec!["cat".into(), "/tmp/healthy".into()]),
+        }),
+        initial_delay_seconds: Some(5),
+        period_seconds: Some(5),
+        ..Default::default()
+    });
+    let mut p = pod("liveness", vec![app]);
+    p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(1);
+    n.run(p).await;
+    let p = n
+        .wait("liveness", "restarted", |p| {
+            container_status(p, "app").restart_count >= 1
+                && container_status(p, "app")
+                    .state
+                    .is_some_and(|s| s.running.is_some())
+        })
+        .await;
+    assert_eq!(phase(&p), "Running");
+    let events = n
+        .wait_event(
+            "liveness",
+            "Killing",
+            "Container app failed liveness probe, will be restarted",
+        )
+        .await;
+    assert!(events.iter().any(|(r, m)| r == "Unhealthy"
+        && m == "Liveness probe failed: cat: /tmp/healthy: No such file or directory"));
+}
+
+/// `kubectl delete pod`: a shell ignores SIGTERM, so the container runs to the end of its
+/// grace period (2 s at speed 10: at least 200 ms), then the kubelet deletes the pod.
+#[actix_rt::test]
+async fn a_graceful_delete_honours_the_grace_period() {
+    let n = node_1(10.0, KubeletConfig::default()).await;
+    let mut p = pod("graceful", vec![shell("app", "sleep 3600")]);
+    p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(2);
+    n.run(p).await;
+    n.wait("graceful", "Running", all_ready).await;
+    let started = Instant::now();
+    let deleted = n
+        .api
+        .send(Delete {
+            kind: Kind::Pod,
+            namespace: Some("default".into()),
+            name: "graceful".into(),
+            options: Default::default(),
+            write: WriteOptions::default(),
+            trace: Trace::root(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(deleted, Deleted::Pending(_)),
+        "a bound pod waits for its kubelet"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n.get("graceful").await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the kubelet never removed the pod"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(200),
+        "deleted after {took:?}, before the 2 s (simulated) grace period"
+    );
+    n.wait_event("graceful", "Killing", "Stopping container app")
+        .await;
+    let left = n
+        .runtime
+        .send(ListContainers { pod_uid: None })
+        .await
+        .unwrap();
+    assert!(
+        left.is_empty(),
+        "the sandbox and its containers are removed"
+    );
+}

@@ -216,6 +216,8 @@ impl PodWorker {
             self.pending = true;
             return;
         }
+        // Probe views read the last known containers: compute them before the state is taken.
+        let views = self.views();
         let Some(mut state) = self.state.take() else {
             return;
         };
@@ -227,7 +229,7 @@ impl PodWorker {
         let input = SyncInput {
             pod: self.pod.clone(),
             removed: self.removed,
-            views: self.views(),
+            views,
             kills: self.kills.drain().collect(),
         };
         let env = self.env.clone();
@@ -271,18 +273,18 @@ impl PodWorker {
         let running = self.running_containers();
         for c in &spec.containers {
             let mut v = ContainerView::default();
-            if let Some((id, _)) = running.iter().find(|(_, n)| *n == c.name) {
-                let get = |k| {
-                    self.probe_states
-                        .get(&(id.clone(), k))
-                        .and_then(|s: &ProbeState| s.result)
-                };
-                if c.startup_probe.is_some() {
-                    v.started = Some(get(ProbeKind::Startup).unwrap_or(false));
-                }
-                if c.readiness_probe.is_some() {
-                    v.ready = Some(get(ProbeKind::Readiness).unwrap_or(false));
-                }
+            let id = running.iter().find(|(_, n)| *n == c.name).map(|(id, _)| id);
+            // A probe with no result yet counts as failed (upstream's initial readiness).
+            let get = |k| {
+                id.and_then(|id| self.probe_states.get(&(id.clone(), k)))
+                    .and_then(|s: &ProbeState| s.result)
+                    .unwrap_or(false)
+            };
+            if c.startup_probe.is_some() {
+                v.started = Some(get(ProbeKind::Startup));
+            }
+            if c.readiness_probe.is_some() {
+                v.ready = Some(get(ProbeKind::Readiness));
             }
             views.insert(c.name.clone(), v);
         }
