@@ -24,6 +24,8 @@ pub enum Error {
     ApiServer(Box<ApiError>),
     #[error("cannot start telemetry: {0}")]
     Telemetry(String),
+    #[error("cannot start the nodes: {0}")]
+    Nodes(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -38,6 +40,8 @@ pub struct Cluster {
     apiserver_arbiter: actix::Arbiter,
     /// kube-controller-manager.
     pub controllers: ControllerManager,
+    /// One kubelet and one container runtime per configured node (issue 5).
+    pub nodes: Vec<crate::kubelet::actor::NodeHandle>,
 }
 
 impl Cluster {
@@ -68,6 +72,10 @@ impl Cluster {
         let controllers =
             ControllerManager::start(apiserver.clone(), &config.controllers, &telemetry);
         // --- end controllers ---
+        // --- nodes (issue 5): a container runtime and a kubelet per node ---
+        let nodes = crate::kubelet::actor::start_nodes(config, &apiserver, &telemetry)
+            .map_err(|e| Error::Nodes(e.to_string()))?;
+        // --- end nodes ---
         Ok(Cluster {
             apiserver,
             store,
@@ -75,6 +83,7 @@ impl Cluster {
             data_dir,
             apiserver_arbiter,
             controllers,
+            nodes,
         })
     }
 

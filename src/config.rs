@@ -53,6 +53,12 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub log: LogConfig,
     pub controllers: ControllersConfig,
+    // --- nodes (issue 5): simulated time, nodes, kubelet, container runtime ---
+    pub simulation: crate::clock::SimulationConfig,
+    pub nodes: crate::kubelet::config::NodesConfig,
+    pub kubelet: crate::kubelet::config::KubeletConfig,
+    pub runtime: crate::runtime::RuntimeConfig,
+    // --- end nodes ---
 }
 
 /// `[store]`
@@ -599,6 +605,12 @@ impl Config {
                 format!("must be an http:// or https:// URL, got {endpoint:?}"),
             ));
         }
+        // --- nodes (issue 5) ---
+        self.simulation.validate()?;
+        self.nodes.validate()?;
+        self.kubelet.validate()?;
+        self.runtime.validate()?;
+        // --- end nodes ---
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             return Err((
                 "log.filter",

@@ -18,6 +18,11 @@
 //!   shared informers, started together by the `ControllerManager`.
 //! * [`scheduler`] — kube-scheduler: scheduling queue, framework, the default plugins, and the
 //!   Scheduler actor that binds pods.
+//! * [`clock`] — simulated time: every simulated delay and period, scaled by one `speed`.
+//! * [`kubelet`] — one Kubelet actor per node (registration, lease, node status, admission)
+//!   and a PodWorker actor per pod (sandbox, images, containers, probes, restarts, status).
+//! * [`runtime`] — the container runtime (CRI verbs), one actor per node: images, sandboxes,
+//!   container state machines, simulated durations and logs.
 //! * [`events`] — the Event recorder every component uses (reasons and messages as upstream).
 //! * [`telemetry`] — tracer providers per component, trace context through messages and
 //!   through objects (`traceparent` annotation), OTLP export, the in-memory span store.
@@ -32,11 +37,14 @@
 
 pub mod api;
 pub mod apiserver;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod controllers;
 pub mod events;
 pub mod informer;
+pub mod kubelet;
+pub mod runtime;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
