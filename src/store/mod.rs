@@ -49,6 +49,7 @@
 mod core;
 pub mod memory;
 pub mod redb;
+pub mod wal;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,6 +57,7 @@ use std::sync::Arc;
 pub use self::core::{CoreStore, Engine};
 pub use self::memory::MemoryEngine;
 pub use self::redb::RedbEngine;
+pub use self::wal::{WalEngine, WalOptions};
 
 /// Open the store configured by `engine`: `redb` keeps its file at `<data_dir>/store.redb`
 /// (creating `data_dir` if needed); `memory` ignores `data_dir`.
