@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kubeactor::store::redb::{open_with_wal, wal_dir, wal_engine};
+use kubeactor::store::redb::{open, wal_dir, wal_engine};
 use kubeactor::store::wal::{segment_files, Recovery, WalOptions};
 use kubeactor::store::{Engine, KeyValue, Op, Precondition, Revision, Store, StoreOptions};
 use tempfile::TempDir;
@@ -78,12 +78,11 @@ fn wal_child_role() {
     let segment_bytes = std::env::var(CHILD_SEGMENT_VAR)
         .ok()
         .map(|s| s.parse().expect("segment bytes"));
-    let store = open_with_wal(
-        &store_path(Path::new(&dir)),
-        StoreOptions::default(),
-        no_checkpoints(segment_bytes),
-    )
-    .expect("child opens the store");
+    let opts = StoreOptions {
+        wal: no_checkpoints(segment_bytes),
+        ..StoreOptions::default()
+    };
+    let store = open(&store_path(Path::new(&dir)), opts).expect("child opens the store");
     for i in 0..writes {
         commit(&*store, put(&key(i), &value(i)));
     }
@@ -165,8 +164,7 @@ fn wal_is_replayed_after_a_kill_before_any_checkpoint() {
     }
 
     // The replay was checkpointed: the store has it all, and the next open replays nothing.
-    let store = kubeactor::store::redb::open(&store_path(dir.path()), StoreOptions::default())
-        .expect("reopen");
+    let store = open(&store_path(dir.path()), StoreOptions::default()).expect("reopen");
     assert_eq!(store.revision(), 101);
     assert_eq!(store.range("/w/", None).unwrap().kvs, kvs);
     assert_eq!(commit(&*store, put("/after", "1")), 102);
@@ -220,7 +218,7 @@ fn a_torn_tail_is_dropped_and_the_store_opens() {
         assert_eq!(value_of(&kvs, &key(18)), Some(value(18)), "{damage:?}");
         assert_eq!(value_of(&kvs, &key(19)), None, "{damage:?}: the torn write");
 
-        let store = kubeactor::store::redb::open(&store_path(dir.path()), StoreOptions::default())
+        let store = open(&store_path(dir.path()), StoreOptions::default())
             .expect("the store opens after a torn tail");
         assert_eq!(store.revision(), 20, "{damage:?}");
         assert_eq!(
@@ -260,13 +258,15 @@ fn a_bad_record_in_the_middle_of_the_log_fails_the_open() {
 fn checkpoints_remove_segments_so_the_wal_stays_bounded() {
     let dir = TempDir::new().unwrap();
     let wal = wal_dir(&store_path(dir.path()));
-    let opts = WalOptions {
-        segment_bytes: 16 << 10,
-        checkpoint_interval: Duration::from_millis(5),
-        checkpoint_events: 32,
+    let opts = StoreOptions {
+        wal: WalOptions {
+            segment_bytes: 16 << 10,
+            checkpoint_interval: Duration::from_millis(5),
+            checkpoint_events: 32,
+        },
+        ..StoreOptions::default()
     };
-    let store =
-        open_with_wal(&store_path(dir.path()), StoreOptions::default(), opts).expect("open store");
+    let store = open(&store_path(dir.path()), opts).expect("open store");
     let big = "v".repeat(1000);
     for round in 0..20 {
         let pending: Vec<_> = (0..16)
@@ -314,8 +314,7 @@ fn checkpoints_remove_segments_so_the_wal_stays_bounded() {
 #[test]
 fn reopen_after_close_needs_no_replay() {
     let dir = TempDir::new().unwrap();
-    let store = kubeactor::store::redb::open(&store_path(dir.path()), StoreOptions::default())
-        .expect("open store");
+    let store = open(&store_path(dir.path()), StoreOptions::default()).expect("open store");
     for i in 0..50 {
         commit(&*store, put(&key(i), &value(i)));
     }

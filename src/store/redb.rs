@@ -150,18 +150,10 @@ impl Engine for RedbEngine {
 }
 
 /// Open (or create) the store in the redb file at `path` with its WAL in [`wal_dir`]`(path)`
-/// and the default [`WalOptions`]: load every key and the revision, replaying the WAL.
+/// (tuned by `opts.wal`): load every key and the revision, replaying the WAL.
 pub fn open(path: &Path, opts: StoreOptions) -> Result<Arc<CoreStore>, StoreError> {
-    open_with_wal(path, opts, WalOptions::default())
-}
-
-/// [`open`] with explicit WAL tunables.
-pub fn open_with_wal(
-    path: &Path,
-    opts: StoreOptions,
-    wal: WalOptions,
-) -> Result<Arc<CoreStore>, StoreError> {
-    CoreStore::new(wal_engine(path, wal)?, opts)
+    let engine = wal_engine(path, opts.wal.clone())?;
+    CoreStore::new(engine, opts)
 }
 
 /// The engine [`open`] uses: a WAL in [`wal_dir`]`(path)` in front of the redb file at `path`.

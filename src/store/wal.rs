@@ -21,7 +21,7 @@
 //! Mirrors `WAL.Save` / `WAL.sync` (append, then fdatasync before the entries count as
 //! committed) and `backend.run` / `batchTx.Commit` in etcd, whose backend also commits every
 //! 100 ms or 10 000 writes (`defaultBatchInterval`, `defaultBatchLimit` in
-//! `server/storage/backend/backend.go`).
+//! `server/storage/backend/backend.go`; our default interval is longer, see [`WalOptions`]).
 //!
 //! # On-disk format
 //!
@@ -86,8 +86,13 @@ pub struct WalOptions {
     /// not fit. etcd: `SegmentSizeBytes` (64 MB).
     pub segment_bytes: u64,
     /// Longest time a durable batch waits in the WAL before it is applied to the backend.
+    /// Longer means larger, cheaper checkpoint transactions (redb: ~27 µs of CPU per event
+    /// in transactions of 64 events, ~9 µs at 600, ~6 µs from 3 000 on) and a longer replay
+    /// after a crash. etcd commits its backend every 100 ms, but its reads go through that
+    /// backend; ours are served from memory, so nothing but the replay waits for a checkpoint.
     pub checkpoint_interval: Duration,
-    /// Most events applied to the backend in one checkpoint transaction.
+    /// Most events applied to the backend in one checkpoint transaction (etcd:
+    /// `defaultBatchLimit`, 10 000); also bounds the size of a crash's replay.
     pub checkpoint_events: usize,
 }
 
@@ -95,7 +100,7 @@ impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             segment_bytes: 64 << 20,
-            checkpoint_interval: Duration::from_millis(100),
+            checkpoint_interval: Duration::from_secs(1),
             checkpoint_events: 10_000,
         }
     }
