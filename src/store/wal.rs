@@ -5,7 +5,7 @@
 //! # How a write becomes durable
 //!
 //! ```text
-//!  committer thread                          checkpoint thread ("store-checkpoint")
+//!  committer thread                          checkpoint thread ("wal-checkpoint")
 //!  ────────────────                          ──────────────────────────────────────
 //!  Engine::commit(batch)
 //!    encode batch → one frame               receives durable batches (bounded channel)
@@ -652,15 +652,6 @@ impl<B: Engine> WalEngine<B> {
         &self.recovery
     }
 
-    /// The backend's revision after the last checkpoint.
-    pub fn checkpointed_revision(&self) -> Revision {
-        self.checkpointer
-            .as_ref()
-            .map_or(self.recovery.checkpointed_revision, |c| {
-                c.shared.checkpointed.load(Ordering::Acquire)
-            })
-    }
-
     /// Stop the checkpoint thread after it checkpointed everything it was given; returns
     /// the backend and the checkpointed revision, or the checkpoint failure.
     fn stop_checkpointer(&mut self) -> Option<(B, Revision, Option<String>)> {
@@ -725,7 +716,7 @@ impl<B: Engine> Engine for WalEngine<B> {
             let shared = shared.clone();
             let opts = self.opts.clone();
             std::thread::Builder::new()
-                .name("store-checkpoint".into())
+                .name("wal-checkpoint".into())
                 .spawn(move || run_checkpointer(backend, rx, &shared, &opts))
                 .map_err(|e| StoreError::Engine(format!("cannot start checkpoint thread: {e}")))?
         };
