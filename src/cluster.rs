@@ -52,6 +52,15 @@ impl Cluster {
             event_window: config.store.event_window,
             max_batch: config.store.max_batch,
             watch_buffer: config.store.watch_buffer,
+            // -- store WAL --
+            wal: store::WalOptions {
+                segment_bytes: (config.store.wal_segment_mib as u64) << 20,
+                checkpoint_interval: std::time::Duration::from_millis(
+                    config.store.checkpoint_interval_ms as u64,
+                ),
+                checkpoint_events: config.store.checkpoint_events,
+            },
+            // -- end store WAL --
         };
         let store =
             store::open(config.store.engine, &data_dir, opts).map_err(|source| Error::Store {

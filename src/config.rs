@@ -73,6 +73,14 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Per-watcher buffer (in batches) before a slow watcher is closed.
     pub watch_buffer: usize,
+    // -- the redb engine's write-ahead log (store::wal) --
+    /// Size of a WAL segment file, in MiB.
+    pub wal_segment_mib: usize,
+    /// Longest time a durable write waits in the WAL before it is checkpointed into redb.
+    pub checkpoint_interval_ms: usize,
+    /// Most writes checkpointed into redb in one transaction.
+    pub checkpoint_events: usize,
+    // -- end WAL --
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -551,6 +559,14 @@ impl Config {
         positive("store.event_window", self.store.event_window)?;
         positive("store.max_batch", self.store.max_batch)?;
         positive("store.watch_buffer", self.store.watch_buffer)?;
+        // -- store WAL --
+        positive("store.wal_segment_mib", self.store.wal_segment_mib)?;
+        positive(
+            "store.checkpoint_interval_ms",
+            self.store.checkpoint_interval_ms,
+        )?;
+        positive("store.checkpoint_events", self.store.checkpoint_events)?;
+        // -- end store WAL --
         positive("apiserver.watch_buffer", self.apiserver.watch_buffer)?;
         positive(
             "apiserver.watch_cache_window",

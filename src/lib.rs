@@ -8,8 +8,8 @@
 //! * [`config`] — typed configuration, loaded from `config/default.toml`, a file, env, flags.
 //! * [`api`] — the object model: the real `k8s-openapi` types in one [`api::Object`] enum,
 //!   storage keys, defaulting, validation, label and field selectors.
-//! * [`store`] — the revisioned, durable store with etcd's semantics (redb or memory engine,
-//!   group commit, watch from a revision, compaction).
+//! * [`store`] — the revisioned, durable store with etcd's semantics (redb behind a
+//!   write-ahead log, or memory; group commit, watch from a revision, compaction).
 //! * [`apiserver`] — the `ApiServer` actor: the only owner of the store; validates, stores,
 //!   and fans watch events out to clients through an indexed watcher registry.
 //! * [`informer`] — list-then-watch caches of `Arc` objects with indexes, shared per kind.

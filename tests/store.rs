@@ -1,7 +1,7 @@
 //! The store contracts (see `kubeactor::store`), checked against every engine.
 //!
 //! Each test is an `async fn(MakeEngine)`; the `suite!` macro at the bottom runs every one of
-//! them against the memory engine and the redb engine. Tests that must control *when* a commit
+//! them against the memory engine, the bare redb engine and the WAL in front of redb. Tests that must control *when* a commit
 //! happens wrap the engine in a [`Gated`] engine that holds each commit until the test opens
 //! the gate — so batching and visibility are asserted deterministically, never by timing.
 //! Every wait has a deadline: a broken store fails a test, it does not hang it.
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use kubeactor::store::{
     CoreStore, Engine, Event, EventType, KeyValue, MemoryEngine, Op, PendingWrite, Precondition,
-    RedbEngine, Revision, Store, StoreError, StoreOptions, WatchMessage,
+    RedbEngine, Revision, Store, StoreError, StoreOptions, WalEngine, WalOptions, WatchMessage,
 };
 use tempfile::TempDir;
 use tokio::sync::mpsc;
@@ -29,6 +29,12 @@ fn memory_engine(_dir: &Path) -> Box<dyn Engine> {
 
 fn redb_engine(dir: &Path) -> Box<dyn Engine> {
     Box::new(RedbEngine::open(&dir.join("store.redb")).expect("open redb"))
+}
+
+/// What `store::open` uses for redb: a WAL in front of the redb file.
+fn wal_engine(dir: &Path) -> Box<dyn Engine> {
+    let redb = RedbEngine::open(&dir.join("store.redb")).expect("open redb");
+    Box::new(WalEngine::open(&dir.join("wal"), redb, WalOptions::default()).expect("open wal"))
 }
 
 /// A store and the directory its engine lives in (kept alive as long as the store).
@@ -782,6 +788,9 @@ macro_rules! suite {
         }
         mod redb {
             $( #[test] fn $name() { super::run(super::$name, super::redb_engine) } )*
+        }
+        mod wal {
+            $( #[test] fn $name() { super::run(super::$name, super::wal_engine) } )*
         }
     };
 }

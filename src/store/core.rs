@@ -60,6 +60,14 @@ pub trait Engine: Send + 'static {
     /// Events are in revision order; a key may appear more than once (the last one wins).
     /// When this returns `Ok`, the batch must survive a crash.
     fn commit(&mut self, batch: &[Arc<Event>], new_revision: Revision) -> Result<(), StoreError>;
+
+    /// The store is closing and will commit nothing more: finish background work (the WAL
+    /// engine checkpoints everything into its backend and empties its log). Called once, on
+    /// the committer thread, after the last commit; an error is logged. The default does
+    /// nothing.
+    fn close(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl<E: Engine + ?Sized> Engine for Box<E> {
@@ -69,6 +77,10 @@ impl<E: Engine + ?Sized> Engine for Box<E> {
 
     fn commit(&mut self, batch: &[Arc<Event>], new_revision: Revision) -> Result<(), StoreError> {
         (**self).commit(batch, new_revision)
+    }
+
+    fn close(&mut self) -> Result<(), StoreError> {
+        (**self).close()
     }
 }
 
@@ -218,6 +230,16 @@ impl CoreStore {
 
 impl Shared {
     fn run_committer(&self, mut engine: Box<dyn Engine>) {
+        self.commit_until_closed(&mut *engine);
+        let closed = catch_unwind(AssertUnwindSafe(|| engine.close()))
+            .unwrap_or_else(|_| Err(StoreError::Engine("storage engine panicked".into())));
+        if let Err(e) = closed {
+            tracing::error!(error = %e, "closing the storage engine failed");
+        }
+    }
+
+    /// Commit batches until the store is closed and drained, or the engine fails.
+    fn commit_until_closed(&self, engine: &mut dyn Engine) {
         let max_batch = self.opts.max_batch.max(1);
         loop {
             let batch: Vec<Pending> = {

@@ -22,10 +22,16 @@
 //! * **Durability and group commit.** [`Store::write`] checks the precondition and assigns
 //!   the revision at once (without I/O) and returns a [`PendingWrite`]; a single committer
 //!   thread collects every write that arrived while the previous commit was in flight and
-//!   commits them in ONE engine transaction (redb: one fsync). Only after that transaction is
-//!   durable are the writes acknowledged (`PendingWrite::durable` resolves), made visible to
+//!   commits them in ONE engine commit. For `redb` that commit is one frame appended to the
+//!   write-ahead log ([`wal`]) followed by one `fdatasync`: the batch is durable when the
+//!   `fdatasync` returns, whole or not at all (one frame, one CRC). Only then are the writes
+//!   acknowledged (`PendingWrite::durable` resolves), made visible to
 //!   [`Store::get`]/[`Store::range`], and delivered to watchers and subscribers. Writes are
-//!   made visible in revision order, always as whole batches.
+//!   made visible in revision order, always as whole batches. The redb file itself is
+//!   updated later, off the critical path, by checkpoints: a background thread applies the
+//!   durable batches in large transactions (every `checkpoint_interval` or
+//!   `checkpoint_events`, each committed with an fsync and recording the checkpointed
+//!   revision) and then deletes the WAL segments they covered, so the log stays bounded.
 //! * **Reads** see exactly the durable state: a read never observes a write that could still
 //!   be lost by a crash.
 //! * **Watch.** [`Store::watch`] from revision `r` first replays every retained event with
@@ -39,16 +45,26 @@
 //!   dropped and `compacted_revision()` advances. Compaction never removes current values.
 //! * **Restart.** Reopening a durable store yields exactly the acknowledged writes (and
 //!   possibly writes that were committed but whose acknowledgement was lost in the crash),
-//!   with the same revision counter. The event log is kept in memory (like kube-apiserver's
-//!   watch cache), so after a restart the window starts at the recovered revision: a watch
-//!   from an older revision is `Expired`.
+//!   with the same revision counter. For `redb`: the file holds every write up to its last
+//!   checkpoint; the WAL records after that revision are replayed, in order, into the store
+//!   and into redb (then checkpointed, and a fresh log begins). A torn or corrupt tail — a
+//!   short frame or a CRC mismatch at the end of the log — ends the replay and is dropped:
+//!   the crash interrupted its write, its `fdatasync` never returned, so it was never
+//!   acknowledged, and its revisions are given again to new writes. A damaged frame followed
+//!   by more log, or a log that does not continue redb's revision, fails the open instead of
+//!   losing acknowledged writes. After [`Store::close`] everything is checkpointed and the
+//!   WAL is empty: the next open replays nothing. The event log is kept in memory (like
+//!   kube-apiserver's watch cache), so after a restart the window starts at the recovered
+//!   revision: a watch from an older revision is `Expired`.
 //! * **Failure.** If the engine fails to commit (disk full, I/O error), every write in that
 //!   batch and every later write fails with [`StoreError::Engine`]; the store stops accepting
-//!   writes rather than diverge from the disk.
+//!   writes rather than diverge from the disk. A failed checkpoint does the same from the
+//!   next commit on (the WAL still holds every durable write; it is replayed on reopen).
 
 mod core;
 pub mod memory;
 pub mod redb;
+pub mod wal;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,9 +72,11 @@ use std::sync::Arc;
 pub use self::core::{CoreStore, Engine};
 pub use self::memory::MemoryEngine;
 pub use self::redb::RedbEngine;
+pub use self::wal::{WalEngine, WalOptions};
 
 /// Open the store configured by `engine`: `redb` keeps its file at `<data_dir>/store.redb`
-/// (creating `data_dir` if needed); `memory` ignores `data_dir`.
+/// and its write-ahead log in `<data_dir>/wal/` (creating `data_dir` if needed); `memory`
+/// ignores `data_dir`.
 pub fn open(
     engine: crate::config::StoreEngine,
     data_dir: &Path,
@@ -232,6 +250,8 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// Buffer (in messages) of each watcher before it is closed as too slow.
     pub watch_buffer: usize,
+    /// The write-ahead log of the `redb` engine (ignored by `memory`).
+    pub wal: WalOptions,
 }
 
 impl Default for StoreOptions {
@@ -240,6 +260,7 @@ impl Default for StoreOptions {
             event_window: 100_000,
             max_batch: 4096,
             watch_buffer: 1024,
+            wal: WalOptions::default(),
         }
     }
 }

@@ -1,22 +1,38 @@
-//! The `redb` engine: the store's keys in a redb file, one write transaction (one fsync) per
-//! group commit.
+//! The `redb` engine: the store's keys in a redb file. Behind [`open`] it is the *backend*
+//! of a write-ahead log ([`super::wal`]): a group commit is an append + `fdatasync` to the
+//! WAL, and redb receives the durable batches in large checkpoint transactions off the
+//! critical path (etcd's shape: WAL + bbolt batch commits). [`RedbEngine`] on its own
+//! (without the WAL) commits one redb transaction, one fsync, per group commit.
 //!
 //! # On-disk layout
 //!
-//! * table `kv`: key → record `create_revision (u64 LE) ‖ mod_revision (u64 LE) ‖ value`;
-//!   a delete removes the key.
-//! * table `meta`: `"revision"` → the revision of the last committed write.
+//! * `<dir>/store.redb`, table `kv`: key → record
+//!   `create_revision (u64 LE) ‖ mod_revision (u64 LE) ‖ value`; a delete removes the key.
+//! * table `meta`: `"revision"` → the revision of the last committed (with the WAL: the last
+//!   *checkpointed*) write.
+//! * `<dir>/wal/`: the WAL segments holding every durable write newer than that revision
+//!   (see [`super::wal`] for the format).
 //!
-//! Both are updated in the same transaction, committed with [`Durability::Immediate`], so
-//! after a crash the file holds exactly a prefix of the committed batches. The event log is
-//! not persisted (see the Restart contract in [`crate::store`]): after a reopen the watch
-//! window starts at the recovered revision.
+//! `kv` and `meta` are updated in the same transaction, committed with
+//! [`Durability::Immediate`], so after a crash the file holds exactly a prefix of the
+//! committed batches; the WAL holds the rest. On open, the WAL records newer than the redb
+//! revision are replayed into redb; a torn or corrupt WAL tail (a write whose `fdatasync`
+//! never returned, hence never acknowledged) ends the replay and is dropped. After a clean
+//! close everything is in redb and the WAL is empty. The event log is not persisted (see the
+//! Restart contract in [`crate::store`]): after a reopen the watch window starts at the
+//! recovered revision.
+//!
+//! Never open a `store.redb` whose `wal/` directory holds segments with a bare
+//! [`RedbEngine`]: the writes only the WAL holds would be missing (and then lost when the
+//! WAL is next opened behind a newer revision — the open fails with a gap instead).
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ::redb::{Database, Durability, ReadableTable, TableDefinition};
 
+use super::wal::{WalEngine, WalOptions};
 use super::{CoreStore, Engine, Event, EventType, KeyValue, Revision, StoreError, StoreOptions};
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -43,12 +59,12 @@ fn engine_error(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Stor
     StoreError::Engine(format!("redb: {what}: {e}"))
 }
 
-fn encode(kv: &KeyValue) -> Vec<u8> {
-    let mut record = Vec::with_capacity(HEADER + kv.value.len());
+/// Encode `kv` into `record` (cleared first; reused across a transaction).
+fn encode(kv: &KeyValue, record: &mut Vec<u8>) {
+    record.clear();
     record.extend_from_slice(&kv.create_revision.to_le_bytes());
     record.extend_from_slice(&kv.mod_revision.to_le_bytes());
     record.extend_from_slice(&kv.value);
-    record
 }
 
 fn decode(key: &str, record: &[u8]) -> Result<KeyValue, StoreError> {
@@ -94,7 +110,14 @@ impl Engine for RedbEngine {
         Ok(loaded)
     }
 
+    /// Only the last event of each key is applied, in key order: a checkpoint of thousands of
+    /// events that rewrite the same keys touches each key (and each B-tree page) once.
     fn commit(&mut self, batch: &[Arc<Event>], new_revision: Revision) -> Result<(), StoreError> {
+        let mut last: BTreeMap<&str, &Event> = BTreeMap::new();
+        for event in batch {
+            last.insert(event.kv.key.as_str(), event);
+        }
+        let mut record = Vec::new();
         let mut txn = self
             .db
             .begin_write()
@@ -103,11 +126,11 @@ impl Engine for RedbEngine {
             .map_err(|e| engine_error("set durability", e))?;
         {
             let mut kv = txn.open_table(KV).map_err(|e| engine_error("open kv", e))?;
-            for event in batch {
-                let key = event.kv.key.as_str();
+            for (key, event) in last {
                 match event.kind {
                     EventType::Put => {
-                        kv.insert(key, encode(&event.kv).as_slice())
+                        encode(&event.kv, &mut record);
+                        kv.insert(key, record.as_slice())
                             .map_err(|e| engine_error(format!("put {key}"), e))?;
                     }
                     EventType::Delete => {
@@ -126,7 +149,19 @@ impl Engine for RedbEngine {
     }
 }
 
-/// Open (or create) the store in the redb file at `path`, loading every key and the revision.
+/// Open (or create) the store in the redb file at `path` with its WAL in [`wal_dir`]`(path)`
+/// (tuned by `opts.wal`): load every key and the revision, replaying the WAL.
 pub fn open(path: &Path, opts: StoreOptions) -> Result<Arc<CoreStore>, StoreError> {
-    CoreStore::new(RedbEngine::open(path)?, opts)
+    let engine = wal_engine(path, opts.wal.clone())?;
+    CoreStore::new(engine, opts)
+}
+
+/// The engine [`open`] uses: a WAL in [`wal_dir`]`(path)` in front of the redb file at `path`.
+pub fn wal_engine(path: &Path, wal: WalOptions) -> Result<WalEngine<RedbEngine>, StoreError> {
+    WalEngine::open(&wal_dir(path), RedbEngine::open(path)?, wal)
+}
+
+/// The WAL directory of the redb file at `path`: `wal/` next to it.
+pub fn wal_dir(path: &Path) -> PathBuf {
+    path.parent().unwrap_or_else(|| Path::new("")).join("wal")
 }
