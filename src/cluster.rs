@@ -1,13 +1,15 @@
 //! Wiring: start the components from a [`Config`], and the `kubeactor up` daemon.
 //!
-//! What runs today: the durable store, the `ApiServer` actor over it, and telemetry. Later
-//! issues add the HTTP API, controllers, scheduler and kubelets here.
+//! What runs today: the durable store, the `ApiServer` actor over it, the HTTP API in front
+//! of it (with the token and the kubeconfig in the data directory), and telemetry. Later
+//! issues add controllers, scheduler and kubelets here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::Addr;
 
+use crate::apiserver::http::{self, HttpOptions, HttpServer};
 use crate::apiserver::{ApiError, ApiServer, ApiServerOptions};
 use crate::config::Config;
 use crate::store::{self, Store, StoreError, StoreOptions};
@@ -20,6 +22,8 @@ pub enum Error {
     Store { dir: PathBuf, source: StoreError },
     #[error("cannot start the API server: {0}")]
     ApiServer(Box<ApiError>),
+    #[error("cannot start the HTTP API: {0}")]
+    Http(#[from] http::StartError),
     #[error("cannot start telemetry: {0}")]
     Telemetry(String),
     #[error("{0}")]
@@ -32,6 +36,10 @@ pub struct Cluster {
     pub store: Arc<dyn Store>,
     pub telemetry: Telemetry,
     pub data_dir: PathBuf,
+    /// The HTTP API (its address is the real one when port 0 was configured).
+    pub http: HttpServer,
+    /// `<data-dir>/kubeconfig`, pointing kubectl at [`Cluster::http`].
+    pub kubeconfig: PathBuf,
 }
 
 impl Cluster {
@@ -57,11 +65,22 @@ impl Cluster {
         .start()
         .await
         .map_err(|e| Error::ApiServer(Box::new(e)))?;
+        // --- the HTTP API, its token and the kubeconfig (issue 6) ---
+        let token = match config.apiserver.token_auth {
+            true => Some(http::auth::load_or_create_token(&data_dir)?),
+            false => None,
+        };
+        let http_opts = HttpOptions::from_config(&config.apiserver, token.clone());
+        let http = http::start(apiserver.clone(), http_opts)?;
+        let kubeconfig = http::auth::write_kubeconfig(&data_dir, &http.url(), token.as_deref())?;
+        // --- end HTTP API ---
         Ok(Cluster {
             apiserver,
             store,
             telemetry,
             data_dir,
+            http,
+            kubeconfig,
         })
     }
 
@@ -82,6 +101,7 @@ pub fn up(config: Config) -> Result<(), Error> {
         print_banner(&config, &cluster);
         wait_for_signal().await?;
         tracing::info!("shutting down");
+        cluster.http.stop().await;
         cluster.stop();
         Ok::<(), Error>(())
     });
@@ -107,6 +127,9 @@ fn print_banner(config: &Config, cluster: &Cluster) {
     println!("  data directory: {}", cluster.data_dir.display());
     println!("  store:          {engine}");
     println!("  traces:         {traces}");
+    println!("  API:            {}", cluster.http.url());
+    println!("  kubeconfig:     {}", cluster.kubeconfig.display());
+    println!("  export KUBECONFIG={}", cluster.kubeconfig.display());
     println!("  stop with Ctrl-C");
 }
 

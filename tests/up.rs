@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 fn start(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubeactor"))
-        .args(["up", "--data-dir"])
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env_remove("RUST_LOG")
         .env("OTEL_SDK_DISABLED", "true")
