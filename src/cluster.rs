@@ -24,6 +24,8 @@ pub enum Error {
     ApiServer(Box<ApiError>),
     #[error("cannot start the HTTP API: {0}")]
     Http(#[from] http::StartError),
+    #[error("cannot set up TLS for the HTTP API: {0}")]
+    Tls(String),
     #[error("cannot start telemetry: {0}")]
     Telemetry(String),
     #[error("{0}")]
@@ -70,9 +72,18 @@ impl Cluster {
             true => Some(http::auth::load_or_create_token(&data_dir)?),
             false => None,
         };
-        let http_opts = HttpOptions::from_config(&config.apiserver, token.clone());
+        let tls = match config.apiserver.tls {
+            true => Some(
+                http::tls::load_or_create(&data_dir, config.apiserver.listen.parse().ok())
+                    .map_err(|e| Error::Tls(e.to_string()))?,
+            ),
+            false => None,
+        };
+        let ca = tls.as_ref().map(|t| t.cert_pem.clone());
+        let http_opts = HttpOptions::from_config(&config.apiserver, token.clone(), tls);
         let http = http::start(apiserver.clone(), http_opts)?;
-        let kubeconfig = http::auth::write_kubeconfig(&data_dir, &http.url(), token.as_deref())?;
+        let kubeconfig =
+            http::auth::write_kubeconfig(&data_dir, &http.url(), ca.as_deref(), token.as_deref())?;
         // --- end HTTP API ---
         Ok(Cluster {
             apiserver,
@@ -98,8 +109,11 @@ pub fn up(config: Config) -> Result<(), Error> {
     let system = actix::System::new();
     let result = system.block_on(async {
         let cluster = Cluster::start(&config, telemetry.clone()).await?;
+        // Listen for signals before the banner says we are up: a signal sent right after it
+        // must stop us cleanly, not kill us.
+        let signals = wait_for_signal()?;
         print_banner(&config, &cluster);
-        wait_for_signal().await?;
+        signals.await;
         tracing::info!("shutting down");
         cluster.http.stop().await;
         cluster.stop();
@@ -133,13 +147,15 @@ fn print_banner(config: &Config, cluster: &Cluster) {
     println!("  stop with Ctrl-C");
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Start listening for SIGINT and SIGTERM; the future completes on the first.
+fn wait_for_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
 }

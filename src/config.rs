@@ -86,6 +86,8 @@ pub struct ApiServerConfig {
     // --- the HTTP API (src/apiserver/http) ---
     /// Where the HTTP API listens, `host:port`; port 0 picks a free port.
     pub listen: String,
+    /// Serve https with a self-signed certificate kept in the data dir.
+    pub tls: bool,
     /// Require `Authorization: Bearer <token>` (the token lives in the data dir).
     pub token_auth: bool,
     /// The Kubernetes minor version `/version` reports (kubectl's launcher picks its binary
@@ -567,6 +569,14 @@ impl Config {
                     "must be a Kubernetes minor version such as 32, got {}",
                     self.apiserver.version_minor
                 ),
+            ));
+        }
+        if self.apiserver.token_auth && !self.apiserver.tls {
+            return Err((
+                "apiserver.token_auth",
+                "requires apiserver.tls = true: kubectl sends its token only over https \
+                 (turn both off for an open, plain-http API)"
+                    .into(),
             ));
         }
         positive(

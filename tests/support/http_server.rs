@@ -18,6 +18,8 @@ pub const TOKEN: &str = "test-token-0123456789";
 pub struct TestServer {
     pub url: String,
     pub token: Option<String>,
+    /// The serving certificate, when the server speaks https.
+    pub ca_pem: Option<String>,
     pub api: Addr<ApiServer>,
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -57,19 +59,21 @@ impl TestServer {
                 };
                 tweak(&mut opts);
                 let token = opts.token.clone();
+                let ca = opts.tls.as_ref().map(|t| t.cert_pem.clone());
                 let server = http::start(api.clone(), opts).unwrap();
-                tx.send((server.url(), token, api)).unwrap();
+                tx.send((server.url(), token, ca, api)).unwrap();
                 let _ = stop_rx.await;
                 server.stop().await;
                 store.close();
             });
         });
-        let (url, token, api) = rx
+        let (url, token, ca_pem, api) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("test server started");
         TestServer {
             url,
             token,
+            ca_pem,
             api,
             dir,
             stop: Some(stop_tx),
@@ -104,7 +108,13 @@ impl TestServer {
 
     /// A kubeconfig for this server, in its temp dir.
     pub fn kubeconfig(&self) -> PathBuf {
-        http::auth::write_kubeconfig(self.dir.path(), &self.url, self.token.as_deref()).unwrap()
+        http::auth::write_kubeconfig(
+            self.dir.path(),
+            &self.url,
+            self.ca_pem.as_deref(),
+            self.token.as_deref(),
+        )
+        .unwrap()
     }
 }
 

@@ -1,5 +1,8 @@
 //! Bearer-token authentication and the kubeconfig that carries the token to kubectl.
 //!
+//! kubectl sends the token only to an `https://` server, so with the defaults the API is
+//! served over TLS ([`super::tls`]) and the kubeconfig trusts its certificate.
+//!
 //! One static token (kube-apiserver's `--token-auth-file`, reduced to a single user): created
 //! on first start as 32 random bytes in hex, kept in `<data-dir>/token` with mode 0600, and
 //! written into `<data-dir>/kubeconfig` (also 0600, since it holds the token). A request
@@ -39,7 +42,7 @@ pub fn authorized(header: Option<&str>, token: &str) -> bool {
 }
 
 /// Write `contents` to `path` readable by the owner only.
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("tmp");
@@ -72,18 +75,28 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
 }
 
 /// The URL clients use for a listening address (a wildcard address becomes loopback).
-pub fn server_url(addr: SocketAddr) -> String {
+pub fn server_url(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
         ip if ip.is_unspecified() => "[::1]".to_string(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    format!("http://{ip}:{}", addr.port())
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{ip}:{}", addr.port())
 }
 
-/// The kubeconfig for `server` (cluster, user with the token, context `kubeactor`).
-pub fn kubeconfig(server: &str, token: Option<&str>) -> String {
+/// The kubeconfig for `server` (cluster trusting `ca_pem` if given, user with the token,
+/// context `kubeactor`).
+pub fn kubeconfig(server: &str, ca_pem: Option<&str>, token: Option<&str>) -> String {
+    use base64::Engine as _;
+    let ca = match ca_pem {
+        Some(pem) => format!(
+            "    certificate-authority-data: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        ),
+        None => String::new(),
+    };
     let user = match token {
         Some(t) => format!("  user:\n    token: {t}\n"),
         None => "  user: {}\n".to_string(),
@@ -92,7 +105,7 @@ pub fn kubeconfig(server: &str, token: Option<&str>) -> String {
         "apiVersion: v1\n\
          kind: Config\n\
          clusters:\n\
-         - name: {CONTEXT}\n  cluster:\n    server: {server}\n\
+         - name: {CONTEXT}\n  cluster:\n{ca}    server: {server}\n\
          users:\n\
          - name: {CONTEXT}\n{user}\
          contexts:\n\
@@ -106,11 +119,12 @@ pub fn kubeconfig(server: &str, token: Option<&str>) -> String {
 pub fn write_kubeconfig(
     data_dir: &Path,
     server: &str,
+    ca_pem: Option<&str>,
     token: Option<&str>,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(data_dir)?;
     let path = data_dir.join(KUBECONFIG_FILE);
-    write_private(&path, kubeconfig(server, token).as_bytes())?;
+    write_private(&path, kubeconfig(server, ca_pem, token).as_bytes())?;
     Ok(path)
 }
 
@@ -154,20 +168,28 @@ mod tests {
 
     #[test]
     fn the_kubeconfig_is_valid_yaml_with_one_context() {
-        let text = kubeconfig("http://127.0.0.1:6443", Some("t0k"));
+        let text = kubeconfig("https://127.0.0.1:6443", Some("PEM"), Some("t0k"));
         let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(v["current-context"], "kubeactor");
         assert_eq!(
             v["clusters"][0]["cluster"]["server"],
-            "http://127.0.0.1:6443"
+            "https://127.0.0.1:6443"
+        );
+        assert_eq!(
+            v["clusters"][0]["cluster"]["certificate-authority-data"],
+            "UEVN"
         );
         assert_eq!(v["users"][0]["user"]["token"], "t0k");
-        let open = kubeconfig("http://127.0.0.1:1", None);
+        let open = kubeconfig("http://127.0.0.1:1", None, None);
         let v: serde_yaml::Value = serde_yaml::from_str(&open).unwrap();
         assert!(v["users"][0]["user"].as_mapping().unwrap().is_empty());
         assert_eq!(
-            server_url("0.0.0.0:80".parse().unwrap()),
+            server_url("0.0.0.0:80".parse().unwrap(), false),
             "http://127.0.0.1:80"
+        );
+        assert_eq!(
+            server_url("[::]:1".parse().unwrap(), true),
+            "https://[::1]:1"
         );
     }
 }

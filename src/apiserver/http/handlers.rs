@@ -55,7 +55,7 @@ pub fn error_response(e: &HttpError) -> HttpResponse {
         .body(serde_json::to_vec(&status).unwrap_or_default())
 }
 
-fn header<'a>(req: &'a HttpRequest, name: actix_web::http::header::HeaderName) -> Option<&'a str> {
+fn header(req: &HttpRequest, name: actix_web::http::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -93,6 +93,11 @@ async fn handle(
     if trimmed.starts_with("/openapi/") {
         if req.method() != Method::GET {
             return Err(HttpError::MethodNotAllowed);
+        }
+        if trimmed == "/openapi/v2" {
+            return Ok(HttpResponse::Ok()
+                .insert_header((CONTENT_TYPE, "application/octet-stream"))
+                .body(openapi::v2_protobuf(state.opts.version_minor)));
         }
         let doc = if trimmed == "/openapi/v3" {
             Some(openapi::root())
@@ -319,7 +324,7 @@ async fn get(
 }
 
 fn bad_request(msg: impl Into<String>) -> HttpError {
-    HttpError::Api(ApiError::BadRequest(msg.into()))
+    ApiError::BadRequest(msg.into()).into()
 }
 
 /// Selectors, paging and resourceVersion of a list (`metav1.ListOptions`).

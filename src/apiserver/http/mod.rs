@@ -16,6 +16,7 @@
 //! * [`table`] — server-side printing with kube-apiserver's columns.
 //! * [`watch`] — the chunked watch stream, bookmarks, 410 Gone.
 //! * [`auth`] — the bearer token and the kubeconfig that carries it.
+//! * [`tls`] — the self-signed serving certificate (kubectl sends tokens only over https).
 //!
 //! # What is not served yet
 //!
@@ -29,6 +30,7 @@ pub mod handlers;
 pub mod openapi;
 pub mod path;
 pub mod table;
+pub mod tls;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -56,6 +58,8 @@ pub struct HttpOptions {
     pub bookmark_interval: Duration,
     /// Worker threads.
     pub workers: usize,
+    /// Serve https with this certificate; `None`: plain http.
+    pub tls: Option<tls::TlsIdentity>,
 }
 
 impl Default for HttpOptions {
@@ -67,14 +71,19 @@ impl Default for HttpOptions {
             max_request_bytes: 3 * 1024 * 1024,
             bookmark_interval: Duration::from_secs(60),
             workers: 2,
+            tls: None,
         }
     }
 }
 
 impl HttpOptions {
-    /// The options of `[apiserver]`, with the token (if authentication is on) loaded by the
-    /// caller.
-    pub fn from_config(c: &crate::config::ApiServerConfig, token: Option<String>) -> HttpOptions {
+    /// The options of `[apiserver]`, with the token (if authentication is on) and the TLS
+    /// identity (if TLS is on) loaded by the caller.
+    pub fn from_config(
+        c: &crate::config::ApiServerConfig,
+        token: Option<String>,
+        tls: Option<tls::TlsIdentity>,
+    ) -> HttpOptions {
         HttpOptions {
             listen: c.listen.clone(),
             token,
@@ -82,6 +91,7 @@ impl HttpOptions {
             max_request_bytes: c.max_request_bytes,
             bookmark_interval: Duration::from_millis(c.bookmark_interval_ms),
             workers: c.http_workers,
+            tls,
         }
     }
 }
@@ -91,7 +101,7 @@ impl HttpOptions {
 pub enum HttpError {
     /// Anything the ApiServer answered (NotFound, Conflict, Invalid, BadRequest, …).
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     /// 404: a path that names nothing served.
     #[error("the server could not find the requested resource")]
     NotFound,
@@ -145,6 +155,12 @@ impl HttpError {
     }
 }
 
+impl From<ApiError> for HttpError {
+    fn from(e: ApiError) -> Self {
+        HttpError::Api(Box::new(e))
+    }
+}
+
 impl From<actix::MailboxError> for HttpError {
     fn from(_: actix::MailboxError) -> Self {
         HttpError::Unavailable
@@ -156,7 +172,7 @@ impl From<actix::MailboxError> for HttpError {
 #[error("cannot listen on {listen}: {source}")]
 pub struct StartError {
     pub listen: String,
-    pub source: std::io::Error,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// A running HTTP server.
@@ -164,13 +180,15 @@ pub struct StartError {
 pub struct HttpServer {
     /// The address it listens on (the real port when 0 was asked for).
     pub addr: SocketAddr,
+    /// Whether it serves https.
+    pub tls: bool,
     handle: ServerHandle,
 }
 
 impl HttpServer {
     /// The URL clients use (`http://127.0.0.1:PORT`).
     pub fn url(&self) -> String {
-        auth::server_url(self.addr)
+        auth::server_url(self.addr, self.tls)
     }
 
     /// Stop accepting requests and close open connections (watches end).
@@ -182,11 +200,16 @@ impl HttpServer {
 /// Bind and start the HTTP server on the current actix system, in front of `api`.
 pub fn start(api: Addr<ApiServer>, opts: HttpOptions) -> Result<HttpServer, StartError> {
     let listen = opts.listen.clone();
-    let err = |source| StartError {
+    let err = |source: Box<dyn std::error::Error + Send + Sync>| StartError {
         listen: listen.clone(),
         source,
     };
     let workers = opts.workers.max(1);
+    let tls = match &opts.tls {
+        Some(id) => Some(tls::server_config(id).map_err(|e| err(Box::new(e)))?),
+        None => None,
+    };
+    let serves_tls = tls.is_some();
     let state = actix_web::web::Data::new(handlers::State { api, opts });
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
@@ -196,14 +219,17 @@ pub fn start(api: Addr<ApiServer>, opts: HttpOptions) -> Result<HttpServer, Star
     .workers(workers)
     // `kubeactor up` handles SIGINT/SIGTERM itself and stops the server.
     .disable_signals()
-    .shutdown_timeout(1)
-    .bind(&listen)
-    .map_err(err)?;
+    .shutdown_timeout(1);
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(&listen, config),
+        None => server.bind(&listen),
+    }
+    .map_err(|e| err(Box::new(e)))?;
     let addr = server
         .addrs()
         .first()
         .copied()
-        .ok_or_else(|| err(std::io::Error::other("no address bound")))?;
+        .ok_or_else(|| err("no address bound".into()))?;
     let server = server.run();
     let handle = server.handle();
     actix::spawn(async move {
@@ -211,6 +237,10 @@ pub fn start(api: Addr<ApiServer>, opts: HttpOptions) -> Result<HttpServer, Star
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
-    tracing::info!(%addr, "HTTP API listening");
-    Ok(HttpServer { addr, handle })
+    tracing::info!(%addr, tls = serves_tls, "HTTP API listening");
+    Ok(HttpServer {
+        addr,
+        tls: serves_tls,
+        handle,
+    })
 }
