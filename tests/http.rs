@@ -727,3 +727,150 @@ fn bad_input_is_a_status_and_stores_nothing() {
         "web is unchanged"
     );
 }
+
+fn patch(s: &TestServer, path: &str, content_type: &str, body: Value) -> Response {
+    s.client()
+        .patch(s.at(path))
+        .header("Content-Type", content_type)
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn merge_json_and_strategic_patches_update_the_object() {
+    let s = TestServer::start();
+    post(&s, DEPLOYMENTS, &deployment("web", 2));
+    let web = format!("{DEPLOYMENTS}/web");
+    let r = patch(
+        &s,
+        &web,
+        "application/merge-patch+json",
+        json!({"metadata": {"labels": {"tier": "front"}}}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        body(r)["metadata"]["labels"],
+        json!({"app": "web", "tier": "front"})
+    );
+
+    let r = patch(
+        &s,
+        &web,
+        "application/json-patch+json",
+        json!([{"op": "replace", "path": "/spec/replicas", "value": 4}]),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r)["spec"]["replicas"], 4);
+
+    // `kubectl set image` sends this.
+    let r = patch(
+        &s,
+        &web,
+        "application/strategic-merge-patch+json",
+        json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "nginx"}],
+                                               "containers": [{"image": "nginx:1.27", "name": "nginx"}]}}}}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let d = body(r);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["name"],
+        "nginx"
+    );
+    assert_eq!(d["metadata"]["generation"], 3);
+
+    // A failed JSON patch test, an unknown field, server-side apply: errors, nothing stored.
+    let before = s.revision();
+    let r = patch(
+        &s,
+        &web,
+        "application/json-patch+json",
+        json!([{"op": "test", "path": "/spec/replicas", "value": 9}]),
+    );
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let r = patch(
+        &s,
+        &format!("{web}?fieldValidation=Strict"),
+        "application/merge-patch+json",
+        json!({"spec": {"replica": 1}}),
+    );
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = patch(&s, &web, "application/apply-patch+yaml", json!({}));
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body(r)["reason"], "UnsupportedMediaType");
+    let r = patch(
+        &s,
+        &format!("{DEPLOYMENTS}/missing"),
+        "application/merge-patch+json",
+        json!({}),
+    );
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(s.revision(), before);
+}
+
+#[test]
+fn the_scale_subresource_reads_and_writes_replicas() {
+    let s = TestServer::start();
+    post(&s, DEPLOYMENTS, &deployment("web", 2));
+    let c = s.client();
+    let scale_path = format!("{DEPLOYMENTS}/web/scale");
+    let scale = body(c.get(s.at(&scale_path)).send().unwrap());
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["selector"], "app=web");
+
+    // `kubectl scale` sends a merge patch.
+    let r = patch(
+        &s,
+        &scale_path,
+        "application/merge-patch+json",
+        json!({"spec": {"replicas": 5}}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r)["spec"]["replicas"], 5);
+    let d = body(c.get(s.at(&format!("{DEPLOYMENTS}/web"))).send().unwrap());
+    assert_eq!(d["spec"]["replicas"], 5);
+
+    // `--current-replicas` uses GET + PUT: a stale resourceVersion is a 409.
+    let mut put = body(c.get(s.at(&scale_path)).send().unwrap());
+    put["spec"]["replicas"] = json!(3);
+    let r = c.put(s.at(&scale_path)).json(&put).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r)["spec"]["replicas"], 3);
+    let r = c.put(s.at(&scale_path)).json(&put).send().unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+
+    let r = patch(
+        &s,
+        &scale_path,
+        "application/merge-patch+json",
+        json!({"spec": {"replicas": -1}}),
+    );
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = c
+        .get(s.at("/api/v1/namespaces/default/pods/x/scale"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn the_status_subresource_changes_only_status() {
+    let s = TestServer::start();
+    post(&s, DEPLOYMENTS, &deployment("web", 2));
+    let r = patch(
+        &s,
+        &format!("{DEPLOYMENTS}/web/status"),
+        "application/merge-patch+json",
+        json!({"spec": {"replicas": 9}, "status": {"replicas": 2, "readyReplicas": 1}}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let d = body(r);
+    assert_eq!(d["status"]["readyReplicas"], 1);
+    assert_eq!(d["spec"]["replicas"], 2, "spec is kept on a status update");
+}

@@ -394,3 +394,93 @@ fn every_installed_kubectl_creates_lists_and_deletes() {
         );
     }
 }
+
+const NODE: &str = "apiVersion: v1
+kind: Node
+metadata:
+  name: node-1
+status:
+  conditions:
+  - type: Ready
+    status: \"True\"
+  nodeInfo: {kubeletVersion: v1.32.0}
+";
+
+#[test]
+fn scale_set_image_cordon_and_client_side_apply() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+    k.ok(&["create", "-f", &manifest]);
+    assert_eq!(
+        k.ok(&["scale", "deployment", "web", "--replicas=5"]),
+        "deployment.apps/web scaled\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "scale",
+            "deployment",
+            "web",
+            "--current-replicas=5",
+            "--replicas=3"
+        ]),
+        "deployment.apps/web scaled\n"
+    );
+    assert_eq!(
+        k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.27"]),
+        "deployment.apps/web image updated\n"
+    );
+    let wide = k.ok(&["get", "deploy", "-o", "wide"]);
+    assert_eq!(
+        rows(&wide, 4),
+        [["web", "0/3", "0", "0", "nginx", "nginx:1.27", "app=web"]]
+    );
+    assert_eq!(
+        k.ok(&["label", "deploy", "web", "tier=front"]),
+        "deployment.apps/web labeled\n"
+    );
+
+    let node = write(s.dir.path(), "node.yaml", NODE);
+    k.ok(&["create", "-f", &node]);
+    assert_eq!(k.ok(&["cordon", "node-1"]), "node/node-1 cordoned\n");
+    let nodes = k.ok(&["get", "nodes"]);
+    assert_eq!(
+        nodes.lines().next().unwrap(),
+        "NAME     STATUS                     ROLES    AGE   VERSION"
+    );
+    assert_eq!(
+        rows(&nodes, 3),
+        [["node-1", "Ready,SchedulingDisabled", "<none>", "v1.32.0"]]
+    );
+
+    let web2 = DEPLOYMENT.replace("name: web\n", "name: web2\n");
+    let applied = write(s.dir.path(), "web2.yaml", &web2);
+    assert_eq!(
+        k.ok(&["apply", "-f", &applied]),
+        "deployment.apps/web2 created\n"
+    );
+    assert_eq!(
+        k.ok(&["apply", "-f", &applied]),
+        "deployment.apps/web2 unchanged\n"
+    );
+    let changed = write(
+        s.dir.path(),
+        "web2-v2.yaml",
+        &web2
+            .replace("replicas: 2", "replicas: 4")
+            .replace("nginx:1.25", "nginx:1.26"),
+    );
+    assert_eq!(
+        k.ok(&["apply", "-f", &changed]),
+        "deployment.apps/web2 configured\n"
+    );
+    let got = k.ok(&[
+        "get",
+        "deploy",
+        "web2",
+        "-o",
+        "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(got, "4 nginx:1.26");
+}

@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use serde_json::{json, Value};
 
 use super::body::{self, FieldValidation, Output};
+use super::patch;
 use super::path::{self, ResourcePath, Route};
 use super::table::{self, ListMeta};
 use super::{auth, discovery, openapi, watch, HttpError, HttpOptions};
@@ -275,15 +276,18 @@ async fn resource(
             Method::GET => get(req, state, &rp, name).await,
             Method::PUT => update(req, payload, state, &rp, &q, name, Subresource::Main).await,
             Method::DELETE => delete(req, payload, state, &rp, &q, name).await,
-            Method::PATCH => Err(HttpError::UnsupportedMediaType {
-                media: header(req, CONTENT_TYPE).unwrap_or("").to_string(),
-                accepted: "(PATCH is not implemented yet)",
-            }),
+            Method::PATCH => patch(req, payload, state, &rp, &q, name, Subresource::Main).await,
             _ => Err(HttpError::MethodNotAllowed),
         },
         (Some(name), Some("status")) => match method {
             Method::GET => get(req, state, &rp, name).await,
             Method::PUT => update(req, payload, state, &rp, &q, name, Subresource::Status).await,
+            Method::PATCH => patch(req, payload, state, &rp, &q, name, Subresource::Status).await,
+            _ => Err(HttpError::MethodNotAllowed),
+        },
+        (Some(name), Some("scale")) if patch::has_scale(kind) => match method {
+            Method::GET => get_scale(state, &rp, name).await,
+            Method::PUT | Method::PATCH => scale(req, payload, state, &rp, &q, name).await,
             _ => Err(HttpError::MethodNotAllowed),
         },
         (Some(name), Some("binding")) if kind == Kind::Pod => match method {
@@ -753,4 +757,140 @@ async fn bind(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     ))
+}
+
+// ---- patch and scale ----
+
+/// How often a patch is re-applied when the object changed underneath it.
+const PATCH_RETRIES: usize = 5;
+
+async fn current(state: &State, rp: &ResourcePath, name: &str) -> Result<Arc<Object>, HttpError> {
+    Ok(state
+        .api
+        .send(Get {
+            kind: rp.kind,
+            namespace: rp.namespace.clone(),
+            name: name.to_string(),
+        })
+        .await??)
+}
+
+/// PATCH: apply the patch to the current object and update with its resourceVersion as the
+/// precondition; on a conflict the patch is applied again to the newer object, unless the
+/// patch itself named a resourceVersion (upstream's patcher).
+async fn patch(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    rp: &ResourcePath,
+    q: &Query,
+    name: &str,
+    subresource: Subresource,
+) -> Result<HttpResponse, HttpError> {
+    let ty = patch::patch_type(header(req, CONTENT_TYPE))?;
+    let dry_run = q.dry_run()?;
+    let validation = FieldValidation::parse(q.get("fieldValidation"))?;
+    let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
+    let verb = match subresource {
+        Subresource::Main => "patch",
+        Subresource::Status => "patch status",
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = current(state, rp, name).await?;
+        let original =
+            serde_json::to_value(&*current).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let patched = patch::apply(&original, &bytes, ty)?;
+        let pinned = patched.pointer("/metadata/resourceVersion")
+            != original.pointer("/metadata/resourceVersion");
+        let decoded = body::decode_value(rp.kind, patched, validation)?;
+        let mut object = decoded.object;
+        if object.name() != name {
+            return Err(bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                object.name()
+            )));
+        }
+        ensure_namespace(&mut object, rp.namespace.as_deref())?;
+        let result = state
+            .api
+            .send(Update {
+                object,
+                subresource,
+                options: WriteOptions {
+                    dry_run,
+                    span_name: span_name(req, verb, rp.kind, rp.namespace.as_deref(), name),
+                },
+                trace: trace_for(req),
+            })
+            .await?;
+        match result {
+            Ok(updated) => return Ok(object_response(StatusCode::OK, &updated, &decoded.warnings)),
+            Err(ApiError::Conflict { .. }) if !pinned && attempt < PATCH_RETRIES => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn get_scale(
+    state: &State,
+    rp: &ResourcePath,
+    name: &str,
+) -> Result<HttpResponse, HttpError> {
+    let obj = current(state, rp, name).await?;
+    Ok(json_value(StatusCode::OK, &patch::scale_of(&obj)?))
+}
+
+/// PUT or PATCH of `…/scale`: the replicas of an autoscaling/v1 Scale onto the object.
+async fn scale(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    rp: &ResourcePath,
+    q: &Query,
+    name: &str,
+) -> Result<HttpResponse, HttpError> {
+    let dry_run = q.dry_run()?;
+    let is_patch = req.method() == Method::PATCH;
+    let ty = if is_patch {
+        Some(patch::patch_type(header(req, CONTENT_TYPE))?)
+    } else {
+        None
+    };
+    let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = current(state, rp, name).await?;
+        let scale_now = patch::scale_of(&current)?;
+        let scale = match ty {
+            Some(ty) => patch::apply(&scale_now, &bytes, ty)?,
+            None => {
+                let format = body::body_format(header(req, CONTENT_TYPE))?;
+                body::parse_value(&bytes, format).map_err(bad_request)?
+            }
+        };
+        let pinned = !is_patch
+            || scale.pointer("/metadata/resourceVersion")
+                != scale_now.pointer("/metadata/resourceVersion");
+        let object = patch::apply_scale(&current, &scale)?;
+        let result = state
+            .api
+            .send(Update {
+                object,
+                subresource: Subresource::Main,
+                options: WriteOptions {
+                    dry_run,
+                    span_name: span_name(req, "scale", rp.kind, rp.namespace.as_deref(), name),
+                },
+                trace: trace_for(req),
+            })
+            .await?;
+        match result {
+            Ok(updated) => return Ok(json_value(StatusCode::OK, &patch::scale_of(&updated)?)),
+            Err(ApiError::Conflict { .. }) if !pinned && attempt < PATCH_RETRIES => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

@@ -13,6 +13,7 @@
 //! * [`body`] — content negotiation (Table or not, aggregated discovery or not) and request
 //!   body decoding (JSON, YAML; kind, apiVersion and unknown-field checks).
 //! * [`discovery`], [`openapi`] — the documents kubectl reads before it does anything.
+//! * [`patch`] — JSON, merge and strategic merge patches; the `scale` subresource.
 //! * [`table`] — server-side printing with kube-apiserver's columns.
 //! * [`watch`] — the chunked watch stream, bookmarks, 410 Gone.
 //! * [`auth`] — the bearer token and the kubeconfig that carries it.
@@ -20,14 +21,15 @@
 //!
 //! # What is not served yet
 //!
-//! PATCH (merge, JSON, strategic, server-side apply), protobuf bodies, the `scale` and `log`
-//! subresources and real OpenAPI schemas answer 415 / 404 / minimal documents for now.
+//! Server-side apply (`application/apply-patch+yaml`), protobuf bodies, the `log`
+//! subresource and real OpenAPI schemas answer 415 / 404 / minimal documents for now.
 
 pub mod auth;
 pub mod body;
 pub mod discovery;
 pub mod handlers;
 pub mod openapi;
+pub mod patch;
 pub mod path;
 pub mod table;
 pub mod tls;
