@@ -484,3 +484,52 @@ fn scale_set_image_cordon_and_client_side_apply() {
     ]);
     assert_eq!(got, "4 nginx:1.26");
 }
+
+#[test]
+fn typed_create_commands_send_protobuf() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--replicas=3"
+        ]),
+        "deployment.apps/web created\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "run",
+            "solo",
+            "--image=busybox",
+            "--env=A=b",
+            "--",
+            "sleep",
+            "100"
+        ]),
+        "pod/solo created\n"
+    );
+    assert_eq!(
+        k.ok(&["create", "namespace", "team-a"]),
+        "namespace/team-a created\n"
+    );
+    let web = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas} {.spec.selector.matchLabels.app} {.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(web, "3 web nginx");
+    let solo = k.ok(&[
+        "get",
+        "pod",
+        "solo",
+        "-o",
+        "jsonpath={.spec.containers[0].args} {.spec.containers[0].env[0].value}",
+    ]);
+    assert_eq!(solo, "[\"sleep\",\"100\"] b");
+}

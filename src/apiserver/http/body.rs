@@ -120,6 +120,8 @@ impl FieldValidation {
 pub enum BodyFormat {
     Json,
     Yaml,
+    /// `application/vnd.kubernetes.protobuf` (objects only; see [`super::protobuf`]).
+    Protobuf,
 }
 
 /// The body format named by a Content-Type (JSON when absent, as upstream).
@@ -134,9 +136,10 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, HttpError> 
     match media.as_str() {
         "application/json" | "" => Ok(BodyFormat::Json),
         "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyFormat::Yaml),
+        "application/vnd.kubernetes.protobuf" => Ok(BodyFormat::Protobuf),
         _ => Err(HttpError::UnsupportedMediaType {
             media,
-            accepted: "application/json, application/yaml",
+            accepted: "application/json, application/yaml, application/vnd.kubernetes.protobuf",
         }),
     }
 }
@@ -146,6 +149,9 @@ pub fn parse_value(bytes: &[u8], format: BodyFormat) -> Result<Value, String> {
     match format {
         BodyFormat::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
         BodyFormat::Yaml => serde_yaml::from_slice(bytes).map_err(|e| e.to_string()),
+        BodyFormat::Protobuf => {
+            Err("protobuf is accepted for objects only; send JSON or YAML".to_string())
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use super::body::{self, FieldValidation, Output};
 use super::patch;
 use super::path::{self, ResourcePath, Route};
 use super::table::{self, ListMeta};
-use super::{auth, discovery, openapi, watch, HttpError, HttpOptions};
+use super::{auth, discovery, openapi, protobuf, watch, HttpError, HttpOptions};
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::{Kind, Object};
 use crate::apiserver::{
@@ -523,7 +523,18 @@ async fn decode_body(
     let validation = FieldValidation::parse(q.get("fieldValidation"))?;
     let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
     let format = body::body_format(header(req, CONTENT_TYPE))?;
-    let mut decoded = body::decode_object(rp.kind, &bytes, format, validation)?;
+    let mut decoded = match format {
+        body::BodyFormat::Protobuf => {
+            let value = protobuf::decode(rp.kind, &bytes).map_err(|e| match e {
+                protobuf::ProtobufError::Bad(m) => HttpError::from(ApiError::BadRequest(m)),
+                e @ protobuf::ProtobufError::Unsupported(_) => {
+                    HttpError::UnsupportedProtobuf(e.to_string())
+                }
+            })?;
+            body::decode_value(rp.kind, value, validation)?
+        }
+        _ => body::decode_object(rp.kind, &bytes, format, validation)?,
+    };
     ensure_namespace(&mut decoded.object, rp.namespace.as_deref())?;
     Ok(decoded)
 }

@@ -12,6 +12,7 @@
 //! * [`handlers`] — the request handlers: one thin function per verb.
 //! * [`body`] — content negotiation (Table or not, aggregated discovery or not) and request
 //!   body decoding (JSON, YAML; kind, apiVersion and unknown-field checks).
+//! * [`protobuf`] — protobuf object bodies (Deployment, Pod, Namespace).
 //! * [`discovery`], [`openapi`] — the documents kubectl reads before it does anything.
 //! * [`patch`] — JSON, merge and strategic merge patches; the `scale` subresource.
 //! * [`table`] — server-side printing with kube-apiserver's columns.
@@ -21,7 +22,7 @@
 //!
 //! # What is not served yet
 //!
-//! Server-side apply (`application/apply-patch+yaml`), protobuf bodies, the `log`
+//! Server-side apply (`application/apply-patch+yaml`), protobuf bodies of other kinds, the `log`
 //! subresource and real OpenAPI schemas answer 415 / 404 / minimal documents for now.
 
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod handlers;
 pub mod openapi;
 pub mod patch;
 pub mod path;
+pub mod protobuf;
 pub mod table;
 pub mod tls;
 pub mod watch;
@@ -119,6 +121,9 @@ pub enum HttpError {
         media: String,
         accepted: &'static str,
     },
+    /// 415: a protobuf body of a kind or with a field the converter does not handle.
+    #[error("{0}")]
+    UnsupportedProtobuf(String),
     /// 405: a verb the resource does not support.
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
@@ -135,7 +140,9 @@ impl HttpError {
             HttpError::NotFound => (404, "NotFound"),
             HttpError::Unauthorized => (401, "Unauthorized"),
             HttpError::TooLarge { .. } => (413, "RequestEntityTooLarge"),
-            HttpError::UnsupportedMediaType { .. } => (415, "UnsupportedMediaType"),
+            HttpError::UnsupportedMediaType { .. } | HttpError::UnsupportedProtobuf(_) => {
+                (415, "UnsupportedMediaType")
+            }
             HttpError::MethodNotAllowed => (405, "MethodNotAllowed"),
             HttpError::Unavailable => (503, "ServiceUnavailable"),
         };
