@@ -892,3 +892,35 @@ fn the_status_subresource_changes_only_status() {
     assert_eq!(d["status"]["readyReplicas"], 1);
     assert_eq!(d["spec"]["replicas"], 2, "spec is kept on a status update");
 }
+
+#[test]
+fn services_are_an_empty_read_only_resource_until_they_are_stored() {
+    let s = TestServer::start();
+    let c = s.client();
+    let list = body(
+        c.get(s.at("/api/v1/namespaces/default/services"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(list["kind"], "ServiceList");
+    assert_eq!(list["items"], json!([]));
+    let t = body(
+        c.get(s.at("/api/v1/services"))
+            .header("Accept", TABLE)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(t["kind"], "Table");
+    assert_eq!(t["columnDefinitions"][1]["name"], "Type");
+    let r = c
+        .get(s.at("/api/v1/namespaces/default/services/x"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = post(
+        &s,
+        "/api/v1/namespaces/default/services",
+        &json!({"kind": "Service"}),
+    );
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -145,6 +145,32 @@ const RESOURCES: &[Resource] = &[
     },
 ];
 
+/// `services`: read-only and always empty until Services are stored (see
+/// [`super::path::Route::Services`]).
+fn services_aggregated() -> Value {
+    json!({
+        "resource": "services",
+        "responseKind": {"group": "", "version": "v1", "kind": "Service"},
+        "scope": "Namespaced",
+        "singularResource": "service",
+        "verbs": ["get", "list", "watch"],
+        "shortNames": ["svc"],
+        "categories": ["all"],
+    })
+}
+
+fn services_legacy() -> Value {
+    json!({
+        "name": "services",
+        "singularName": "service",
+        "namespaced": true,
+        "kind": "Service",
+        "verbs": ["get", "list", "watch"],
+        "shortNames": ["svc"],
+        "categories": ["all"],
+    })
+}
+
 /// The served groups, core (`""`) first.
 fn groups() -> Vec<&'static str> {
     let mut groups: Vec<&'static str> = Vec::new();
@@ -175,7 +201,7 @@ fn scope(kind: Kind) -> &'static str {
 
 /// One group's entry of an aggregated document (`APIGroupDiscovery`).
 fn aggregated_group(group: &str) -> Value {
-    let resources: Vec<Value> = RESOURCES
+    let mut resources: Vec<Value> = RESOURCES
         .iter()
         .filter(|r| r.kind.group() == group)
         .map(|r| {
@@ -208,6 +234,9 @@ fn aggregated_group(group: &str) -> Value {
             v
         })
         .collect();
+    if group.is_empty() {
+        resources.push(services_aggregated());
+    }
     json!({
         "metadata": {"name": group, "creationTimestamp": null},
         "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
@@ -297,6 +326,9 @@ pub fn resource_list(group: &str) -> Value {
             }
             resources.push(sv);
         }
+    }
+    if group.is_empty() {
+        resources.push(services_legacy());
     }
     json!({
         "kind": "APIResourceList",

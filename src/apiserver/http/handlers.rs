@@ -113,6 +113,9 @@ async fn handle(
     if let Route::Resource(rp) = route {
         return resource(req, payload, state, rp).await;
     }
+    if let Route::Services { name, .. } = route {
+        return services(req, name.as_deref()).await;
+    }
     if req.method() != Method::GET {
         return Err(HttpError::MethodNotAllowed);
     }
@@ -130,7 +133,7 @@ async fn handle(
         (Route::Apis, None) => discovery::api_group_list(),
         (Route::Group(g), _) => discovery::group(&g).ok_or(HttpError::NotFound)?,
         (Route::GroupVersion { group, .. }, _) => discovery::resource_list(&group),
-        (Route::Resource(_), _) => return Err(HttpError::NotFound),
+        (Route::Resource(_) | Route::Services { .. }, _) => return Err(HttpError::NotFound),
     };
     Ok(json_value(StatusCode::OK, &doc))
 }
@@ -904,4 +907,58 @@ async fn scale(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+// ---- services (not stored yet) ----
+
+/// `services`: an empty, read-only resource until Services are stored: lists are empty (a
+/// Table with kube-apiserver's service columns when asked), a watch sends nothing until its
+/// timeout, a named service is not found, writes are refused.
+async fn services(req: &HttpRequest, name: Option<&str>) -> Result<HttpResponse, HttpError> {
+    if req.method() != Method::GET {
+        return Err(HttpError::MethodNotAllowed);
+    }
+    if let Some(name) = name {
+        return Err(ApiError::NotFound {
+            resource: "services".into(),
+            name: name.to_string(),
+            group: String::new(),
+            kind: "services".into(),
+        }
+        .into());
+    }
+    let q = Query::parse(req.query_string())?;
+    if q.flag("watch") {
+        let timeout = q
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(watch::DEFAULT_TIMEOUT);
+        let idle = futures::stream::once(async move {
+            tokio::time::sleep(timeout).await;
+            Ok::<_, actix_web::Error>(Bytes::new())
+        });
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .streaming(idle));
+    }
+    Ok(match body::output_for(header(req, ACCEPT)) {
+        Output::Object => json_value(
+            StatusCode::OK,
+            &json!({"kind": "ServiceList", "apiVersion": "v1", "metadata": {"resourceVersion": "0"}, "items": []}),
+        ),
+        Output::Table(api_version) => {
+            let column = |name: &str, priority: u8| json!({"name": name, "type": "string", "format": if name == "Name" { "name" } else { "" }, "description": "", "priority": priority});
+            json_value(
+                StatusCode::OK,
+                &json!({
+                    "kind": "Table", "apiVersion": api_version,
+                    "metadata": {"resourceVersion": "0"},
+                    "columnDefinitions": [column("Name", 0), column("Type", 0), column("Cluster-IP", 0),
+                        column("External-IP", 0), column("Port(s)", 0), column("Age", 0), column("Selector", 1)],
+                    "rows": [],
+                }),
+            )
+        }
+    })
 }

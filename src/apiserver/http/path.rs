@@ -28,6 +28,12 @@ pub enum Route {
     GroupVersion { group: String, version: String },
     /// A served resource.
     Resource(ResourcePath),
+    /// `services`: not stored yet (no Service kind), served as an always-empty, read-only
+    /// resource so that `kubectl get all` and `get svc` work.
+    Services {
+        namespace: Option<String>,
+        name: Option<String>,
+    },
 }
 
 /// A resource path, resolved to a stored kind.
@@ -87,6 +93,9 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Result<Route, No
         [resource, name, sub] => (*resource, Some(name.to_string()), Some(sub.to_string())),
         _ => return Err(NotServed),
     };
+    if resource == "services" && group.is_empty() && subresource.is_none() {
+        return Ok(Route::Services { namespace, name });
+    }
     let kind = Kind::from_plural(resource).ok_or(NotServed)?;
     if kind.group() != group || (namespace.is_some() && !kind.namespaced()) {
         return Err(NotServed);
@@ -168,6 +177,13 @@ mod tests {
             ("/api/v2/pods", Err(NotServed)),
             ("/api/v1/namespaces/default/nodes", Err(NotServed)),
             ("/api/v1/widgets", Err(NotServed)),
+            (
+                "/api/v1/namespaces/default/services",
+                Ok(Route::Services {
+                    namespace: Some("default".into()),
+                    name: None,
+                }),
+            ),
             ("/apis/batch/v1/jobs", Err(NotServed)),
             ("/metrics", Err(NotServed)),
         ];
