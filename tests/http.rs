@@ -924,3 +924,61 @@ fn services_are_an_empty_read_only_resource_until_they_are_stored() {
     );
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[test]
+fn a_write_is_one_trace_named_after_the_client_verb_and_continues_a_traceparent() {
+    let s = TestServer::start();
+    let r = s
+        .client()
+        .post(s.at(DEPLOYMENTS))
+        .header(
+            "User-Agent",
+            "kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07",
+        )
+        .json(&deployment("web", 1))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let spans = eventually(10, "the request's spans", || {
+        let spans = s.telemetry.span_store().spans();
+        spans
+            .iter()
+            .any(|sp| sp.name == "kubectl create deployments/web")
+            .then_some(spans)
+    });
+    let root = spans
+        .iter()
+        .find(|sp| sp.name == "kubectl create deployments/web")
+        .unwrap();
+    assert!(root.is_root());
+    assert_eq!(&*root.service_name, "kube-apiserver");
+    assert!(
+        spans
+            .iter()
+            .any(|sp| sp.trace_id == root.trace_id && &*sp.service_name == "etcd"),
+        "the store write is a child span in the same trace"
+    );
+
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let r = s
+        .client()
+        .post(s.at(PODS))
+        .header("traceparent", traceparent)
+        .header("User-Agent", "kubectl/v1.32.4")
+        .json(&pod("traced", json!({})))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let span = eventually(10, "the continued span", || {
+        s.telemetry
+            .span_store()
+            .spans()
+            .into_iter()
+            .find(|sp| sp.name == "kubectl create pods/traced")
+    });
+    assert_eq!(
+        span.trace_id.to_string(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    assert!(!span.is_root());
+}

@@ -21,6 +21,8 @@ pub struct TestServer {
     /// The serving certificate, when the server speaks https.
     pub ca_pem: Option<String>,
     pub api: Addr<ApiServer>,
+    /// In-memory telemetry: the spans the server recorded.
+    pub telemetry: Telemetry,
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -61,13 +63,13 @@ impl TestServer {
                 let token = opts.token.clone();
                 let ca = opts.tls.as_ref().map(|t| t.cert_pem.clone());
                 let server = http::start(api.clone(), opts).unwrap();
-                tx.send((server.url(), token, ca, api)).unwrap();
+                tx.send((server.url(), token, ca, api, telemetry)).unwrap();
                 let _ = stop_rx.await;
                 server.stop().await;
                 store.close();
             });
         });
-        let (url, token, ca_pem, api) = rx
+        let (url, token, ca_pem, api, telemetry) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("test server started");
         TestServer {
@@ -75,6 +77,7 @@ impl TestServer {
             token,
             ca_pem,
             api,
+            telemetry,
             dir,
             stop: Some(stop_tx),
             thread: Some(thread),

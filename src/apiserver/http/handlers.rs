@@ -210,23 +210,15 @@ fn trace_for(req: &HttpRequest) -> Trace {
     }
 }
 
-/// The span name of a write, after the client: `kubectl create deployments default/web`.
-fn span_name(
-    req: &HttpRequest,
-    verb: &str,
-    kind: Kind,
-    ns: Option<&str>,
-    name: &str,
-) -> Option<String> {
+/// The span name of a write, after the client's verb: `kubectl create deployments/web`
+/// (the namespace is in the span's `k8s.object.key`). Without a User-Agent the ApiServer
+/// names the span itself.
+fn span_name(req: &HttpRequest, verb: &str, kind: Kind, name: &str) -> Option<String> {
     let client = header(req, USER_AGENT)?.split('/').next()?.trim();
     if client.is_empty() {
         return None;
     }
-    let object = match ns {
-        Some(ns) if kind.namespaced() => format!("{ns}/{name}"),
-        _ => name.to_string(),
-    };
-    Some(format!("{client} {verb} {} {object}", kind.plural()))
+    Some(format!("{client} {verb} {}/{name}", kind.plural()))
 }
 
 /// Read the body, refusing more than `limit` bytes.
@@ -567,7 +559,7 @@ async fn create(
     };
     let options = WriteOptions {
         dry_run,
-        span_name: span_name(req, "create", rp.kind, rp.namespace.as_deref(), &name),
+        span_name: span_name(req, "create", rp.kind, &name),
     };
     let created = state
         .api
@@ -607,7 +599,7 @@ async fn update(
     };
     let options = WriteOptions {
         dry_run,
-        span_name: span_name(req, verb, rp.kind, rp.namespace.as_deref(), name),
+        span_name: span_name(req, verb, rp.kind, name),
     };
     let updated = state
         .api
@@ -672,7 +664,7 @@ async fn delete(
             options,
             write: WriteOptions {
                 dry_run,
-                span_name: span_name(req, "delete", rp.kind, rp.namespace.as_deref(), name),
+                span_name: span_name(req, "delete", rp.kind, name),
             },
             trace: trace_for(req),
         })
@@ -712,7 +704,7 @@ async fn delete_collection(
                 options: options.clone(),
                 write: WriteOptions {
                     dry_run,
-                    span_name: span_name(req, "delete", rp.kind, obj.namespace(), obj.name()),
+                    span_name: span_name(req, "delete", rp.kind, obj.name()),
                 },
                 trace: trace_for(req),
             })
@@ -834,7 +826,7 @@ async fn patch(
                 subresource,
                 options: WriteOptions {
                     dry_run,
-                    span_name: span_name(req, verb, rp.kind, rp.namespace.as_deref(), name),
+                    span_name: span_name(req, verb, rp.kind, name),
                 },
                 trace: trace_for(req),
             })
@@ -896,7 +888,7 @@ async fn scale(
                 subresource: Subresource::Main,
                 options: WriteOptions {
                     dry_run,
-                    span_name: span_name(req, "scale", rp.kind, rp.namespace.as_deref(), name),
+                    span_name: span_name(req, "scale", rp.kind, name),
                 },
                 trace: trace_for(req),
             })
