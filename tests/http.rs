@@ -817,9 +817,20 @@ fn merge_json_and_strategic_patches_update_the_object() {
         json!({"spec": {"replica": 1}}),
     );
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = patch(&s, &web, "application/apply-patch+yaml", json!({}));
+    let r = patch(&s, &web, "application/apply-patch+cbor", json!({}));
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(body(r)["reason"], "UnsupportedMediaType");
+    let r = patch(
+        &s,
+        &web,
+        "application/apply-patch+yaml",
+        deployment("web", 1),
+    );
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "apply needs a fieldManager"
+    );
     let r = patch(
         &s,
         &format!("{DEPLOYMENTS}/missing"),
@@ -981,4 +992,40 @@ fn a_write_is_one_trace_named_after_the_client_verb_and_continues_a_traceparent(
         "0af7651916cd43dd8448eb211c80319c"
     );
     assert!(!span.is_root());
+}
+
+#[test]
+fn server_side_apply_creates_then_merges_without_field_management() {
+    let s = TestServer::start();
+    let path = format!("{DEPLOYMENTS}/web3?fieldManager=kubectl&force=false");
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web3\n";
+    let r = s
+        .client()
+        .patch(s.at(&path.replace("web3?", "other?")))
+        .header("Content-Type", "application/apply-patch+yaml")
+        .body(yaml)
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "the name must match the URL"
+    );
+    let r = patch(
+        &s,
+        &path,
+        "application/apply-patch+yaml",
+        deployment("web3", 2),
+    );
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = patch(
+        &s,
+        &path,
+        "application/apply-patch+yaml",
+        deployment("web3", 4),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let d = body(r);
+    assert_eq!(d["spec"]["replicas"], 4);
+    assert_eq!(d["metadata"]["generation"], 2);
 }

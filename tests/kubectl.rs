@@ -475,6 +475,17 @@ fn scale_set_image_cordon_and_client_side_apply() {
         k.ok(&["apply", "-f", &changed]),
         "deployment.apps/web2 configured\n"
     );
+    let ssa = write(
+        s.dir.path(),
+        "web3.yaml",
+        &DEPLOYMENT.replace("name: web\n", "name: web3\n"),
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            k.ok(&["apply", "--server-side", "-f", &ssa]),
+            "deployment.apps/web3 serverside-applied\n"
+        );
+    }
     let got = k.ok(&[
         "get",
         "deploy",

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use serde_json::{json, Value};
 
 use super::body::{self, FieldValidation, Output};
-use super::patch;
+use super::patch::{self, PatchType};
 use super::path::{self, ResourcePath, Route};
 use super::table::{self, ListMeta};
 use super::{auth, discovery, openapi, protobuf, watch, HttpError, HttpOptions};
@@ -797,14 +797,39 @@ async fn patch(
     let dry_run = q.dry_run()?;
     let validation = FieldValidation::parse(q.get("fieldValidation"))?;
     let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
-    let verb = match subresource {
-        Subresource::Main => "patch",
-        Subresource::Status => "patch status",
+    let verb = match (subresource, ty) {
+        (Subresource::Main, PatchType::Apply) => "apply",
+        (Subresource::Main, _) => "patch",
+        (Subresource::Status, _) => "patch status",
     };
+    if ty == PatchType::Apply && q.get("fieldManager").is_none_or(str::is_empty) {
+        return Err(ApiError::Invalid {
+            qualified_kind: "PatchOptions.meta.k8s.io".into(),
+            name: String::new(),
+            group: "meta.k8s.io".into(),
+            kind: "PatchOptions".into(),
+            causes: vec![crate::api::validation::FieldError::required(
+                &crate::api::validation::Path::new("fieldManager"),
+                "is required for apply patch",
+            )],
+        }
+        .into());
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let current = current(state, rp, name).await?;
+        let current = match current(state, rp, name).await {
+            Ok(c) => c,
+            // Apply creates what does not exist yet.
+            Err(HttpError::Api(e))
+                if ty == PatchType::Apply
+                    && subresource == Subresource::Main
+                    && matches!(*e, ApiError::NotFound { .. }) =>
+            {
+                return apply_create(req, state, rp, name, &bytes, validation, dry_run).await;
+            }
+            Err(e) => return Err(e),
+        };
         let original =
             serde_json::to_value(&*current).map_err(|e| ApiError::Internal(e.to_string()))?;
         let patched = patch::apply(&original, &bytes, ty)?;
@@ -953,4 +978,42 @@ async fn services(req: &HttpRequest, name: Option<&str>) -> Result<HttpResponse,
             )
         }
     })
+}
+
+/// Server-side apply of an absent object: create it from the configuration (201).
+async fn apply_create(
+    req: &HttpRequest,
+    state: &State,
+    rp: &ResourcePath,
+    name: &str,
+    bytes: &[u8],
+    validation: FieldValidation,
+    dry_run: bool,
+) -> Result<HttpResponse, HttpError> {
+    let config = patch::parse(bytes, PatchType::Apply)?;
+    let decoded = body::decode_value(rp.kind, config, validation)?;
+    let mut object = decoded.object;
+    if object.name() != name {
+        return Err(bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            object.name()
+        )));
+    }
+    ensure_namespace(&mut object, rp.namespace.as_deref())?;
+    let created = state
+        .api
+        .send(Create {
+            object,
+            options: WriteOptions {
+                dry_run,
+                span_name: span_name(req, "apply", rp.kind, name),
+            },
+            trace: trace_for(req),
+        })
+        .await??;
+    Ok(object_response(
+        StatusCode::CREATED,
+        &created,
+        &decoded.warnings,
+    ))
 }

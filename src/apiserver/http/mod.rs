@@ -22,8 +22,9 @@
 //!
 //! # What is not served yet
 //!
-//! Server-side apply (`application/apply-patch+yaml`), protobuf bodies of other kinds, the `log`
-//! subresource and real OpenAPI schemas answer 415 / 404 / minimal documents for now.
+//! Server-side apply is served without field management (no managedFields, no conflicts;
+//! see [`patch`]). Protobuf bodies of other kinds than Deployment, Pod and Namespace, the
+//! `log` subresource and real OpenAPI schemas answer 415 / 404 / minimal documents for now.
 
 pub mod auth;
 pub mod body;

@@ -8,8 +8,12 @@
 //!
 //! The strategic merge patch knows the merge keys of the fields of the kinds served here
 //! ([`merge_key`]); it handles the directives kubectl sends (`$patch: replace|delete|merge`,
-//! `$retainKeys`, `$setElementOrder/<field>`, `$deleteFromPrimitiveList/<field>`). Server-side
-//! apply (`application/apply-patch+yaml`) is not implemented.
+//! `$retainKeys`, `$setElementOrder/<field>`, `$deleteFromPrimitiveList/<field>`).
+//!
+//! Server-side apply (`application/apply-patch+yaml`) is served WITHOUT field management:
+//! the applied configuration creates the object when it is absent and is otherwise merged
+//! into it like a strategic merge patch. There are no managedFields, no conflicts between
+//! managers (`force` is ignored), and a field dropped from a configuration is not removed.
 
 use serde_json::{Map, Value};
 
@@ -23,9 +27,11 @@ pub enum PatchType {
     Json,
     Merge,
     Strategic,
+    /// Server-side apply, without field management (see the module documentation).
+    Apply,
 }
 
-const ACCEPTED: &str = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json";
+const ACCEPTED: &str = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml";
 
 /// The patch type named by a Content-Type; anything else is 415 (upstream's wording).
 pub fn patch_type(content_type: Option<&str>) -> Result<PatchType, HttpError> {
@@ -40,6 +46,7 @@ pub fn patch_type(content_type: Option<&str>) -> Result<PatchType, HttpError> {
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/merge-patch+json" => Ok(PatchType::Merge),
         "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
+        "application/apply-patch+yaml" => Ok(PatchType::Apply),
         _ => Err(HttpError::UnsupportedMediaType {
             media,
             accepted: ACCEPTED,
@@ -49,8 +56,7 @@ pub fn patch_type(content_type: Option<&str>) -> Result<PatchType, HttpError> {
 
 /// Apply `patch` (bytes of the given type) to `original`.
 pub fn apply(original: &Value, patch: &[u8], ty: PatchType) -> Result<Value, ApiError> {
-    let patch: Value = serde_json::from_slice(patch)
-        .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
+    let patch = parse(patch, ty)?;
     match ty {
         PatchType::Json => {
             let mut doc = original.clone();
@@ -68,7 +74,7 @@ pub fn apply(original: &Value, patch: &[u8], ty: PatchType) -> Result<Value, Api
             merge_patch(&mut doc, &patch);
             Ok(doc)
         }
-        PatchType::Strategic => {
+        PatchType::Strategic | PatchType::Apply => {
             let Value::Object(p) = &patch else {
                 return Err(ApiError::BadRequest(
                     "error decoding patch: a strategic merge patch must be a JSON object".into(),
@@ -81,6 +87,20 @@ pub fn apply(original: &Value, patch: &[u8], ty: PatchType) -> Result<Value, Api
             Ok(Value::Object(merged.unwrap_or_default()))
         }
     }
+}
+
+/// Parse a patch body: JSON, or YAML for an apply configuration.
+pub fn parse(patch: &[u8], ty: PatchType) -> Result<Value, ApiError> {
+    let parsed = match ty {
+        PatchType::Apply => serde_yaml::from_slice::<Value>(patch).map_err(|e| e.to_string()),
+        _ => serde_json::from_slice::<Value>(patch).map_err(|e| e.to_string()),
+    };
+    let value = parsed.map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
+    // An apply configuration is plain data: directives are not taken from it.
+    Ok(match ty {
+        PatchType::Apply => strip_directives(&value),
+        _ => value,
+    })
 }
 
 // ---- RFC 7386 ----
@@ -637,7 +657,11 @@ mod tests {
             patch_type(Some("application/json-patch+json")).unwrap(),
             PatchType::Json
         );
-        let err = patch_type(Some("application/apply-patch+yaml")).unwrap_err();
+        assert_eq!(
+            patch_type(Some("application/apply-patch+yaml")).unwrap(),
+            PatchType::Apply
+        );
+        let err = patch_type(Some("application/apply-patch+cbor")).unwrap_err();
         assert_eq!(err.code(), 415);
     }
 }
