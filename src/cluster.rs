@@ -1,14 +1,16 @@
 //! Wiring: start the components from a [`Config`], and the `kubeactor up` daemon.
 //!
-//! What runs today: the durable store, the `ApiServer` actor over it, telemetry, and the
-//! controller manager (Deployment, ReplicaSet, garbage collector, Event TTL). Later issues add
-//! the HTTP API, scheduler and kubelets here.
+//! What runs today: the durable store, the `ApiServer` actor over it (on its own thread), the
+//! HTTP API in front of it (with the token and the kubeconfig in the data directory), the
+//! controller manager, the scheduler, one kubelet and container runtime per node, and
+//! telemetry.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::Addr;
 
+use crate::apiserver::http::{self, HttpOptions, HttpServer};
 use crate::apiserver::{ApiError, ApiServer, ApiServerOptions};
 use crate::config::Config;
 use crate::controllers::ControllerManager;
@@ -22,6 +24,10 @@ pub enum Error {
     Store { dir: PathBuf, source: StoreError },
     #[error("cannot start the API server: {0}")]
     ApiServer(Box<ApiError>),
+    #[error("cannot start the HTTP API: {0}")]
+    Http(#[from] http::StartError),
+    #[error("cannot set up TLS for the HTTP API: {0}")]
+    Tls(String),
     #[error("cannot start telemetry: {0}")]
     Telemetry(String),
     #[error("cannot start the nodes: {0}")]
@@ -42,6 +48,10 @@ pub struct Cluster {
     pub controllers: ControllerManager,
     /// One kubelet and one container runtime per configured node (issue 5).
     pub nodes: Vec<crate::kubelet::actor::NodeHandle>,
+    /// The HTTP API (its address is the real one when port 0 was configured).
+    pub http: HttpServer,
+    /// `<data-dir>/kubeconfig`, pointing kubectl at [`Cluster::http`].
+    pub kubeconfig: PathBuf,
 }
 
 impl Cluster {
@@ -85,6 +95,24 @@ impl Cluster {
         let nodes = crate::kubelet::actor::start_nodes(config, &apiserver, &telemetry)
             .map_err(|e| Error::Nodes(e.to_string()))?;
         // --- end nodes ---
+        // --- the HTTP API, its token and the kubeconfig (issue 6) ---
+        let token = match config.apiserver.token_auth {
+            true => Some(http::auth::load_or_create_token(&data_dir)?),
+            false => None,
+        };
+        let tls = match config.apiserver.tls {
+            true => Some(
+                http::tls::load_or_create(&data_dir, config.apiserver.listen.parse().ok())
+                    .map_err(|e| Error::Tls(e.to_string()))?,
+            ),
+            false => None,
+        };
+        let ca = tls.as_ref().map(|t| t.cert_pem.clone());
+        let http_opts = HttpOptions::from_config(&config.apiserver, token.clone(), tls);
+        let http = http::start(apiserver.clone(), http_opts)?;
+        let kubeconfig =
+            http::auth::write_kubeconfig(&data_dir, &http.url(), ca.as_deref(), token.as_deref())?;
+        // --- end HTTP API ---
         Ok(Cluster {
             apiserver,
             store,
@@ -93,6 +121,8 @@ impl Cluster {
             apiserver_arbiter,
             controllers,
             nodes,
+            http,
+            kubeconfig,
         })
     }
 
@@ -120,9 +150,13 @@ pub fn up(config: Config) -> Result<(), Error> {
     let system = actix::System::new();
     let result = system.block_on(async {
         let cluster = Cluster::start(&config, telemetry.clone()).await?;
+        // Listen for signals before the banner says we are up: a signal sent right after it
+        // must stop us cleanly, not kill us.
+        let signals = wait_for_signal()?;
         print_banner(&config, &cluster);
-        wait_for_signal().await?;
+        signals.await;
         tracing::info!("shutting down");
+        cluster.http.stop().await;
         cluster.stop();
         Ok::<(), Error>(())
     });
@@ -148,16 +182,21 @@ fn print_banner(config: &Config, cluster: &Cluster) {
     println!("  data directory: {}", cluster.data_dir.display());
     println!("  store:          {engine}");
     println!("  traces:         {traces}");
+    println!("  API:            {}", cluster.http.url());
+    println!("  kubeconfig:     {}", cluster.kubeconfig.display());
+    println!("  export KUBECONFIG={}", cluster.kubeconfig.display());
     println!("  stop with Ctrl-C");
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Start listening for SIGINT and SIGTERM; the future completes on the first.
+fn wait_for_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
 }

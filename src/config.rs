@@ -98,6 +98,22 @@ pub struct ApiServerConfig {
     pub watch_buffer: usize,
     /// Watch-cache events kept for resuming API watches from an older resourceVersion.
     pub watch_cache_window: usize,
+    // --- the HTTP API (src/apiserver/http) ---
+    /// Where the HTTP API listens, `host:port`; port 0 picks a free port.
+    pub listen: String,
+    /// Serve https with a self-signed certificate kept in the data dir.
+    pub tls: bool,
+    /// Require `Authorization: Bearer <token>` (the token lives in the data dir).
+    pub token_auth: bool,
+    /// The Kubernetes minor version `/version` reports (kubectl's launcher picks its binary
+    /// by it).
+    pub version_minor: u32,
+    /// Largest request body accepted; larger bodies are answered 413.
+    pub max_request_bytes: usize,
+    /// How often a watch that asked for bookmarks gets a BOOKMARK event, in milliseconds.
+    pub bookmark_interval_ms: u64,
+    /// HTTP worker threads.
+    pub http_workers: usize,
 }
 
 /// `[telemetry]`
@@ -572,6 +588,47 @@ impl Config {
             "apiserver.watch_cache_window",
             self.apiserver.watch_cache_window,
         )?;
+        // --- the HTTP API ---
+        if self
+            .apiserver
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err((
+                "apiserver.listen",
+                format!(
+                    "must be an address and port such as 127.0.0.1:6443, got {:?}",
+                    self.apiserver.listen
+                ),
+            ));
+        }
+        if !(20..=99).contains(&self.apiserver.version_minor) {
+            return Err((
+                "apiserver.version_minor",
+                format!(
+                    "must be a Kubernetes minor version such as 32, got {}",
+                    self.apiserver.version_minor
+                ),
+            ));
+        }
+        if self.apiserver.token_auth && !self.apiserver.tls {
+            return Err((
+                "apiserver.token_auth",
+                "requires apiserver.tls = true: kubectl sends its token only over https \
+                 (turn both off for an open, plain-http API)"
+                    .into(),
+            ));
+        }
+        positive(
+            "apiserver.max_request_bytes",
+            self.apiserver.max_request_bytes,
+        )?;
+        positive(
+            "apiserver.bookmark_interval_ms",
+            self.apiserver.bookmark_interval_ms as usize,
+        )?;
+        positive("apiserver.http_workers", self.apiserver.http_workers)?;
         positive(
             "telemetry.span_store_capacity",
             self.telemetry.span_store_capacity,

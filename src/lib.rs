@@ -11,7 +11,8 @@
 //! * [`store`] — the revisioned, durable store with etcd's semantics (redb behind a
 //!   write-ahead log, or memory; group commit, watch from a revision, compaction).
 //! * [`apiserver`] — the `ApiServer` actor: the only owner of the store; validates, stores,
-//!   and fans watch events out to clients through an indexed watcher registry.
+//!   and fans watch events out to clients through an indexed watcher registry. Its
+//!   [`apiserver::http`] module is the REST API kubectl talks to.
 //! * [`informer`] — list-then-watch caches of `Arc` objects with indexes, shared per kind.
 //! * [`controllers`] — kube-controller-manager: the rate-limited work queue and the
 //!   controllers (Deployment, ReplicaSet, garbage collector, Event TTL), each an actor over

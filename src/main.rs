@@ -37,6 +37,15 @@ struct Cli {
 enum Command {
     /// Run the daemon (API server, store, telemetry) until SIGINT or SIGTERM.
     Up(UpArgs),
+    /// Print the kubeconfig that `kubeactor up` wrote into the data directory.
+    Kubeconfig(KubeconfigArgs),
+}
+
+#[derive(Debug, Args)]
+struct KubeconfigArgs {
+    /// The daemon's data directory (config key `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +58,11 @@ struct UpArgs {
     /// Storage engine: `redb` (durable) or `memory` (config key `store.engine`).
     #[arg(long, value_name = "redb|memory")]
     store_engine: Option<String>,
+
+    /// Where the HTTP API listens, host:port; port 0 picks a free one (config key
+    /// `apiserver.listen`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
 }
 
 /// mimalloc instead of glibc's malloc: the API server allocates and frees many small objects
@@ -67,6 +81,24 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Command::Kubeconfig(_) = cli.command {
+        let path = config
+            .data_dir()
+            .join(kubeactor::apiserver::http::auth::KUBECONFIG_FILE);
+        return match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot read {}: {e} (has `kubeactor up` run with this data directory?)",
+                    path.display()
+                );
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        };
+    }
     init_logging(&config);
     match cli.command {
         Command::Up(_) => {
@@ -84,6 +116,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Kubeconfig(_) => ExitCode::SUCCESS,
     }
 }
 
@@ -103,6 +136,15 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
             }
             if let Some(engine) = &args.store_engine {
                 overrides.push(Override::flag("--store-engine", "store.engine", engine));
+            }
+            if let Some(listen) = &args.listen {
+                overrides.push(Override::flag("--listen", "apiserver.listen", listen));
+            }
+        }
+        Command::Kubeconfig(args) => {
+            if let Some(dir) = &args.data_dir {
+                let dir = dir.to_string_lossy();
+                overrides.push(Override::flag("--data-dir", "data_dir", dir));
             }
         }
     }

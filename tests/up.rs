@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 fn start(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubeactor"))
-        .args(["up", "--data-dir"])
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env_remove("RUST_LOG")
         .env("OTEL_SDK_DISABLED", "true")
@@ -83,4 +83,47 @@ fn up_runs_until_a_signal_and_restarts_on_the_same_data_dir() {
     wait_until_up(&rx);
     let took = stop_with(&mut child, libc::SIGINT);
     assert!(took < Duration::from_secs(5), "SIGINT took {took:?}");
+}
+
+#[test]
+fn up_serves_https_and_writes_a_kubeconfig_that_kubeactor_kubeconfig_prints() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx) = start(dir.path());
+    let banner = wait_until_up(&rx).join("\n");
+    let kubeconfig = dir.path().join("kubeconfig");
+    assert!(
+        banner.contains(&format!("export KUBECONFIG={}", kubeconfig.display())),
+        "{banner}"
+    );
+    let api_line = banner
+        .lines()
+        .find(|l| l.trim_start().starts_with("API:"))
+        .expect("the banner prints the API address");
+    let url = api_line.split_whitespace().last().unwrap();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    assert!(
+        !url.ends_with(":0"),
+        "port 0 is replaced by the port bound: {url}"
+    );
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(text.contains(&format!("server: {url}")), "{text}");
+    assert!(text.contains("certificate-authority-data: "), "{text}");
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
+    assert!(text.contains(&format!("token: {}", token.trim())), "{text}");
+    for file in ["kubeconfig", "token", "apiserver.key"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    let printed = Command::new(env!("CARGO_BIN_EXE_kubeactor"))
+        .args(["kubeconfig", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), text);
+    stop_with(&mut child, libc::SIGTERM);
 }

@@ -19,6 +19,7 @@
 //! trace. Untraced (background) writes carry no annotation.
 
 pub mod error;
+pub mod http;
 pub mod messages;
 pub mod registry;
 pub mod strategy;

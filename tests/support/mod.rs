@@ -1,4 +1,5 @@
 //! Shared test support; include with `mod support;` from an integration test.
 #![allow(dead_code)]
 
+pub mod http_server;
 pub mod otlp_receiver;

@@ -1,0 +1,604 @@
+//! Protobuf request bodies (`application/vnd.kubernetes.protobuf`).
+//!
+//! kubectl's typed commands (`kubectl create deployment`, `kubectl create namespace`,
+//! `kubectl run`) POST protobuf: the magic `k8s\0`, then a `runtime.Unknown` whose `raw` is
+//! the object's message (k8s.io/apimachinery/pkg/runtime/serializer/protobuf). The message is
+//! decoded with the `k8s-pb` types and converted to the object's JSON, which then goes
+//! through the same checks as a JSON body. Go encodes empty strings and empty sub-messages
+//! explicitly; they are treated as unset.
+//!
+//! Converted: Deployment, Pod and Namespace, with the fields those commands set and the
+//! common ones around them (metadata; selector; strategy; pod template; containers with
+//! image, command, args, ports, env values, resources, volume mounts, pull policy;
+//! tolerations, node selector, restart policy, …). A protobuf body that sets a field this
+//! converter does not know is refused (415, naming the field) rather than silently losing it;
+//! JSON and YAML bodies have no such limit.
+
+use std::collections::BTreeMap;
+
+use k8s_pb::api::apps::v1 as apps;
+use k8s_pb::api::core::v1 as core;
+use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
+use prost::Message;
+use serde_json::{Map, Value};
+
+use crate::api::Kind;
+use crate::apiserver::ApiError;
+
+/// The bytes every Kubernetes protobuf body starts with.
+pub const MAGIC: &[u8] = b"k8s\0";
+
+/// Why a protobuf body cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtobufError {
+    /// Not protobuf, or not the kind of the path (400).
+    #[error("{0}")]
+    Bad(String),
+    /// A kind or field this converter does not handle (415: send JSON instead).
+    #[error("protobuf bodies are not supported for {0}; send JSON or YAML")]
+    Unsupported(String),
+}
+
+impl From<ProtobufError> for ApiError {
+    fn from(e: ProtobufError) -> ApiError {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+/// A JSON object built field by field, skipping unset and empty values.
+#[derive(Default)]
+struct Obj(Map<String, Value>);
+
+impl Obj {
+    fn str(&mut self, key: &str, v: &Option<String>) -> &mut Self {
+        if let Some(s) = v.as_deref().filter(|s| !s.is_empty()) {
+            self.0.insert(key.into(), Value::from(s));
+        }
+        self
+    }
+    fn num<T: Into<Value> + Copy>(&mut self, key: &str, v: Option<T>) -> &mut Self {
+        if let Some(n) = v {
+            self.0.insert(key.into(), n.into());
+        }
+        self
+    }
+    fn val(&mut self, key: &str, v: Option<Value>) -> &mut Self {
+        match v {
+            Some(Value::Object(m)) if m.is_empty() => {}
+            Some(Value::Array(a)) if a.is_empty() => {}
+            Some(v) => {
+                self.0.insert(key.into(), v);
+            }
+            None => {}
+        }
+        self
+    }
+    fn strs(&mut self, key: &str, v: &[String]) -> &mut Self {
+        self.val(key, Some(Value::from(v.to_vec())))
+    }
+    fn map(&mut self, key: &str, v: &BTreeMap<String, String>) -> &mut Self {
+        let m: Map<String, Value> = v
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
+        self.val(key, Some(Value::Object(m)))
+    }
+    fn list<T>(
+        &mut self,
+        key: &str,
+        v: &[T],
+        f: impl Fn(&T) -> Result<Value, ProtobufError>,
+    ) -> Result<&mut Self, ProtobufError> {
+        let items = v.iter().map(f).collect::<Result<Vec<_>, _>>()?;
+        Ok(self.val(key, Some(Value::Array(items))))
+    }
+    fn done(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+/// Refuse a set field the converter would drop.
+fn refuse(field: &str, set: bool) -> Result<(), ProtobufError> {
+    if set {
+        return Err(ProtobufError::Unsupported(format!("the field {field}")));
+    }
+    Ok(())
+}
+
+fn object_meta(m: &Option<meta::ObjectMeta>) -> Result<Value, ProtobufError> {
+    let Some(m) = m else {
+        return Ok(Value::Object(Map::new()));
+    };
+    refuse("metadata.ownerReferences", !m.owner_references.is_empty())?;
+    refuse("metadata.managedFields", !m.managed_fields.is_empty())?;
+    let mut o = Obj::default();
+    o.str("name", &m.name)
+        .str("generateName", &m.generate_name)
+        .str("namespace", &m.namespace)
+        .str("uid", &m.uid)
+        .str("resourceVersion", &m.resource_version)
+        .map("labels", &m.labels.clone().into_iter().collect())
+        .map("annotations", &m.annotations.clone().into_iter().collect())
+        .strs("finalizers", &m.finalizers);
+    Ok(o.done())
+}
+
+fn label_selector(s: &Option<meta::LabelSelector>) -> Result<Option<Value>, ProtobufError> {
+    let Some(s) = s else { return Ok(None) };
+    let mut o = Obj::default();
+    o.map("matchLabels", &s.match_labels.clone().into_iter().collect());
+    o.list("matchExpressions", &s.match_expressions, |r| {
+        let mut e = Obj::default();
+        e.str("key", &r.key)
+            .str("operator", &r.operator)
+            .strs("values", &r.values);
+        Ok(e.done())
+    })?;
+    Ok(Some(o.done()))
+}
+
+fn int_or_string(v: &Option<IntOrString>) -> Option<Value> {
+    let v = v.as_ref()?;
+    match v.r#type {
+        Some(1) => v.str_val.clone().map(Value::from),
+        _ => v.int_val.map(Value::from),
+    }
+}
+
+fn quantities(m: &BTreeMap<String, k8s_pb::apimachinery::pkg::api::resource::Quantity>) -> Value {
+    Value::Object(
+        m.iter()
+            .filter_map(|(k, q)| Some((k.clone(), Value::from(q.string.clone()?))))
+            .collect(),
+    )
+}
+
+fn container(c: &core::Container) -> Result<Value, ProtobufError> {
+    let empty = |p: &Option<core::Probe>| p.as_ref().is_none_or(|p| *p == core::Probe::default());
+    refuse("containers[].envFrom", !c.env_from.is_empty())?;
+    refuse("containers[].resizePolicy", !c.resize_policy.is_empty())?;
+    refuse(
+        "containers[].restartPolicyRules",
+        !c.restart_policy_rules.is_empty(),
+    )?;
+    refuse("containers[].volumeDevices", !c.volume_devices.is_empty())?;
+    refuse("containers[].livenessProbe", !empty(&c.liveness_probe))?;
+    refuse("containers[].readinessProbe", !empty(&c.readiness_probe))?;
+    refuse("containers[].startupProbe", !empty(&c.startup_probe))?;
+    refuse(
+        "containers[].lifecycle",
+        c.lifecycle
+            .as_ref()
+            .is_some_and(|l| *l != core::Lifecycle::default()),
+    )?;
+    refuse(
+        "containers[].securityContext",
+        c.security_context
+            .as_ref()
+            .is_some_and(|s| *s != core::SecurityContext::default()),
+    )?;
+    let mut o = Obj::default();
+    o.str("name", &c.name)
+        .str("image", &c.image)
+        .strs("command", &c.command)
+        .strs("args", &c.args)
+        .str("workingDir", &c.working_dir)
+        .str("restartPolicy", &c.restart_policy)
+        .str("terminationMessagePath", &c.termination_message_path)
+        .str("terminationMessagePolicy", &c.termination_message_policy)
+        .str("imagePullPolicy", &c.image_pull_policy);
+    for (key, v) in [
+        ("stdin", c.stdin),
+        ("stdinOnce", c.stdin_once),
+        ("tty", c.tty),
+    ] {
+        if v == Some(true) {
+            o.num(key, Some(true));
+        }
+    }
+    o.list("ports", &c.ports, |p| {
+        let mut e = Obj::default();
+        e.str("name", &p.name)
+            .num("containerPort", p.container_port)
+            .str("protocol", &p.protocol)
+            .str("hostIP", &p.host_ip);
+        if p.host_port.is_some_and(|h| h != 0) {
+            e.num("hostPort", p.host_port);
+        }
+        Ok(e.done())
+    })?;
+    o.list("env", &c.env, |e| {
+        refuse(
+            "containers[].env[].valueFrom",
+            e.value_from
+                .as_ref()
+                .is_some_and(|v| *v != core::EnvVarSource::default()),
+        )?;
+        let mut v = Obj::default();
+        v.str("name", &e.name);
+        v.0.insert(
+            "value".into(),
+            Value::from(e.value.clone().unwrap_or_default()),
+        );
+        if e.value.as_deref().is_none_or(str::is_empty) {
+            v.0.remove("value");
+        }
+        Ok(v.done())
+    })?;
+    if let Some(r) = &c.resources {
+        refuse("containers[].resources.claims", !r.claims.is_empty())?;
+        let mut res = Obj::default();
+        res.val("limits", Some(quantities(&r.limits)))
+            .val("requests", Some(quantities(&r.requests)));
+        o.val("resources", Some(res.done()));
+    }
+    o.list("volumeMounts", &c.volume_mounts, |m| {
+        let mut v = Obj::default();
+        v.str("name", &m.name)
+            .str("mountPath", &m.mount_path)
+            .str("subPath", &m.sub_path)
+            .str("mountPropagation", &m.mount_propagation)
+            .str("subPathExpr", &m.sub_path_expr)
+            .str("recursiveReadOnly", &m.recursive_read_only);
+        if m.read_only == Some(true) {
+            v.num("readOnly", Some(true));
+        }
+        Ok(v.done())
+    })?;
+    Ok(o.done())
+}
+
+fn pod_spec(s: &Option<core::PodSpec>) -> Result<Option<Value>, ProtobufError> {
+    let Some(s) = s else { return Ok(None) };
+    refuse("spec.volumes", !s.volumes.is_empty())?;
+    refuse(
+        "spec.ephemeralContainers",
+        !s.ephemeral_containers.is_empty(),
+    )?;
+    refuse(
+        "spec.securityContext",
+        s.security_context
+            .as_ref()
+            .is_some_and(|c| *c != core::PodSecurityContext::default()),
+    )?;
+    refuse(
+        "spec.affinity",
+        s.affinity
+            .as_ref()
+            .is_some_and(|a| *a != core::Affinity::default()),
+    )?;
+    refuse("spec.hostAliases", !s.host_aliases.is_empty())?;
+    refuse(
+        "spec.dnsConfig",
+        s.dns_config
+            .as_ref()
+            .is_some_and(|d| *d != core::PodDnsConfig::default()),
+    )?;
+    refuse("spec.readinessGates", !s.readiness_gates.is_empty())?;
+    refuse("spec.overhead", !s.overhead.is_empty())?;
+    refuse(
+        "spec.topologySpreadConstraints",
+        !s.topology_spread_constraints.is_empty(),
+    )?;
+    refuse(
+        "spec.os",
+        s.os.as_ref().is_some_and(|o| *o != core::PodOs::default()),
+    )?;
+    refuse("spec.schedulingGates", !s.scheduling_gates.is_empty())?;
+    refuse("spec.resourceClaims", !s.resource_claims.is_empty())?;
+    refuse(
+        "spec.resources",
+        s.resources
+            .as_ref()
+            .is_some_and(|r| *r != core::ResourceRequirements::default()),
+    )?;
+    let mut o = Obj::default();
+    o.list("initContainers", &s.init_containers, container)?;
+    o.list("containers", &s.containers, container)?;
+    o.str("restartPolicy", &s.restart_policy)
+        .num(
+            "terminationGracePeriodSeconds",
+            s.termination_grace_period_seconds,
+        )
+        .num("activeDeadlineSeconds", s.active_deadline_seconds)
+        .str("dnsPolicy", &s.dns_policy)
+        .map(
+            "nodeSelector",
+            &s.node_selector.clone().into_iter().collect(),
+        )
+        .str("serviceAccountName", &s.service_account_name)
+        .str("serviceAccount", &s.service_account)
+        .num(
+            "automountServiceAccountToken",
+            s.automount_service_account_token,
+        )
+        .str("nodeName", &s.node_name)
+        .str("hostname", &s.hostname)
+        .str("subdomain", &s.subdomain)
+        .str("schedulerName", &s.scheduler_name)
+        .str("priorityClassName", &s.priority_class_name)
+        .num("priority", s.priority)
+        .str("runtimeClassName", &s.runtime_class_name)
+        .num("enableServiceLinks", s.enable_service_links)
+        .str("preemptionPolicy", &s.preemption_policy);
+    for (key, v) in [
+        ("hostNetwork", s.host_network),
+        ("hostPID", s.host_pid),
+        ("hostIPC", s.host_ipc),
+        ("shareProcessNamespace", s.share_process_namespace),
+        ("setHostnameAsFQDN", s.set_hostname_as_fqdn),
+    ] {
+        if v == Some(true) {
+            o.num(key, Some(true));
+        }
+    }
+    o.num("hostUsers", s.host_users);
+    o.list("imagePullSecrets", &s.image_pull_secrets, |r| {
+        let mut e = Obj::default();
+        e.str("name", &r.name);
+        Ok(e.done())
+    })?;
+    o.list("tolerations", &s.tolerations, |t| {
+        let mut e = Obj::default();
+        e.str("key", &t.key)
+            .str("operator", &t.operator)
+            .str("value", &t.value)
+            .str("effect", &t.effect)
+            .num("tolerationSeconds", t.toleration_seconds);
+        Ok(e.done())
+    })?;
+    Ok(Some(o.done()))
+}
+
+fn template(t: &Option<core::PodTemplateSpec>) -> Result<Option<Value>, ProtobufError> {
+    let Some(t) = t else { return Ok(None) };
+    let mut o = Obj::default();
+    o.val("metadata", Some(object_meta(&t.metadata)?))
+        .val("spec", pod_spec(&t.spec)?);
+    Ok(Some(o.done()))
+}
+
+fn deployment(d: &apps::Deployment) -> Result<Value, ProtobufError> {
+    let mut o = Obj::default();
+    o.val("metadata", Some(object_meta(&d.metadata)?));
+    if let Some(s) = &d.spec {
+        let mut spec = Obj::default();
+        spec.num("replicas", s.replicas)
+            .val("selector", label_selector(&s.selector)?)
+            .val("template", template(&s.template)?)
+            .num("minReadySeconds", s.min_ready_seconds)
+            .num("revisionHistoryLimit", s.revision_history_limit)
+            .num("paused", s.paused)
+            .num("progressDeadlineSeconds", s.progress_deadline_seconds);
+        if let Some(st) = &s.strategy {
+            let mut strategy = Obj::default();
+            strategy.str("type", &st.r#type);
+            if let Some(ru) = &st.rolling_update {
+                let mut r = Obj::default();
+                r.val("maxUnavailable", int_or_string(&ru.max_unavailable))
+                    .val("maxSurge", int_or_string(&ru.max_surge));
+                strategy.val("rollingUpdate", Some(r.done()));
+            }
+            spec.val("strategy", Some(strategy.done()));
+        }
+        o.val("spec", Some(spec.done()));
+    }
+    Ok(o.done())
+}
+
+fn pod(p: &core::Pod) -> Result<Value, ProtobufError> {
+    let mut o = Obj::default();
+    o.val("metadata", Some(object_meta(&p.metadata)?))
+        .val("spec", pod_spec(&p.spec)?);
+    Ok(o.done())
+}
+
+fn namespace(n: &core::Namespace) -> Result<Value, ProtobufError> {
+    let mut o = Obj::default();
+    o.val("metadata", Some(object_meta(&n.metadata)?));
+    if let Some(s) = &n.spec {
+        let mut spec = Obj::default();
+        spec.strs("finalizers", &s.finalizers);
+        o.val("spec", Some(spec.done()));
+    }
+    Ok(o.done())
+}
+
+/// Decode a protobuf body that must hold an object of `kind`, as JSON (with `apiVersion`
+/// and `kind` from the envelope).
+pub fn decode(kind: Kind, body: &[u8]) -> Result<Value, ProtobufError> {
+    let bad = |detail: String| {
+        ProtobufError::Bad(format!(
+            "the object provided is unrecognized (must be of type {}): {detail}",
+            kind.name()
+        ))
+    };
+    let rest = body
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| bad("provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]".into()))?;
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(rest)
+        .map_err(|e| bad(format!("invalid protobuf envelope: {e}")))?;
+    let type_meta = unknown.type_meta.unwrap_or_default();
+    let body_kind = type_meta.kind.unwrap_or_default();
+    let api_version = type_meta.api_version.unwrap_or_default();
+    if !body_kind.is_empty() && body_kind != kind.name() {
+        return Err(ProtobufError::Bad(format!(
+            "{body_kind} in version \"{api_version}\" cannot be handled as a {}",
+            kind.name()
+        )));
+    }
+    let raw = unknown.raw.unwrap_or_default();
+    let invalid = |e: prost::DecodeError| bad(format!("invalid {} message: {e}", kind.name()));
+    let mut value = match kind {
+        Kind::Deployment => {
+            deployment(&apps::Deployment::decode(raw.as_slice()).map_err(invalid)?)?
+        }
+        Kind::Pod => pod(&core::Pod::decode(raw.as_slice()).map_err(invalid)?)?,
+        Kind::Namespace => namespace(&core::Namespace::decode(raw.as_slice()).map_err(invalid)?)?,
+        other => return Err(ProtobufError::Unsupported(other.plural().to_string())),
+    };
+    if let Value::Object(m) = &mut value {
+        m.insert("kind".into(), Value::from(kind.name()));
+        let v = if api_version.is_empty() {
+            kind.api_version().to_string()
+        } else {
+            api_version
+        };
+        m.insert("apiVersion".into(), Value::from(v));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A body shaped like the one `kubectl create deployment web --image=nginx --replicas=3`
+    /// sends: Go sets every string and sub-message explicitly, empty ones included.
+    fn kubectl_create_deployment() -> Vec<u8> {
+        let empty_meta = |labels: bool| meta::ObjectMeta {
+            name: Some(if labels { "web" } else { "" }.into()),
+            generate_name: Some(String::new()),
+            namespace: Some(String::new()),
+            self_link: Some(String::new()),
+            uid: Some(String::new()),
+            resource_version: Some(String::new()),
+            generation: Some(0),
+            creation_timestamp: Some(Default::default()),
+            labels: [("app".to_string(), "web".to_string())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let d = apps::Deployment {
+            metadata: Some(empty_meta(true)),
+            spec: Some(apps::DeploymentSpec {
+                replicas: Some(3),
+                selector: Some(meta::LabelSelector {
+                    match_labels: [("app".to_string(), "web".to_string())]
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                }),
+                template: Some(core::PodTemplateSpec {
+                    metadata: Some(empty_meta(false)),
+                    spec: Some(core::PodSpec {
+                        containers: vec![core::Container {
+                            name: Some("nginx".into()),
+                            image: Some("nginx".into()),
+                            working_dir: Some(String::new()),
+                            resources: Some(Default::default()),
+                            termination_message_path: Some(String::new()),
+                            image_pull_policy: Some(String::new()),
+                            stdin: Some(false),
+                            tty: Some(false),
+                            ..Default::default()
+                        }],
+                        restart_policy: Some(String::new()),
+                        dns_policy: Some(String::new()),
+                        service_account_name: Some(String::new()),
+                        node_name: Some(String::new()),
+                        host_network: Some(false),
+                        security_context: Some(Default::default()),
+                        scheduler_name: Some(String::new()),
+                        ..Default::default()
+                    }),
+                }),
+                strategy: Some(apps::DeploymentStrategy {
+                    r#type: Some(String::new()),
+                    rolling_update: None,
+                }),
+                min_ready_seconds: Some(0),
+                paused: Some(false),
+                ..Default::default()
+            }),
+            status: Some(Default::default()),
+        };
+        let envelope = k8s_pb::apimachinery::pkg::runtime::Unknown {
+            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+                api_version: Some("apps/v1".into()),
+                kind: Some("Deployment".into()),
+            }),
+            raw: Some(d.encode_to_vec()),
+            content_encoding: Some(String::new()),
+            content_type: Some(String::new()),
+        };
+        let mut body = MAGIC.to_vec();
+        body.extend(envelope.encode_to_vec());
+        body
+    }
+
+    #[test]
+    fn kubectl_create_deployment_decodes_to_its_json() {
+        let v = decode(Kind::Deployment, &kubectl_create_deployment()).unwrap();
+        assert_eq!(v["apiVersion"], "apps/v1");
+        assert_eq!(v["kind"], "Deployment");
+        assert_eq!(
+            v["metadata"],
+            json!({"name": "web", "labels": {"app": "web"}})
+        );
+        assert_eq!(v["spec"]["replicas"], 3);
+        assert_eq!(v["spec"]["minReadySeconds"], 0);
+        assert_eq!(v["spec"]["paused"], false);
+        assert!(
+            v["spec"].get("strategy").is_none(),
+            "an empty strategy is unset"
+        );
+        assert_eq!(
+            v["spec"]["selector"],
+            json!({"matchLabels": {"app": "web"}})
+        );
+        assert_eq!(
+            v["spec"]["template"],
+            json!({"metadata": {"labels": {"app": "web"}},
+                   "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}})
+        );
+        let obj = crate::apiserver::http::body::decode_value(
+            Kind::Deployment,
+            v,
+            crate::apiserver::http::body::FieldValidation::Strict,
+        )
+        .unwrap();
+        assert_eq!(obj.object.name(), "web");
+    }
+
+    #[test]
+    fn wrong_kind_missing_magic_and_unconverted_fields_are_refused() {
+        assert!(matches!(
+            decode(Kind::Pod, &kubectl_create_deployment()),
+            Err(ProtobufError::Bad(_))
+        ));
+        assert!(matches!(
+            decode(Kind::Deployment, b"{}"),
+            Err(ProtobufError::Bad(_))
+        ));
+        let pod = core::Pod {
+            spec: Some(core::PodSpec {
+                volumes: vec![core::Volume::default()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let envelope = k8s_pb::apimachinery::pkg::runtime::Unknown {
+            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+            }),
+            raw: Some(pod.encode_to_vec()),
+            ..Default::default()
+        };
+        let mut body = MAGIC.to_vec();
+        body.extend(envelope.encode_to_vec());
+        let err = decode(Kind::Pod, &body).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "protobuf bodies are not supported for the field spec.volumes; send JSON or YAML"
+        );
+        assert!(matches!(
+            decode(Kind::Lease, &body),
+            Err(ProtobufError::Bad(_))
+        ));
+    }
+}

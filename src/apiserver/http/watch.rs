@@ -1,0 +1,241 @@
+//! The watch stream: one JSON object per line, `{"type":"ADDED","object":{…}}`, over a
+//! chunked response. Mirrors `k8s.io/apiserver/pkg/endpoints/handlers/watch.go`.
+//!
+//! * The stream ends after `timeoutSeconds` (kubectl and informers then re-watch from the last
+//!   resourceVersion they saw), when the client goes away (the receiver is dropped, and the
+//!   ApiServer's registry forgets the watcher), or after an ERROR event.
+//! * With `allowWatchBookmarks=true`, a BOOKMARK carrying the current resourceVersion is sent
+//!   every `bookmark_interval`. It is only sent once every event up to that revision has been
+//!   written: the ApiServer fans a change out to watchers before it answers
+//!   `CurrentRevision`, so draining the channel after the answer leaves nothing older behind.
+//! * A watch asked for as a Table gets a one-row Table per event.
+//! * Falling behind (or starting from a revision already compacted) is an ERROR event with a
+//!   410 `Expired` Status; the client relists.
+
+use std::time::Duration;
+
+use actix::Addr;
+use actix_web::web::Bytes;
+use futures::Stream;
+use serde_json::json;
+use tokio::time::{Instant, Interval};
+
+use super::table::{self, ListMeta};
+use crate::api::Kind;
+use crate::apiserver::{ApiError, ApiServer, CurrentRevision, WatchEvent, WatchStream};
+
+/// A watch without `timeoutSeconds` ends after this long (kube-apiserver picks between
+/// `--min-request-timeout` and twice that, 30 to 60 minutes).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// How one watch is encoded.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub kind: Kind,
+    /// `Some(apiVersion)` when the client asked for Tables.
+    pub table: Option<&'static str>,
+    pub bookmarks: bool,
+    pub bookmark_interval: Duration,
+    pub timeout: Duration,
+}
+
+/// One event as a line of JSON (with the trailing newline).
+pub fn encode(event: &WatchEvent, kind: Kind, table_version: Option<&str>) -> Vec<u8> {
+    let (kind_name, object) = match event {
+        WatchEvent::Added(o) => ("ADDED", o),
+        WatchEvent::Modified(o) => ("MODIFIED", o),
+        WatchEvent::Deleted(o) => ("DELETED", o),
+        WatchEvent::Bookmark(rv) => {
+            let bookmark = json!({
+                "type": "BOOKMARK",
+                "object": {
+                    "kind": kind.name(),
+                    "apiVersion": kind.api_version(),
+                    "metadata": {"resourceVersion": rv.to_string()},
+                },
+            });
+            return line(&bookmark);
+        }
+        WatchEvent::Error(e) => {
+            return line(&json!({"type": "ERROR", "object": e.to_status()}));
+        }
+    };
+    match table_version {
+        Some(api_version) => {
+            let meta = ListMeta {
+                resource_version: object.resource_version().to_string(),
+                ..Default::default()
+            };
+            let t = table::table(
+                kind,
+                [&**object],
+                &meta,
+                api_version,
+                jiff::Timestamp::now(),
+            );
+            line(&json!({"type": kind_name, "object": t}))
+        }
+        None => {
+            // Written by hand to serialize the (shared) object once, without a copy.
+            let mut out = Vec::with_capacity(1024);
+            out.extend_from_slice(b"{\"type\":\"");
+            out.extend_from_slice(kind_name.as_bytes());
+            out.extend_from_slice(b"\",\"object\":");
+            let _ = serde_json::to_writer(&mut out, &**object);
+            out.extend_from_slice(b"}\n");
+            out
+        }
+    }
+}
+
+fn line(v: &serde_json::Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec(v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+struct State {
+    api: Addr<ApiServer>,
+    stream: WatchStream,
+    params: Params,
+    deadline: Instant,
+    bookmarks: Option<Interval>,
+    done: bool,
+}
+
+/// The body of a watch response.
+pub fn events(
+    api: Addr<ApiServer>,
+    stream: WatchStream,
+    params: Params,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+    let bookmarks = params.bookmarks.then(|| {
+        let period = params.bookmark_interval.max(Duration::from_millis(1));
+        tokio::time::interval_at(Instant::now() + period, period)
+    });
+    let state = State {
+        api,
+        deadline: Instant::now() + params.timeout,
+        stream,
+        params,
+        bookmarks,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let kind = st.params.kind;
+        let table = st.params.table;
+        let bookmarks = &mut st.bookmarks;
+        let rx = &mut st.stream.rx;
+        let tick = async {
+            match bookmarks.as_mut() {
+                Some(i) => {
+                    i.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        enum Next {
+            Event(Option<WatchEvent>),
+            Bookmark,
+            Timeout,
+        }
+        let next = tokio::select! {
+            ev = rx.recv() => Next::Event(ev),
+            _ = tick => Next::Bookmark,
+            _ = tokio::time::sleep_until(st.deadline) => Next::Timeout,
+        };
+        match next {
+            Next::Event(Some(ev)) => {
+                st.done = matches!(ev, WatchEvent::Error(_));
+                let bytes = encode(&ev, kind, table);
+                Some((Ok(Bytes::from(bytes)), st))
+            }
+            Next::Event(None) | Next::Timeout => None,
+            Next::Bookmark => {
+                let rev = st.api.send(CurrentRevision).await.ok()?;
+                let mut out = Vec::new();
+                while let Ok(ev) = st.stream.rx.try_recv() {
+                    out.extend(encode(&ev, kind, table));
+                    if matches!(ev, WatchEvent::Error(_)) {
+                        st.done = true;
+                        return Some((Ok(Bytes::from(out)), st));
+                    }
+                }
+                out.extend(encode(&WatchEvent::Bookmark(rev), kind, table));
+                Some((Ok(Bytes::from(out)), st))
+            }
+        }
+    })
+}
+
+/// A stream of a single ERROR event (a watch that could not start, e.g. 410 Gone).
+pub fn error_only(e: &ApiError) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+    let bytes = encode(&WatchEvent::Error(e.clone()), Kind::Pod, None);
+    futures::stream::once(async move { Ok(Bytes::from(bytes)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Object;
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use std::sync::Arc;
+
+    fn ns(name: &str, rv: &str) -> Arc<Object> {
+        Arc::new(Object::Namespace(Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                resource_version: Some(rv.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }))
+    }
+
+    fn parse(bytes: &[u8]) -> serde_json::Value {
+        assert_eq!(bytes.last(), Some(&b'\n'), "one event per line");
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn events_are_one_json_line_each() {
+        let ev = parse(&encode(
+            &WatchEvent::Added(ns("a", "5")),
+            Kind::Namespace,
+            None,
+        ));
+        assert_eq!(ev["type"], "ADDED");
+        assert_eq!(ev["object"]["kind"], "Namespace");
+        assert_eq!(ev["object"]["metadata"]["resourceVersion"], "5");
+        let bm = parse(&encode(&WatchEvent::Bookmark(9), Kind::Pod, None));
+        assert_eq!(
+            bm,
+            json!({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": "9"}}})
+        );
+        let err = parse(&encode(
+            &WatchEvent::Error(ApiError::too_old(1, 10)),
+            Kind::Pod,
+            None,
+        ));
+        assert_eq!(err["type"], "ERROR");
+        assert_eq!(err["object"]["code"], 410);
+        assert_eq!(err["object"]["reason"], "Expired");
+    }
+
+    #[test]
+    fn table_watches_get_one_row_tables() {
+        let ev = parse(&encode(
+            &WatchEvent::Modified(ns("a", "7")),
+            Kind::Namespace,
+            Some("meta.k8s.io/v1"),
+        ));
+        assert_eq!(ev["type"], "MODIFIED");
+        assert_eq!(ev["object"]["kind"], "Table");
+        assert_eq!(ev["object"]["rows"].as_array().unwrap().len(), 1);
+        assert_eq!(ev["object"]["metadata"]["resourceVersion"], "7");
+    }
+}

@@ -1,0 +1,546 @@
+//! The real kubectl against the HTTP API (https + bearer token, as `kubeactor up` serves it):
+//! create, get (Table columns), get -w, delete, the 422 output of an invalid manifest, and
+//! 401 without the token; then the same round trip with every installed kubectl 1.27–1.33.
+//!
+//! kubectl here is Google Cloud SDK's launcher: it GETs /version and runs the kubectl of the
+//! server's minor. Without kubectl these tests are skipped, unless
+//! `KUBEACTOR_REQUIRE_KUBECTL=1` (as in CI), which makes them fail instead.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use kubeactor::apiserver::http::tls;
+use kubeactor::apiserver::ApiServerOptions;
+use support::http_server::TestServer;
+
+/// The kubectl on PATH, or `None` (skip) when absent and not required.
+fn kubectl_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("kubectl"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("KUBEACTOR_REQUIRE_KUBECTL").as_deref() != Ok("1"),
+            "kubectl is not installed and KUBEACTOR_REQUIRE_KUBECTL=1"
+        );
+        eprintln!("kubectl not found on PATH: skipping");
+    }
+    found
+}
+
+/// A server as `kubeactor up` runs it (TLS, token) reporting `minor`.
+fn server(minor: u32) -> TestServer {
+    TestServer::start_with(ApiServerOptions::default(), move |o| {
+        o.tls = Some(tls::generate(None).unwrap());
+        o.version_minor = minor;
+    })
+}
+
+/// kubectl with this server's kubeconfig and a fresh discovery cache.
+struct Kubectl {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+struct Out {
+    stdout: String,
+    stderr: String,
+    ok: bool,
+}
+
+impl Kubectl {
+    fn new(binary: PathBuf, s: &TestServer) -> Kubectl {
+        Kubectl {
+            binary,
+            kubeconfig: s.kubeconfig(),
+            cache: s.dir.path().join("kubectl-cache"),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let out = self.command(args).output().expect("run kubectl");
+        Out {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            ok: out.status.success(),
+        }
+    }
+
+    /// Run and expect success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.ok,
+            "kubectl {args:?} failed:\n{}{}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        ports:
+        - containerPort: 80
+";
+
+const POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: solo
+spec:
+  containers:
+  - name: c
+    image: busybox
+";
+
+const BAD: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: bad
+spec:
+  replicas: -1
+  selector:
+    matchLabels: {app: bad}
+  template:
+    metadata:
+      labels: {app: bad}
+    spec:
+      containers: []
+";
+
+/// The words of each line (kubectl pads columns with spaces), the AGE column dropped.
+fn rows(table: &str, age_column: usize) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split_whitespace()
+                .enumerate()
+                .filter(|(i, _)| *i != age_column)
+                .map(|(_, w)| w.to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn create_get_and_delete_a_deployment() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+
+    assert_eq!(
+        k.ok(&["create", "-f", &manifest]),
+        "deployment.apps/web created\n"
+    );
+    let again = k.run(&["create", "-f", &manifest]);
+    assert!(!again.ok);
+    assert_eq!(
+        again.stderr,
+        format!(
+            "Error from server (AlreadyExists): error when creating \"{manifest}\": deployments.apps \"web\" already exists\n"
+        )
+    );
+
+    let table = k.ok(&["get", "deployments"]);
+    assert_eq!(
+        table.lines().next().unwrap(),
+        "NAME   READY   UP-TO-DATE   AVAILABLE   AGE"
+    );
+    assert_eq!(rows(&table, 4), [["web", "0/2", "0", "0"]]);
+    let wide = k.ok(&["get", "deploy", "-o", "wide"]);
+    assert_eq!(
+        wide.lines().next().unwrap(),
+        "NAME   READY   UP-TO-DATE   AVAILABLE   AGE   CONTAINERS   IMAGES       SELECTOR"
+    );
+    assert_eq!(
+        rows(&wide, 4),
+        [["web", "0/2", "0", "0", "nginx", "nginx:1.25", "app=web"]]
+    );
+    let all = k.ok(&["get", "all"]);
+    assert!(all.contains("deployment.apps/web"), "{all}");
+
+    assert_eq!(
+        k.ok(&["delete", "deployment", "web"]),
+        "deployment.apps \"web\" deleted\n"
+    );
+    let gone = k.run(&["get", "deployment", "web"]);
+    assert_eq!(
+        gone.stderr,
+        "Error from server (NotFound): deployments.apps \"web\" not found\n"
+    );
+}
+
+#[test]
+fn get_pods_and_namespaces_print_upstream_columns() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let manifest = write(s.dir.path(), "pod.yaml", POD);
+    assert_eq!(k.ok(&["create", "-f", &manifest]), "pod/solo created\n");
+
+    let pods = k.ok(&["get", "pods"]);
+    assert_eq!(
+        pods.lines().next().unwrap(),
+        "NAME   READY   STATUS    RESTARTS   AGE"
+    );
+    assert_eq!(rows(&pods, 4), [["solo", "0/1", "Pending", "0"]]);
+    let wide = k.ok(&["get", "pods", "-o", "wide"]);
+    assert_eq!(
+        wide.lines().next().unwrap(),
+        "NAME   READY   STATUS    RESTARTS   AGE   IP       NODE     NOMINATED NODE   READINESS GATES"
+    );
+    assert_eq!(
+        rows(&wide, 4),
+        [["solo", "0/1", "Pending", "0", "<none>", "<none>", "<none>", "<none>"]]
+    );
+    let labels = k.ok(&["get", "pods", "-A", "--show-labels"]);
+    assert_eq!(
+        labels.lines().next().unwrap(),
+        "NAMESPACE   NAME   READY   STATUS    RESTARTS   AGE   LABELS"
+    );
+
+    let ns = k.ok(&["get", "ns"]);
+    assert_eq!(ns.lines().next().unwrap(), "NAME              STATUS   AGE");
+    assert_eq!(
+        rows(&ns, 2),
+        [
+            ["default", "Active"],
+            ["kube-node-lease", "Active"],
+            ["kube-public", "Active"],
+            ["kube-system", "Active"]
+        ]
+    );
+    assert_eq!(k.ok(&["get", "pods", "-o", "name"]), "pod/solo\n");
+}
+
+#[test]
+fn an_invalid_manifest_prints_its_field_causes() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let manifest = write(s.dir.path(), "bad.yaml", BAD);
+    let out = k.run(&["create", "-f", &manifest]);
+    assert!(!out.ok);
+    assert_eq!(
+        out.stderr,
+        "The Deployment \"bad\" is invalid: \n\
+         * spec.replicas: Invalid value: -1: must be greater than or equal to 0\n\
+         * spec.template.spec.containers: Required value\n"
+    );
+    assert_eq!(
+        k.ok(&["get", "deployments"]),
+        "",
+        "nothing was stored (kubectl prints 'No resources found' on stderr)"
+    );
+}
+
+#[test]
+fn get_watch_prints_an_object_when_it_appears() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let mut child = k
+        .command(&["get", "deployments", "--watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The initial (empty) list prints nothing; the watch is open once kubectl is waiting.
+    // Create until the watch shows it: the first create may land before the watch starts,
+    // which the watch (from the list's resourceVersion) still reports.
+    let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+    assert_eq!(
+        k.ok(&["create", "-f", &manifest]),
+        "deployment.apps/web created\n"
+    );
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.starts_with("web ")) {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => lines.push(line),
+            Err(_) => panic!("kubectl get -w printed no row for web: {lines:?}"),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(lines[0], "NAME   READY   UP-TO-DATE   AVAILABLE   AGE");
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[..4], ["web", "0/2", "0", "0"]);
+}
+
+#[test]
+fn kubectl_without_the_token_is_unauthorized() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let mut k = Kubectl::new(bin, &s);
+    let config = std::fs::read_to_string(&k.kubeconfig).unwrap();
+    let token_line = format!("    token: {}\n", s.token.as_deref().unwrap());
+    let anonymous = config.replace(&token_line, "    token: not-the-token\n");
+    assert_ne!(anonymous, config);
+    k.kubeconfig = PathBuf::from(write(s.dir.path(), "anonymous.kubeconfig", &anonymous));
+    let out = k.run(&["get", "ns"]);
+    assert!(!out.ok);
+    assert!(
+        out.stderr.ends_with(
+            "error: You must be logged in to the server (the server has asked for the client to provide credentials)\n"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Every kubectl minor installed beside the launcher.
+fn installed_minors(launcher: &Path) -> Vec<u32> {
+    let real = std::fs::canonicalize(launcher).unwrap_or(launcher.to_path_buf());
+    let dirs = [
+        real.parent().map(Path::to_path_buf),
+        Some(PathBuf::from("/usr/lib/google-cloud-sdk/bin")),
+    ];
+    let mut minors: Vec<u32> = dirs
+        .iter()
+        .flatten()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("kubectl.1.")?.parse().ok()
+        })
+        .collect();
+    minors.sort_unstable();
+    minors.dedup();
+    minors
+}
+
+#[test]
+fn every_installed_kubectl_creates_lists_and_deletes() {
+    let Some(bin) = kubectl_binary() else { return };
+    let minors = installed_minors(&bin);
+    if minors.is_empty() {
+        eprintln!("no versioned kubectl binaries beside the launcher: only the default tested");
+        return;
+    }
+    for minor in minors {
+        let s = server(minor);
+        let k = Kubectl::new(bin.clone(), &s);
+        let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+        let version = k.ok(&["version", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&version).unwrap();
+        // The launcher ran the kubectl of the server's minor (Google's builds say "32+").
+        let client_minor = v["clientVersion"]["minor"].as_str().unwrap_or("");
+        assert_eq!(client_minor.trim_end_matches('+'), minor.to_string());
+        assert_eq!(v["serverVersion"]["minor"], minor.to_string(), "1.{minor}");
+        assert_eq!(
+            k.ok(&["create", "-f", &manifest]),
+            "deployment.apps/web created\n",
+            "1.{minor}"
+        );
+        let table = k.ok(&["get", "deployments"]);
+        assert_eq!(rows(&table, 4), [["web", "0/2", "0", "0"]], "1.{minor}");
+        let deleted = k.ok(&["delete", "deployment", "web"]);
+        assert!(
+            deleted.starts_with("deployment.apps \"web\" deleted"),
+            "1.{minor}: {deleted}"
+        );
+    }
+}
+
+const NODE: &str = "apiVersion: v1
+kind: Node
+metadata:
+  name: node-1
+status:
+  conditions:
+  - type: Ready
+    status: \"True\"
+  nodeInfo: {kubeletVersion: v1.32.0}
+";
+
+#[test]
+fn scale_set_image_cordon_and_client_side_apply() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+    k.ok(&["create", "-f", &manifest]);
+    assert_eq!(
+        k.ok(&["scale", "deployment", "web", "--replicas=5"]),
+        "deployment.apps/web scaled\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "scale",
+            "deployment",
+            "web",
+            "--current-replicas=5",
+            "--replicas=3"
+        ]),
+        "deployment.apps/web scaled\n"
+    );
+    assert_eq!(
+        k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.27"]),
+        "deployment.apps/web image updated\n"
+    );
+    let wide = k.ok(&["get", "deploy", "-o", "wide"]);
+    assert_eq!(
+        rows(&wide, 4),
+        [["web", "0/3", "0", "0", "nginx", "nginx:1.27", "app=web"]]
+    );
+    assert_eq!(
+        k.ok(&["label", "deploy", "web", "tier=front"]),
+        "deployment.apps/web labeled\n"
+    );
+
+    let node = write(s.dir.path(), "node.yaml", NODE);
+    k.ok(&["create", "-f", &node]);
+    assert_eq!(k.ok(&["cordon", "node-1"]), "node/node-1 cordoned\n");
+    let nodes = k.ok(&["get", "nodes"]);
+    assert_eq!(
+        nodes.lines().next().unwrap(),
+        "NAME     STATUS                     ROLES    AGE   VERSION"
+    );
+    assert_eq!(
+        rows(&nodes, 3),
+        [["node-1", "Ready,SchedulingDisabled", "<none>", "v1.32.0"]]
+    );
+
+    let web2 = DEPLOYMENT.replace("name: web\n", "name: web2\n");
+    let applied = write(s.dir.path(), "web2.yaml", &web2);
+    assert_eq!(
+        k.ok(&["apply", "-f", &applied]),
+        "deployment.apps/web2 created\n"
+    );
+    assert_eq!(
+        k.ok(&["apply", "-f", &applied]),
+        "deployment.apps/web2 unchanged\n"
+    );
+    let changed = write(
+        s.dir.path(),
+        "web2-v2.yaml",
+        &web2
+            .replace("replicas: 2", "replicas: 4")
+            .replace("nginx:1.25", "nginx:1.26"),
+    );
+    assert_eq!(
+        k.ok(&["apply", "-f", &changed]),
+        "deployment.apps/web2 configured\n"
+    );
+    let ssa = write(
+        s.dir.path(),
+        "web3.yaml",
+        &DEPLOYMENT.replace("name: web\n", "name: web3\n"),
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            k.ok(&["apply", "--server-side", "-f", &ssa]),
+            "deployment.apps/web3 serverside-applied\n"
+        );
+    }
+    let got = k.ok(&[
+        "get",
+        "deploy",
+        "web2",
+        "-o",
+        "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(got, "4 nginx:1.26");
+}
+
+#[test]
+fn typed_create_commands_send_protobuf() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--replicas=3"
+        ]),
+        "deployment.apps/web created\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "run",
+            "solo",
+            "--image=busybox",
+            "--env=A=b",
+            "--",
+            "sleep",
+            "100"
+        ]),
+        "pod/solo created\n"
+    );
+    assert_eq!(
+        k.ok(&["create", "namespace", "team-a"]),
+        "namespace/team-a created\n"
+    );
+    let web = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas} {.spec.selector.matchLabels.app} {.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(web, "3 web nginx");
+    let solo = k.ok(&[
+        "get",
+        "pod",
+        "solo",
+        "-o",
+        "jsonpath={.spec.containers[0].args} {.spec.containers[0].env[0].value}",
+    ]);
+    assert_eq!(solo, "[\"sleep\",\"100\"] b");
+}
