@@ -1,12 +1,12 @@
 //! Wiring: start the components from a [`Config`], and the `kubeactor up` daemon.
 //!
-//! What runs today: the durable store, the `ApiServer` actor over it, and telemetry. Later
-//! issues add the HTTP API, controllers, scheduler and kubelets here.
+//! What runs today: the durable store, the `ApiServer` actor over it, telemetry, and the
+//! kube-scheduler. Later issues add the HTTP API, controllers and kubelets here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Actor, Addr};
 
 use crate::apiserver::{ApiError, ApiServer, ApiServerOptions};
 use crate::config::Config;
@@ -22,6 +22,8 @@ pub enum Error {
     ApiServer(Box<ApiError>),
     #[error("cannot start telemetry: {0}")]
     Telemetry(String),
+    #[error("cannot start the scheduler: {0}")]
+    Scheduler(#[from] crate::scheduler::profile::ProfileError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -32,6 +34,8 @@ pub struct Cluster {
     pub store: Arc<dyn Store>,
     pub telemetry: Telemetry,
     pub data_dir: PathBuf,
+    /// kube-scheduler: binds pending pods of its profiles (`[scheduler]`).
+    pub scheduler: Addr<crate::scheduler::actor::Scheduler>,
 }
 
 impl Cluster {
@@ -57,11 +61,20 @@ impl Cluster {
         .start()
         .await
         .map_err(|e| Error::ApiServer(Box::new(e)))?;
+        // ---- kube-scheduler ----
+        let scheduler = crate::scheduler::actor::Scheduler::new(
+            apiserver.clone(),
+            &config.scheduler,
+            &telemetry,
+        )?
+        .start();
+        // ---- end kube-scheduler ----
         Ok(Cluster {
             apiserver,
             store,
             telemetry,
             data_dir,
+            scheduler,
         })
     }
 

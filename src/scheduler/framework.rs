@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{Binding, Pod};
 use rand::rngs::SmallRng;
@@ -620,6 +621,18 @@ pub struct Framework {
     rng: SmallRng,
     /// How many nodes' per-plugin scores [`ScheduleResult::top_nodes`] keeps.
     pub top_n: usize,
+    /// When the last cycle's phases ran, for the trace (the caller draws them as spans).
+    pub last_phases: CyclePhases,
+}
+
+/// When the phases of one scheduling cycle started and ended (wall clock, as span times).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CyclePhases {
+    /// PreFilter and Filter over the sampled nodes.
+    pub filter: Option<(SystemTime, SystemTime)>,
+    /// PreScore, Score, NormalizeScore and host selection; `None` when nothing was scored
+    /// (no feasible node, or exactly one).
+    pub score: Option<(SystemTime, SystemTime)>,
 }
 
 impl fmt::Debug for Framework {
@@ -660,6 +673,7 @@ impl Framework {
             next_start_node_index: 0,
             rng: SmallRng::from_os_rng(),
             top_n: NUMBER_OF_NODE_SCORES_TO_RETURN,
+            last_phases: CyclePhases::default(),
         })
     }
 
@@ -679,6 +693,7 @@ impl Framework {
             next_start_node_index: 0,
             rng: SmallRng::from_os_rng(),
             top_n: NUMBER_OF_NODE_SCORES_TO_RETURN,
+            last_phases: CyclePhases::default(),
         }
     }
 
@@ -786,10 +801,14 @@ impl Framework {
         snapshot: &Snapshot,
         pod: &PodInfo,
     ) -> Result<ScheduleResult, ScheduleError> {
+        self.last_phases = CyclePhases::default();
         if snapshot.is_empty() {
             return Err(ScheduleError::NoNodesAvailable);
         }
-        let (feasible, diagnosis) = self.find_nodes_that_fit_pod(state, snapshot, pod)?;
+        let filter_start = SystemTime::now();
+        let found = self.find_nodes_that_fit_pod(state, snapshot, pod);
+        self.last_phases.filter = Some((filter_start, SystemTime::now()));
+        let (feasible, diagnosis) = found?;
         if feasible.is_empty() {
             return Err(ScheduleError::Unschedulable(Box::new(Unschedulable {
                 error: FitError {
@@ -818,8 +837,17 @@ impl Framework {
             r.diagnosis = diagnosis;
             return Ok(r);
         }
-        let (totals, per_plugin) = self.prioritize_nodes(state, snapshot, pod, &feasible)?;
+        let score_start = SystemTime::now();
+        let scored = self.prioritize_nodes(state, snapshot, pod, &feasible);
+        let (totals, per_plugin) = match scored {
+            Ok(s) => s,
+            Err(e) => {
+                self.last_phases.score = Some((score_start, SystemTime::now()));
+                return Err(e);
+            }
+        };
         let (winner, top) = self.select_host(&totals);
+        self.last_phases.score = Some((score_start, SystemTime::now()));
         let top_nodes = top
             .into_iter()
             .map(|i| NodePluginScores {

@@ -551,6 +551,11 @@ impl Snapshot {
         }
     }
 
+    /// Number of pods placed on nodes (bound or assumed).
+    pub fn num_pods(&self) -> usize {
+        self.pods.len()
+    }
+
     /// Whether a pod is assumed and not yet confirmed.
     pub fn is_assumed(&self, key: &str) -> bool {
         self.pods.get(key).is_some_and(|p| p.assumed)
