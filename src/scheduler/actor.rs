@@ -43,7 +43,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use futures::future::BoxFuture;
@@ -56,6 +56,7 @@ use tokio::sync::mpsc;
 
 use super::framework::{CyclePhases, Framework, ScheduleError, ScheduleResult};
 use super::helpers::pod_key;
+use super::metrics::LatencyHistogram;
 use super::profile::{ProfileError, SchedulerConfig};
 use super::queue::{Clock, ClusterEvent, QueueOptions, QueuedPodInfo, RealClock, SchedulingQueue};
 use super::snapshot::Snapshot;
@@ -75,6 +76,11 @@ pub const COMPONENT: &str = "default-scheduler";
 pub const TRACE_REJECTED_NODES: usize = 10;
 /// Pods scheduled per actor turn before yielding to the mailbox (informer events, replies).
 const BATCH: usize = 64;
+/// Binds waiting for the API server before the scheduler stops taking pods from the queue.
+/// Flow control, as client-go's rate limiter is upstream: without it a burst of 100,000
+/// pending pods is decided long before the API server can store the bindings, and every
+/// pod's queue-to-bound latency is the whole backlog.
+const MAX_IN_FLIGHT_BINDS: usize = 1024;
 /// How often pods whose backoff has expired move to the active queue (upstream: 1 s).
 const BACKOFF_FLUSH: Duration = Duration::from_secs(1);
 /// How often unschedulable pods that waited too long are retried (upstream: 30 s).
@@ -603,6 +609,11 @@ pub struct SchedulerStats {
     pub unschedulable: u64,
     /// Failed binds and internal errors.
     pub errors: u64,
+    /// Scheduling cycle: pop → decision (filter, score, assume), every attempt.
+    pub attempt_latency: LatencyHistogram,
+    /// Pop → Bind acknowledged (durable), for bound pods (upstream's e2e scheduling
+    /// duration).
+    pub e2e_latency: LatencyHistogram,
 }
 
 /// Ask the scheduler for its [`SchedulerStats`]. Sent by tests and benchmarks.
@@ -621,8 +632,9 @@ pub struct Scheduler {
     pods: Vec<Informer<Pod>>,
     /// Informers that have not delivered `Synced` yet; nothing is scheduled until 0.
     unsynced: usize,
-    /// Open `schedule pod` spans of pods waiting for their Bind reply.
-    spans: HashMap<String, OtelContext>,
+    /// Open `schedule pod` spans of pods waiting for their Bind reply, with when their
+    /// attempt started.
+    spans: HashMap<String, (OtelContext, Instant)>,
     stats: SchedulerStats,
 }
 
@@ -676,6 +688,9 @@ impl Scheduler {
             return;
         }
         for _ in 0..BATCH {
+            if self.spans.len() >= MAX_IN_FLIGHT_BINDS {
+                return; // resumed by the next BindReply
+            }
             let Some(info) = self.core.queue.pop() else {
                 return;
             };
@@ -695,16 +710,24 @@ impl Scheduler {
                 span.set_attribute(KeyValue::new("scheduler.profile", profile));
             }
             let cx = parent.with_span(span);
+            let started = Instant::now();
             let (outcome, report) = self.core.schedule(info);
+            self.stats.attempt_latency.record(started.elapsed());
             if let Some(r) = &report {
                 r.record(&self.tracer, &cx);
             }
-            self.carry_out(ctx, outcome, cx);
+            self.carry_out(ctx, outcome, cx, started);
         }
         ctx.notify(Drain);
     }
 
-    fn carry_out(&mut self, ctx: &mut Context<Self>, outcome: Outcome, cx: OtelContext) {
+    fn carry_out(
+        &mut self,
+        ctx: &mut Context<Self>,
+        outcome: Outcome,
+        cx: OtelContext,
+        started: Instant,
+    ) {
         match outcome {
             Outcome::Bind { key, pod, binding } => {
                 let node = binding.target.name.clone().unwrap_or_default();
@@ -718,62 +741,32 @@ impl Scheduler {
                 let bind_cx = cx.with_span(bind_span);
                 let api = self.api.clone();
                 let trace = Trace::child_of(bind_cx.clone());
-                self.spans.insert(key.clone(), cx);
-                async move {
-                    api.send(Bind {
-                        namespace,
-                        binding: *binding,
-                        trace,
-                    })
-                    .await
-                }
-                .into_actor(self)
-                .map(move |res, act, _ctx| {
-                    let res: Result<(), String> = match res {
+                self.spans.insert(key.clone(), (cx, started));
+                // A plain task, not an actor future: actix polls every future spawned on a
+                // context at each wake-up, which is quadratic with thousands of binds in
+                // flight. The reply comes back as a message.
+                let me = ctx.address();
+                actix_rt::spawn(async move {
+                    let result = match api
+                        .send(Bind {
+                            namespace,
+                            binding: *binding,
+                            trace,
+                        })
+                        .await
+                    {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(e) => Err(e.to_string()),
                     };
-                    if let Err(e) = &res {
-                        bind_cx
-                            .span()
-                            .set_status(opentelemetry::trace::Status::error(e.clone()));
-                    }
-                    bind_cx.span().end();
-                    let cx = act.spans.remove(&key).unwrap_or_default();
-                    let trace = Trace::child_of(cx.clone());
-                    let involved = event_object(&pod);
-                    match &res {
-                        Ok(()) => {
-                            act.stats.bound += 1;
-                            cx.span()
-                                .add_event("bound", vec![KeyValue::new("node", node.clone())]);
-                            // Mirrors the event in `finishBinding` (schedule_one.go).
-                            act.recorder.record(
-                                &involved,
-                                NORMAL,
-                                "Scheduled",
-                                format!("Successfully assigned {key} to {node}"),
-                                trace,
-                            );
-                        }
-                        Err(e) => {
-                            act.stats.errors += 1;
-                            cx.span()
-                                .add_event("bind failed", vec![KeyValue::new("error", e.clone())]);
-                            act.recorder.record(
-                                &involved,
-                                WARNING,
-                                "FailedScheduling",
-                                format!("binding rejected: {e}"),
-                                trace,
-                            );
-                        }
-                    }
-                    cx.span().end();
-                    act.core.bind_done(&key, res);
-                })
-                .spawn(ctx);
+                    me.do_send(BindReply {
+                        key,
+                        node,
+                        pod,
+                        bind_cx,
+                        result,
+                    });
+                });
             }
             Outcome::Unschedulable {
                 pod,
@@ -803,7 +796,7 @@ impl Scheduler {
                     trace: Trace::child_of(cx.clone()),
                 };
                 cx.span().end();
-                async move {
+                actix_rt::spawn(async move {
                     match api.send(update).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => {
@@ -811,9 +804,7 @@ impl Scheduler {
                         }
                         Err(e) => tracing::warn!(error = %e, "api server unreachable"),
                     }
-                }
-                .into_actor(self)
-                .spawn(ctx);
+                });
             }
             Outcome::Error { pod, message } => {
                 self.stats.errors += 1;
@@ -933,6 +924,81 @@ impl Handler<GetStats> for Scheduler {
             pending_binds: self.core.pending_binds(),
             ..self.stats.clone()
         })
+    }
+}
+
+/// The API server answered a `Bind` (sent by the scheduler's own bind task).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct BindReply {
+    key: String,
+    node: String,
+    pod: Arc<Pod>,
+    /// The open `bind` span.
+    bind_cx: OtelContext,
+    result: Result<(), String>,
+}
+
+impl Handler<BindReply> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, reply: BindReply, ctx: &mut Context<Self>) {
+        self.bind_done(reply);
+        self.drain(ctx);
+    }
+}
+
+impl Scheduler {
+    /// End the bind and `schedule pod` spans, record the event, and tell the core.
+    fn bind_done(&mut self, reply: BindReply) {
+        let BindReply {
+            key,
+            node,
+            pod,
+            bind_cx,
+            result,
+        } = reply;
+        if let Err(e) = &result {
+            bind_cx
+                .span()
+                .set_status(opentelemetry::trace::Status::error(e.clone()));
+        }
+        bind_cx.span().end();
+        let (cx, started) = self
+            .spans
+            .remove(&key)
+            .unwrap_or_else(|| (OtelContext::new(), Instant::now()));
+        let trace = Trace::child_of(cx.clone());
+        let involved = event_object(&pod);
+        match &result {
+            Ok(()) => {
+                self.stats.bound += 1;
+                self.stats.e2e_latency.record(started.elapsed());
+                cx.span()
+                    .add_event("bound", vec![KeyValue::new("node", node.clone())]);
+                // Mirrors the event in `finishBinding` (schedule_one.go).
+                self.recorder.record(
+                    &involved,
+                    NORMAL,
+                    "Scheduled",
+                    format!("Successfully assigned {key} to {node}"),
+                    trace,
+                );
+            }
+            Err(e) => {
+                self.stats.errors += 1;
+                cx.span()
+                    .add_event("bind failed", vec![KeyValue::new("error", e.clone())]);
+                self.recorder.record(
+                    &involved,
+                    WARNING,
+                    "FailedScheduling",
+                    format!("binding rejected: {e}"),
+                    trace,
+                );
+            }
+        }
+        cx.span().end();
+        self.core.bind_done(&key, result);
     }
 }
 
