@@ -61,13 +61,11 @@ impl Cluster {
         .start()
         .await
         .map_err(|e| Error::ApiServer(Box::new(e)))?;
-        // ---- kube-scheduler ----
-        let scheduler = crate::scheduler::actor::Scheduler::new(
-            apiserver.clone(),
-            &config.scheduler,
-            &telemetry,
-        )?
-        .start();
+        // ---- kube-scheduler: on its own thread, so scheduling runs beside the API server ----
+        use crate::scheduler::actor::Scheduler;
+        let scheduler = Scheduler::new(apiserver.clone(), &config.scheduler, &telemetry)?;
+        let scheduler =
+            Scheduler::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| scheduler);
         // ---- end kube-scheduler ----
         Ok(Cluster {
             apiserver,

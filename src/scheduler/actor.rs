@@ -1,17 +1,18 @@
 //! The `Scheduler` actor: kube-scheduler as a client of the API server.
 //!
-//! It keeps three kinds of informers (list, then watch from the list's revision, relist on
-//! 410 Gone — [`crate::informer`]), each filtered by the API server:
+//! It keeps three kinds of list-watches (list, then watch from the list's revision, relist on
+//! 410 Gone): a [`crate::informer`] for nodes and [`super::reflector`]s for pods, the pods
+//! filtered by the API server:
 //!
 //! * **nodes** — all of them, into the [`Snapshot`];
 //! * **assigned pods** — `spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed`, into
 //!   the snapshot (their requests count on their node; an assumed pod is confirmed when it
 //!   arrives here);
-//! * **pending pods**, one informer per profile — `spec.nodeName=,spec.schedulerName=<profile>`
-//!   — into the [`SchedulingQueue`]. A pod that gets bound *stops matching*, so this informer
-//!   sees it DELETED while the assigned-pods informer sees it ADDED.
+//! * **pending pods**, one list-watch per profile — `spec.nodeName=,spec.schedulerName=<profile>`
+//!   — into the [`SchedulingQueue`]. A pod that gets bound *stops matching*, so this list-watch
+//!   sees it DELETED while the assigned-pods one sees it ADDED.
 //!
-//! Nothing is scheduled before every informer has synced (upstream waits for its caches
+//! Nothing is scheduled before every list-watch has synced (upstream waits for its caches
 //! too), so a decision never ignores a pod that is already bound.
 //!
 //! Pods are scheduled one at a time. A decision is assumed in the snapshot at once (so the
@@ -46,7 +47,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
-use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Binding, Node, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use opentelemetry::trace::{Span, TraceContextExt, Tracer};
@@ -59,15 +59,13 @@ use super::helpers::pod_key;
 use super::metrics::LatencyHistogram;
 use super::profile::{ProfileError, SchedulerConfig};
 use super::queue::{Clock, ClusterEvent, QueueOptions, QueuedPodInfo, RealClock, SchedulingQueue};
+use super::reflector::{self, PodEvent};
 use super::snapshot::Snapshot;
-use crate::api::selectors::{FieldSelector, LabelSelector};
-use crate::api::{Kind, Object};
-use crate::apiserver::{
-    ApiError, ApiServer, Bind, List, ListVersion, ObjectList, Subresource, Trace, Update, Watch,
-    WatchFrom, WatchStream, WriteOptions,
-};
+use crate::api::selectors::FieldSelector;
+use crate::api::Object;
+use crate::apiserver::{ApiServer, Bind, Subresource, Trace, Update, WriteOptions};
 use crate::events::{EventRecorder, NORMAL, WARNING};
-use crate::informer::{Informer, InformerEvent, Source};
+use crate::informer::{Informer, InformerEvent};
 use crate::telemetry::{self, Component, Telemetry};
 
 /// The component name on the scheduler's events (`source.component`), as upstream.
@@ -545,44 +543,11 @@ fn child_span(
         .start_with_context(tracer, cx)
 }
 
-/// An informer source filtered by a field selector (the scheduler's pod informers).
-struct SelectedSource {
-    api: Addr<ApiServer>,
-    kind: Kind,
-    fields: FieldSelector,
-}
-
-fn unreachable(e: MailboxError) -> ApiError {
-    ApiError::Internal(format!("api server unreachable: {e}"))
-}
-
-impl Source for SelectedSource {
-    fn list(&self) -> BoxFuture<'static, Result<ObjectList, ApiError>> {
-        let req = self.api.send(List {
-            field_selector: self.fields.clone(),
-            version: ListVersion::Latest,
-            ..List::all(self.kind)
-        });
-        Box::pin(async move { req.await.map_err(unreachable)? })
-    }
-
-    fn watch(&self, from: WatchFrom) -> BoxFuture<'static, Result<WatchStream, ApiError>> {
-        let req = self.api.send(Watch {
-            kind: self.kind,
-            namespace: None,
-            label_selector: LabelSelector::default(),
-            field_selector: self.fields.clone(),
-            from,
-        });
-        Box::pin(async move { req.await.map_err(unreachable)? })
-    }
-}
-
-/// Which informer an event came from.
+/// Which list-watch an event came from.
 enum Informed {
     Node(InformerEvent<Node>),
-    AssignedPod(InformerEvent<Pod>),
-    PendingPod(InformerEvent<Pod>),
+    AssignedPod(PodEvent),
+    PendingPod(PodEvent),
 }
 
 impl Message for Informed {
@@ -593,7 +558,7 @@ impl Message for Informed {
 /// benchmarks (count decisions).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SchedulerStats {
-    /// Every informer has delivered its first list: scheduling has started.
+    /// Every list-watch has delivered its first list: scheduling has started.
     pub synced: bool,
     /// Nodes in the snapshot.
     pub nodes: usize,
@@ -627,10 +592,11 @@ pub struct Scheduler {
     core: SchedulerCore,
     tracer: SdkTracer,
     recorder: EventRecorder,
-    /// Node, assigned-pod and per-profile pending-pod informers (kept alive here).
+    /// The node informer (kept alive here).
     nodes: Option<Informer<Node>>,
-    pods: Vec<Informer<Pod>>,
-    /// Informers that have not delivered `Synced` yet; nothing is scheduled until 0.
+    /// The assigned-pods and per-profile pending-pods reflector tasks.
+    pods: Vec<tokio::task::JoinHandle<()>>,
+    /// List-watches that have not delivered `Synced` yet; nothing is scheduled until 0.
     unsynced: usize,
     /// Open `schedule pod` spans of pods waiting for their Bind reply, with when their
     /// attempt started.
@@ -668,18 +634,28 @@ impl Scheduler {
         }));
     }
 
-    fn pod_informer(&self, fields: &str) -> Option<Informer<Pod>> {
-        match FieldSelector::parse(fields) {
-            Ok(fields) => Some(Informer::with_source(Arc::new(SelectedSource {
-                api: self.api.clone(),
-                kind: Kind::Pod,
-                fields,
-            }))),
+    /// Start a pod list-watch filtered by `fields`, its events wrapped by `wrap`.
+    fn watch_pods(
+        &mut self,
+        ctx: &mut Context<Self>,
+        fields: &str,
+        wrap: fn(PodEvent) -> Informed,
+    ) {
+        let selector = match FieldSelector::parse(fields) {
+            Ok(s) => s,
             Err(e) => {
                 tracing::error!(%fields, error = %e, "scheduler: bad field selector");
-                None
+                return;
             }
-        }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self::subscribe(ctx, rx, wrap);
+        self.pods.push(actix_rt::spawn(reflector::run(
+            self.api.clone(),
+            selector,
+            tx,
+        )));
+        self.unsynced += 1;
     }
 
     /// Schedule up to [`BATCH`] pods, then yield and continue if more are ready.
@@ -845,19 +821,9 @@ impl Actor for Scheduler {
         nodes.start();
         self.nodes = Some(nodes);
         self.unsynced = 1;
-        if let Some(assigned) = self.pod_informer(ASSIGNED_PODS) {
-            Self::subscribe(ctx, assigned.subscribe(), Informed::AssignedPod);
-            assigned.start();
-            self.pods.push(assigned);
-            self.unsynced += 1;
-        }
+        self.watch_pods(ctx, ASSIGNED_PODS, Informed::AssignedPod);
         for profile in self.core.profiles() {
-            if let Some(pending) = self.pod_informer(&pending_pods_selector(&profile)) {
-                Self::subscribe(ctx, pending.subscribe(), Informed::PendingPod);
-                pending.start();
-                self.pods.push(pending);
-                self.unsynced += 1;
-            }
+            self.watch_pods(ctx, &pending_pods_selector(&profile), Informed::PendingPod);
         }
         ctx.run_interval(BACKOFF_FLUSH, |act, ctx| {
             act.core.queue.flush_backoff_completed();
@@ -874,7 +840,7 @@ impl Actor for Scheduler {
             n.stop();
         }
         for p in &self.pods {
-            p.stop();
+            p.abort();
         }
     }
 }
@@ -892,24 +858,20 @@ impl StreamHandler<Informed> for Scheduler {
                 InformerEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
             },
             Informed::AssignedPod(ev) => match ev {
-                InformerEvent::Added(p) | InformerEvent::Updated { new: p, .. } => {
-                    self.core.assigned_pod_added_or_updated(p)
-                }
-                InformerEvent::Deleted(p) => self.core.assigned_pod_deleted(&pod_key(&p)),
-                InformerEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
+                PodEvent::Upsert(p) => self.core.assigned_pod_added_or_updated(p),
+                PodEvent::Deleted(key) => self.core.assigned_pod_deleted(&key),
+                PodEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
             },
             Informed::PendingPod(ev) => match ev {
-                InformerEvent::Added(p) | InformerEvent::Updated { new: p, .. } => {
-                    self.core.pending_pod_added_or_updated(p)
-                }
-                InformerEvent::Deleted(p) => self.core.pending_pod_deleted(&pod_key(&p)),
-                InformerEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
+                PodEvent::Upsert(p) => self.core.pending_pod_added_or_updated(p),
+                PodEvent::Deleted(key) => self.core.pending_pod_deleted(&key),
+                PodEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
             },
         }
         self.drain(ctx);
     }
 
-    // The informers' channels close only when the informers stop (this actor stopping).
+    // The channels close only when their list-watches stop (this actor stopping).
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 

@@ -14,6 +14,8 @@
 //! * [`profile`] — profiles from configuration (plugins, weights, arguments);
 //! * [`resource`] — pod requests and node allocatable (quantities);
 //! * [`metrics`] — latency histograms for the scheduler's stats;
+//! * [`reflector`] — the scheduler's pod list-watches (no typed cache: the snapshot and the
+//!   queue are the caches);
 //! * [`actor`] — the `Scheduler` actor: informers in, `Bind` / status / events out, a span
 //!   per attempt.
 //!
@@ -27,6 +29,7 @@ pub mod metrics;
 pub mod plugins;
 pub mod profile;
 pub mod queue;
+pub mod reflector;
 pub mod resource;
 pub mod snapshot;
 
