@@ -574,6 +574,8 @@ pub struct SchedulerStats {
     pub unschedulable: u64,
     /// Failed binds and internal errors.
     pub errors: u64,
+    /// Pod relists after a watch was closed (410 Gone: the scheduler fell behind).
+    pub relists: u64,
     /// Scheduling cycle: pop → decision (filter, score, assume), every attempt.
     pub attempt_latency: LatencyHistogram,
     /// Pop → Bind acknowledged (durable), for bound pods (upstream's e2e scheduling
@@ -861,11 +863,13 @@ impl StreamHandler<Informed> for Scheduler {
                 PodEvent::Upsert(p) => self.core.assigned_pod_added_or_updated(p),
                 PodEvent::Deleted(key) => self.core.assigned_pod_deleted(&key),
                 PodEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
+                PodEvent::Relisted => self.stats.relists += 1,
             },
             Informed::PendingPod(ev) => match ev {
                 PodEvent::Upsert(p) => self.core.pending_pod_added_or_updated(p),
                 PodEvent::Deleted(key) => self.core.pending_pod_deleted(&key),
                 PodEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
+                PodEvent::Relisted => self.stats.relists += 1,
             },
         }
         self.drain(ctx);

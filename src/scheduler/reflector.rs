@@ -38,6 +38,8 @@ pub enum PodEvent {
     Deleted(String),
     /// The first list has been reported: the set is complete. Sent once.
     Synced,
+    /// A later list (after the watch was closed) has been reported.
+    Relisted,
 }
 
 fn as_pod(o: &Object) -> Option<Arc<Pod>> {
@@ -96,10 +98,12 @@ pub async fn run(api: Addr<ApiServer>, fields: FieldSelector, tx: mpsc::Unbounde
             }
         }
         known.0 = seen;
-        if !synced {
-            synced = true;
-            let _ = tx.send(PodEvent::Synced);
-        }
+        let _ = tx.send(if synced {
+            PodEvent::Relisted
+        } else {
+            PodEvent::Synced
+        });
+        synced = true;
 
         let from = match list.resource_version {
             0 => WatchFrom::Now,
