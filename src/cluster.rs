@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Actor, Addr};
 
 use crate::apiserver::http::{self, HttpOptions, HttpServer};
 use crate::apiserver::{ApiError, ApiServer, ApiServerOptions};
@@ -32,6 +32,8 @@ pub enum Error {
     Telemetry(String),
     #[error("cannot start the nodes: {0}")]
     Nodes(String),
+    #[error("cannot start the scheduler: {0}")]
+    Scheduler(#[from] crate::scheduler::profile::ProfileError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -52,6 +54,8 @@ pub struct Cluster {
     pub http: HttpServer,
     /// `<data-dir>/kubeconfig`, pointing kubectl at [`Cluster::http`].
     pub kubeconfig: PathBuf,
+    /// kube-scheduler: binds pending pods of its profiles (`[scheduler]`).
+    pub scheduler: Addr<crate::scheduler::actor::Scheduler>,
 }
 
 impl Cluster {
@@ -113,6 +117,12 @@ impl Cluster {
         let kubeconfig =
             http::auth::write_kubeconfig(&data_dir, &http.url(), ca.as_deref(), token.as_deref())?;
         // --- end HTTP API ---
+        // ---- kube-scheduler: on its own thread, so scheduling runs beside the API server ----
+        use crate::scheduler::actor::Scheduler;
+        let scheduler = Scheduler::new(apiserver.clone(), &config.scheduler, &telemetry)?;
+        let scheduler =
+            Scheduler::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| scheduler);
+        // ---- end kube-scheduler ----
         Ok(Cluster {
             apiserver,
             store,
@@ -123,6 +133,7 @@ impl Cluster {
             nodes,
             http,
             kubeconfig,
+            scheduler,
         })
     }
 

@@ -59,6 +59,8 @@ pub struct Config {
     pub kubelet: crate::kubelet::config::KubeletConfig,
     pub runtime: crate::runtime::RuntimeConfig,
     // --- end nodes ---
+    /// `[scheduler]`: kube-scheduler's settings and profiles.
+    pub scheduler: crate::scheduler::SchedulerConfig,
 }
 
 /// `[store]`
@@ -684,6 +686,34 @@ impl Config {
         self.kubelet.validate()?;
         self.runtime.validate()?;
         // --- end nodes ---
+        // ---- [scheduler] ----
+        let sched = &self.scheduler;
+        if sched.percentage_of_nodes_to_score > 100 {
+            return Err((
+                "scheduler.percentage_of_nodes_to_score",
+                format!(
+                    "must be between 0 and 100, got {}",
+                    sched.percentage_of_nodes_to_score
+                ),
+            ));
+        }
+        positive(
+            "scheduler.pod_initial_backoff_seconds",
+            sched.pod_initial_backoff_seconds as usize,
+        )?;
+        if sched.pod_max_backoff_seconds < sched.pod_initial_backoff_seconds {
+            return Err((
+                "scheduler.pod_max_backoff_seconds",
+                format!(
+                    "must be at least pod_initial_backoff_seconds ({}), got {}",
+                    sched.pod_initial_backoff_seconds, sched.pod_max_backoff_seconds
+                ),
+            ));
+        }
+        if let Err(e) = sched.validate() {
+            return Err(("scheduler.profiles", e.to_string()));
+        }
+        // ---- end [scheduler] ----
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             return Err((
                 "log.filter",
@@ -852,6 +882,7 @@ mod tests {
         assert_eq!(c.controllers.replicaset_burst_replicas, 500);
         assert_eq!(c.controllers.event_ttl_seconds, 3600);
         assert_eq!(c.controllers.event_ttl_sweep_seconds, 60.0);
+        assert_eq!(c.scheduler, crate::scheduler::SchedulerConfig::default());
     }
 
     /// Every key in the default file has a comment line right above it (or above its group).
@@ -913,6 +944,46 @@ mod tests {
         );
         assert_eq!(c.telemetry.sampler_ratio, 0.25, "strings convert to floats");
         assert!(c.telemetry.otlp_enabled, "strings convert to booleans");
+    }
+
+    /// `[[scheduler.profiles]]` in a file replaces the default profile list; keys it leaves
+    /// out take their defaults; a profile that does not build is reported on its key.
+    #[test]
+    fn scheduler_profiles_from_a_file() {
+        let f = file(
+            "[scheduler]\npercentage_of_nodes_to_score = 50\n\
+             [[scheduler.profiles]]\nscheduler_name = \"bin-packing\"\n\
+             plugins.disabled = [\"ImageLocality\"]\n\
+             plugins.enabled = [{ name = \"NodeResourcesFit\", weight = 5 }]\n\
+             [scheduler.profiles.plugin_config.node_resources_fit.scoring_strategy]\n\
+             type = \"MostAllocated\"\n",
+        );
+        let c = Config::load(&ConfigSources {
+            file: Some(f.path().into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.scheduler.percentage_of_nodes_to_score, 50);
+        assert_eq!(c.scheduler.pod_max_backoff_seconds, 10);
+        assert_eq!(c.scheduler.profiles.len(), 1);
+        let p = &c.scheduler.profiles[0];
+        assert_eq!(p.scheduler_name, "bin-packing");
+        assert_eq!(p.plugins.disabled, vec!["ImageLocality".to_string()]);
+        assert_eq!(p.plugins.enabled[0].weight, Some(5));
+        assert_eq!(
+            p.plugin_config.node_resources_fit.scoring_strategy.kind,
+            crate::scheduler::profile::ScoringStrategyType::MostAllocated
+        );
+
+        let f = file("[[scheduler.profiles]]\nplugins.disabled = [\"NoSuchPlugin\"]\nplugins.enabled = [{ name = \"NoSuchPlugin\" }]\n");
+        let text = load_err(&ConfigSources {
+            file: Some(f.path().into()),
+            ..Default::default()
+        });
+        assert!(
+            text.starts_with("config error: scheduler.profiles: unknown plugin \"NoSuchPlugin\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1065,6 +1136,17 @@ mod tests {
             ("telemetry.otlp_enabled", "maybe", "maybe"),
             ("log.filter", "info,foo=loud", "not a valid log filter"),
             ("store.max_batch", "-1", "store.max_batch"),
+            (
+                "scheduler.percentage_of_nodes_to_score",
+                "101",
+                "must be between 0 and 100",
+            ),
+            (
+                "scheduler.pod_initial_backoff_seconds",
+                "0",
+                "must be greater than 0",
+            ),
+            ("scheduler.pod_max_backoff_seconds", "0", "must be at least"),
         ];
         for (key, value, fragment) in cases {
             let text = load_err(&ConfigSources {

@@ -7,11 +7,12 @@
 //! `reportingComponent`, `firstTimestamp`, `lastTimestamp` and `count`. Repeats of the same
 //! (object, type, reason, message, source) within [`AGGREGATION_WINDOW`] are aggregated, as the
 //! `EventCorrelator` does: the existing Event's `count` goes up and `lastTimestamp` moves.
+//! Like the correlator's LRU cache, at most [`AGGREGATION_CACHE_SIZE`] keys are remembered.
 //!
 //! Recording never blocks the caller: the write runs as a spawned future on the caller's
 //! arbiter. A failed write is logged and dropped, as upstream drops events under pressure.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,8 +35,49 @@ pub const WARNING: &str = "Warning";
 
 type Key = (String, String, String, String);
 
-/// The last Event written per aggregation key, with when it was first written.
-type Seen = HashMap<Key, (Instant, Arc<Object>)>;
+/// How many aggregation keys are remembered (upstream's `maxLruCacheEntries`). Beyond it the
+/// oldest are forgotten, so memory stays bounded when every event is distinct (one
+/// `Scheduled` event per pod at 100,000 pods).
+pub const AGGREGATION_CACHE_SIZE: usize = 4096;
+
+/// The last Event written per aggregation key, with when it was first written. `order` lists
+/// keys oldest first, so expiring and evicting cost O(1) per write instead of a scan.
+#[derive(Default)]
+struct Seen {
+    latest: HashMap<Key, (Instant, Arc<Object>)>,
+    /// (when written, key); an entry whose time no longer matches `latest` is stale and
+    /// skipped.
+    order: VecDeque<(Instant, Key)>,
+}
+
+impl Seen {
+    /// Forget keys older than the window, and the oldest beyond the cache size.
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            let expired = now.saturating_duration_since(*at) >= AGGREGATION_WINDOW;
+            if !expired && self.latest.len() <= AGGREGATION_CACHE_SIZE {
+                break;
+            }
+            if let Some((at, key)) = self.order.pop_front() {
+                if self.latest.get(&key).is_some_and(|(t, _)| *t == at) {
+                    self.latest.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn get(&mut self, key: &Key) -> Option<Arc<Object>> {
+        self.expire(Instant::now());
+        self.latest.get(key).map(|(_, e)| e.clone())
+    }
+
+    fn insert(&mut self, key: Key, event: Arc<Object>) {
+        let now = Instant::now();
+        self.latest.insert(key.clone(), (now, event));
+        self.order.push_back((now, key));
+        self.expire(now);
+    }
+}
 
 /// Records Events for one component. Cheap to clone.
 #[derive(Clone)]
@@ -114,11 +156,7 @@ impl EventRecorder {
             message.clone(),
         );
         let now = strategy::now();
-        let previous = {
-            let mut seen = self.seen.lock();
-            seen.retain(|_, (at, _)| at.elapsed() < AGGREGATION_WINDOW);
-            seen.get(&key).map(|(_, e)| e.clone())
-        };
+        let previous = self.seen.lock().get(&key);
         if let Some(prev) = previous {
             if let Object::Event(ev) = &*prev {
                 let mut ev = ev.clone();
@@ -132,7 +170,7 @@ impl EventRecorder {
                 };
                 match self.api.send(update).await {
                     Ok(Ok(stored)) => {
-                        if let Some(entry) = self.seen.lock().get_mut(&key) {
+                        if let Some(entry) = self.seen.lock().latest.get_mut(&key) {
                             entry.1 = stored.clone();
                         }
                         return Ok(stored);
@@ -188,9 +226,34 @@ impl EventRecorder {
             .send(create)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
-        self.seen
-            .lock()
-            .insert(key, (Instant::now(), stored.clone()));
+        self.seen.lock().insert(key, stored.clone());
         Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> Key {
+        (
+            format!("uid-{i}"),
+            NORMAL.into(),
+            "Scheduled".into(),
+            "m".into(),
+        )
+    }
+
+    /// Distinct events beyond the cache size evict the oldest keys; the newest stay.
+    #[test]
+    fn aggregation_cache_is_bounded() {
+        let mut seen = Seen::default();
+        let event = Arc::new(Object::Event(Event::default()));
+        for i in 0..AGGREGATION_CACHE_SIZE + 10 {
+            seen.insert(key(i), event.clone());
+        }
+        assert_eq!(seen.latest.len(), AGGREGATION_CACHE_SIZE);
+        assert!(seen.get(&key(0)).is_none(), "the oldest is forgotten");
+        assert!(seen.get(&key(AGGREGATION_CACHE_SIZE + 9)).is_some());
     }
 }

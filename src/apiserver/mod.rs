@@ -786,6 +786,9 @@ impl ApiServer {
             &current,
         );
         Self::stamp_trace(&mut bound, span.as_ref());
+        // Cleared here rather than in `object_bytes`, which would clone the pod to do it;
+        // `submit` sets the new resourceVersion.
+        bound.meta_mut().resource_version = None;
         let (tx, rx) = oneshot::channel();
         let op = Op::Put {
             key: bound.key(),

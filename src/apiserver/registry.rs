@@ -185,13 +185,12 @@ impl Registry {
             keys.push(IndexKey::Namespace(ns.to_string()));
         }
         if change.kind == Kind::Pod {
+            // An unassigned pod is filed under the empty node name, where the scheduler's
+            // `spec.nodeName=` watch lives.
             for obj in std::iter::once(&change.object).chain(change.prev.iter()) {
-                if let Some(node) = obj
-                    .as_pod()
-                    .and_then(|p| p.spec.as_ref())
-                    .and_then(|s| s.node_name.as_ref())
-                {
-                    let key = IndexKey::Node(node.clone());
+                if let Some(pod) = obj.as_pod() {
+                    let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+                    let key = IndexKey::Node(node.unwrap_or_default().to_string());
                     if !keys.contains(&key) {
                         keys.push(key);
                     }

@@ -1,46 +1,97 @@
 //! The `Scheduler` actor: kube-scheduler as a client of the API server.
 //!
-//! It lists-and-watches nodes and pods through the ApiServer's `Watch` message (the only
-//! bus), keeps the [`Snapshot`] and the [`SchedulingQueue`] up to date, and schedules pods
-//! one at a time: a decision is assumed in the snapshot at once, then bound with the
-//! ApiServer `Bind` message; a pod no node fits gets `PodScheduled=False`, reason
-//! `Unschedulable`, with upstream's message (an `Update` of the status subresource).
+//! It keeps three kinds of list-watches (list, then watch from the list's revision, relist on
+//! 410 Gone): a [`crate::informer`] for nodes and [`super::reflector`]s for pods, the pods
+//! filtered by the API server:
 //!
-//! The logic lives in [`SchedulerCore`], a plain struct that turns watch events into cache
+//! * **nodes** — all of them, into the [`Snapshot`];
+//! * **assigned pods** — `spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed`, into
+//!   the snapshot (their requests count on their node; an assumed pod is confirmed when it
+//!   arrives here);
+//! * **pending pods**, one list-watch per profile — `spec.nodeName=,spec.schedulerName=<profile>`
+//!   — into the [`SchedulingQueue`]. A pod that gets bound *stops matching*, so this list-watch
+//!   sees it DELETED while the assigned-pods one sees it ADDED.
+//!
+//! Nothing is scheduled before every list-watch has synced (upstream waits for its caches
+//! too), so a decision never ignores a pod that is already bound.
+//!
+//! Pods are scheduled one at a time. A decision is assumed in the snapshot at once (so the
+//! next decision, made before the Bind reply, already counts it), then bound with the
+//! ApiServer's `Bind` message (the `pods/binding` subresource). On success a `Scheduled`
+//! event says `Successfully assigned <ns>/<name> to <node>`; if the bind fails, the decision
+//! is forgotten and the pod retried with backoff. A pod no node fits gets `PodScheduled=False`,
+//! reason `Unschedulable`, with upstream's message (an `Update` of the status subresource), and
+//! a `FailedScheduling` warning event with the same message.
+//!
+//! The logic lives in [`SchedulerCore`], a plain struct that turns informer events into cache
 //! and queue updates and a popped pod into an [`Outcome`]; the actor only carries those to
-//! the API server and back. Each scheduling attempt is a `kube-scheduler` span named
-//! `schedule pod <ns>/<name>`, a child of the pod's `traceparent`, with the filter verdicts
-//! (counts per reason, a few rejected nodes) and the top nodes' scores as events.
+//! the API server and back.
 //!
-//! Not integration-tested yet: it needs the store (being written). [`SchedulerCore`] is
-//! unit-tested below.
+//! # The trace
+//!
+//! Each attempt is a `kube-scheduler` span `schedule pod <ns>/<name>`, a child of the pod's
+//! `traceparent` (the context of the write that created it), with three children:
+//!
+//! * `filter` — how many nodes were evaluated and found feasible, an event with the count of
+//!   nodes per rejection reason, and one `node rejected` event (node, plugin, reasons) for up
+//!   to [`TRACE_REJECTED_NODES`] nodes: bounded however many nodes there are;
+//! * `score` — one `node scored` event per top node (rank, node, each plugin's weighted score,
+//!   total), the winner first;
+//! * `bind` — the `Bind` request; the API server's span is its child.
+//!
+//! The winner is the `k8s.node.name` attribute of the `schedule pod` span; a pod that does not
+//! fit has an `unschedulable` event with the message instead.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
-use k8s_openapi::api::core::v1::{Binding, Pod, PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::{Binding, Node, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use opentelemetry::trace::{Span, TraceContextExt, Tracer};
 use opentelemetry::{Context as OtelContext, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
+use tokio::sync::mpsc;
 
-use super::framework::{Framework, ScheduleError, ScheduleResult};
+use super::framework::{CyclePhases, Framework, ScheduleError, ScheduleResult};
 use super::helpers::pod_key;
+use super::metrics::LatencyHistogram;
 use super::profile::{ProfileError, SchedulerConfig};
 use super::queue::{Clock, ClusterEvent, QueueOptions, QueuedPodInfo, RealClock, SchedulingQueue};
+use super::reflector::{self, PodEvent};
 use super::snapshot::Snapshot;
-use crate::api::{Kind, Object};
-use crate::apiserver::{
-    ApiServer, Bind, Subresource, Trace, Update, Watch, WatchEvent, WriteOptions,
-};
+use crate::api::selectors::FieldSelector;
+use crate::api::Object;
+use crate::apiserver::{ApiServer, Bind, Subresource, Trace, Update, WriteOptions};
+use crate::events::{EventRecorder, NORMAL, WARNING};
+use crate::informer::{Informer, InformerEvent};
 use crate::telemetry::{self, Component, Telemetry};
 
+/// The component name on the scheduler's events (`source.component`), as upstream.
+pub const COMPONENT: &str = "default-scheduler";
 /// Rejected nodes listed by name in a span event (the rest are only counted).
-const TRACE_REJECTED_NODES: usize = 10;
-/// Pods scheduled per actor turn before yielding to the mailbox (watch events, bind replies).
+pub const TRACE_REJECTED_NODES: usize = 10;
+/// Pods scheduled per actor turn before yielding to the mailbox (informer events, replies).
 const BATCH: usize = 64;
+/// Binds waiting for the API server before the scheduler stops taking pods from the queue.
+/// Flow control, as client-go's rate limiter is upstream: without it a burst of 100,000
+/// pending pods is decided long before the API server can store the bindings, and every
+/// pod's queue-to-bound latency is the whole backlog.
+const MAX_IN_FLIGHT_BINDS: usize = 1024;
+/// How often pods whose backoff has expired move to the active queue (upstream: 1 s).
+const BACKOFF_FLUSH: Duration = Duration::from_secs(1);
+/// How often unschedulable pods that waited too long are retried (upstream: 30 s).
+const UNSCHEDULABLE_FLUSH: Duration = Duration::from_secs(30);
+
+/// Assigned pods that still count on their node: bound, and not finished. Upstream's
+/// scheduler informer excludes finished pods the same way.
+pub const ASSIGNED_PODS: &str = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed";
+
+/// The field selector of a profile's pending pods.
+pub fn pending_pods_selector(scheduler_name: &str) -> String {
+    format!("spec.nodeName=,spec.schedulerName={scheduler_name}")
+}
 
 /// What scheduling one popped pod produced, for the actor to carry out.
 #[derive(Debug)]
@@ -48,7 +99,7 @@ pub enum Outcome {
     /// Send this binding (`Bind`); the decision is assumed and waits in `pending_binds`.
     Bind {
         key: String,
-        namespace: String,
+        pod: Arc<Pod>,
         binding: Box<Binding>,
     },
     /// No node fits: write this pod status (`PodScheduled=False`); the pod is back in the
@@ -59,7 +110,7 @@ pub enum Outcome {
         victims: Vec<String>,
     },
     /// An internal error: the pod is back in the queue (backoff).
-    Error { key: String, message: String },
+    Error { pod: Arc<Pod>, message: String },
     /// The pod names no profile of this scheduler, or vanished: nothing to do.
     Skipped,
 }
@@ -102,86 +153,97 @@ impl SchedulerCore {
         })
     }
 
+    /// The profiles' scheduler names.
+    pub fn profiles(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.frameworks.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Decisions waiting for their Bind reply.
+    pub fn pending_binds(&self) -> usize {
+        self.pending_binds.len()
+    }
+
     fn responsible_for(&self, pod: &Pod) -> bool {
         let name = pod
             .spec
             .as_ref()
             .and_then(|s| s.scheduler_name.as_deref())
-            .unwrap_or("default-scheduler");
+            .unwrap_or(COMPONENT);
         self.frameworks.contains_key(name)
     }
 
-    /// A node watch event: update the cache, and tell the queue what changed.
-    pub fn on_node_event(&mut self, event: &WatchEvent) {
-        match event {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) => {
-                let Object::Node(node) = o.as_ref() else {
-                    return;
-                };
-                let name = node.metadata.name.clone().unwrap_or_default();
-                let events = match self.snapshot.node(&name) {
-                    Some(old) => ClusterEvent::for_node_update(old.node(), node),
-                    None => vec![ClusterEvent::NodeAdd],
-                };
-                self.snapshot.add_node(Arc::new(node.clone()));
-                for e in events {
-                    self.queue.move_all_to_active_or_backoff(e);
-                }
-            }
-            WatchEvent::Deleted(o) => {
-                if self.snapshot.remove_node(o.name()).is_ok() {
-                    self.queue
-                        .move_all_to_active_or_backoff(ClusterEvent::NodeDelete);
-                }
-            }
-            WatchEvent::Bookmark(_) | WatchEvent::Error(_) => {}
+    /// A node was added or changed: update the cache, and tell the queue what changed.
+    /// Mirrors `addNodeToCache` / `updateNodeInCache` in eventhandlers.go.
+    pub fn node_added_or_updated(&mut self, node: Arc<Node>) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let events = match self.snapshot.node(&name) {
+            Some(old) => ClusterEvent::for_node_update(old.node(), &node),
+            None => vec![ClusterEvent::NodeAdd],
+        };
+        self.snapshot.add_node(node);
+        for e in events {
+            self.queue.move_all_to_active_or_backoff(e);
         }
     }
 
-    /// A pod watch event: bound pods go to the cache, pending pods of our profiles to the
-    /// queue.
-    pub fn on_pod_event(&mut self, event: &WatchEvent) {
-        let (obj, deleted) = match event {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) => (o, false),
-            WatchEvent::Deleted(o) => (o, true),
-            WatchEvent::Bookmark(_) | WatchEvent::Error(_) => return,
-        };
-        let Object::Pod(pod) = obj.as_ref() else {
-            return;
-        };
-        let key = pod_key(pod);
-        let bound = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_deref())
-            .is_some_and(|n| !n.is_empty());
-        if bound || deleted {
+    /// A node was deleted. Mirrors `deleteNodeFromCache`.
+    pub fn node_deleted(&mut self, name: &str) {
+        if self.snapshot.remove_node(name).is_ok() {
+            self.queue
+                .move_all_to_active_or_backoff(ClusterEvent::NodeDelete);
+        }
+    }
+
+    /// A bound pod was added or changed (assigned-pods informer): it counts on its node,
+    /// and confirms our assumption if we placed it. Mirrors `addPodToCache` /
+    /// `updatePodInCache`.
+    pub fn assigned_pod_added_or_updated(&mut self, pod: Arc<Pod>) {
+        let key = pod_key(&pod);
+        self.queue.delete(&key);
+        let known = self.snapshot.pod_node(&key).is_some() && !self.snapshot.is_assumed(&key);
+        self.snapshot.add_pod(pod);
+        self.queue.move_all_to_active_or_backoff(if known {
+            ClusterEvent::AssignedPodUpdate
+        } else {
+            ClusterEvent::AssignedPodAdd
+        });
+    }
+
+    /// A bound pod was deleted or finished: its node has room again. Mirrors
+    /// `deletePodFromCache`.
+    pub fn assigned_pod_deleted(&mut self, key: &str) {
+        self.queue.delete(key);
+        if self.snapshot.remove_pod(key) {
+            self.queue
+                .move_all_to_active_or_backoff(ClusterEvent::AssignedPodDelete);
+        }
+    }
+
+    /// A pending pod of one of our profiles was added or changed: into the queue, unless it
+    /// is being deleted or already decided (its bound state will arrive). Mirrors
+    /// `addPodToSchedulingQueue` / `updatePodInSchedulingQueue`.
+    pub fn pending_pod_added_or_updated(&mut self, pod: Arc<Pod>) {
+        let key = pod_key(&pod);
+        if pod.metadata.deletion_timestamp.is_some() {
             self.queue.delete(&key);
-        }
-        if deleted {
-            if self.snapshot.remove_pod(&key) {
-                self.queue
-                    .move_all_to_active_or_backoff(ClusterEvent::AssignedPodDelete);
-            }
             return;
         }
-        if bound {
-            let known = self.snapshot.pod_node(&key).is_some() && !self.snapshot.is_assumed(&key);
-            self.snapshot.add_pod(Arc::new(pod.clone()));
-            self.queue.move_all_to_active_or_backoff(if known {
-                ClusterEvent::AssignedPodUpdate
-            } else {
-                ClusterEvent::AssignedPodAdd
-            });
-            return;
-        }
-        if pod.metadata.deletion_timestamp.is_some() || !self.responsible_for(pod) {
+        if !self.responsible_for(&pod) {
             return;
         }
         if self.pending_binds.contains_key(&key) || self.snapshot.is_assumed(&key) {
-            return; // decided; the bound pod will arrive
+            return;
         }
-        self.queue.add(Arc::new(pod.clone()));
+        self.queue.add(pod);
+    }
+
+    /// A pending pod left the pending set: deleted, or bound (then the assigned-pods
+    /// informer has it). It leaves the queue; an assumed decision stays until its Bind
+    /// reply. Mirrors `deletePodFromSchedulingQueue`.
+    pub fn pending_pod_deleted(&mut self, key: &str) {
+        self.queue.delete(key);
     }
 
     /// Pop and schedule one pod. `None` when no pod is ready.
@@ -190,7 +252,8 @@ impl SchedulerCore {
         Some(self.schedule(info))
     }
 
-    /// Schedule a pod just popped from the queue (in the queue's current cycle).
+    /// Schedule a pod just popped from the queue (in the queue's current cycle). Mirrors
+    /// `schedulingCycle` and the failure handler of schedule_one.go.
     pub fn schedule(&mut self, info: QueuedPodInfo) -> (Outcome, Option<ScheduleReport>) {
         let cycle = self.queue.scheduling_cycle();
         let profile = info
@@ -198,24 +261,20 @@ impl SchedulerCore {
             .spec
             .as_ref()
             .and_then(|s| s.scheduler_name.clone())
-            .unwrap_or_else(|| "default-scheduler".into());
+            .unwrap_or_else(|| COMPONENT.into());
         let Some(fw) = self.frameworks.get_mut(&profile) else {
             self.queue.done(&info.key);
             return (Outcome::Skipped, None);
         };
-        match fw.schedule(&mut self.snapshot, info.pod.clone()) {
+        let scheduled = fw.schedule(&mut self.snapshot, info.pod.clone());
+        let phases = fw.last_phases;
+        match scheduled {
             Ok(result) => {
-                let report = ScheduleReport::success(&result);
+                let report = ScheduleReport::success(&result, phases);
                 match fw.bind(&result) {
                     Ok(binding) => {
-                        let binding = Box::new(binding);
                         let key = info.key.clone();
-                        let namespace = info
-                            .pod
-                            .metadata
-                            .namespace
-                            .clone()
-                            .unwrap_or_else(|| "default".into());
+                        let pod = info.pod.clone();
                         self.pending_binds.insert(
                             key.clone(),
                             PendingBind {
@@ -228,8 +287,8 @@ impl SchedulerCore {
                         (
                             Outcome::Bind {
                                 key,
-                                namespace,
-                                binding,
+                                pod,
+                                binding: Box::new(binding),
                             },
                             Some(report),
                         )
@@ -237,12 +296,12 @@ impl SchedulerCore {
                     Err(status) => {
                         let mut result = result;
                         fw.unreserve_and_forget(&mut self.snapshot, &mut result);
-                        let key = info.key.clone();
+                        let pod = info.pod.clone();
                         self.queue
                             .add_unschedulable_if_not_present(info, BTreeSet::new(), cycle);
                         (
                             Outcome::Error {
-                                key,
+                                pod,
                                 message: status.to_string(),
                             },
                             Some(report),
@@ -252,7 +311,7 @@ impl SchedulerCore {
             }
             Err(ScheduleError::Unschedulable(u)) => {
                 let message = u.error.to_string();
-                let report = ScheduleReport::failure(&u.error);
+                let report = ScheduleReport::failure(&u.error, phases);
                 let plugins = u.error.diagnosis.unschedulable_plugins.clone();
                 let victims = u.post_filter.map(|p| p.victims).unwrap_or_default();
                 let pod = unschedulable_status(&info.pod, &message);
@@ -268,12 +327,12 @@ impl SchedulerCore {
                 )
             }
             Err(e) => {
-                let key = info.key.clone();
+                let pod = info.pod.clone();
                 self.queue
                     .add_unschedulable_if_not_present(info, BTreeSet::new(), cycle);
                 (
                     Outcome::Error {
-                        key,
+                        pod,
                         message: e.to_string(),
                     },
                     None,
@@ -282,8 +341,9 @@ impl SchedulerCore {
         }
     }
 
-    /// The Bind reply came back. On success the pod leaves the queue (the watch confirms
-    /// the assumption); on failure the decision is undone and the pod retried with backoff.
+    /// The Bind reply came back. On success the pod leaves the queue (the assigned-pods
+    /// informer confirms the assumption); on failure the decision is undone and the pod
+    /// retried with backoff.
     pub fn bind_done(&mut self, key: &str, result: Result<(), String>) {
         let Some(mut p) = self.pending_binds.remove(key) else {
             return;
@@ -337,15 +397,19 @@ pub struct ScheduleReport {
     pub node: Option<String>,
     pub evaluated_nodes: usize,
     pub feasible_nodes: usize,
+    /// (node, plugin, reasons) for up to [`TRACE_REJECTED_NODES`] rejected nodes.
     pub rejected: Vec<(String, &'static str, String)>,
+    /// Rejection reason → number of nodes.
     pub reason_counts: Vec<(String, usize)>,
-    /// (node, "Plugin=score …", total)
+    /// (node, "Plugin=score …", total), the winner first.
     pub top_nodes: Vec<(String, String, i64)>,
     pub message: Option<String>,
+    /// When filtering and scoring ran.
+    pub phases: CyclePhases,
 }
 
 impl ScheduleReport {
-    fn success(r: &ScheduleResult) -> ScheduleReport {
+    fn success(r: &ScheduleResult, phases: CyclePhases) -> ScheduleReport {
         // Only the nodes the filter actually rejected (not the unsampled ones).
         let s = r
             .diagnosis
@@ -370,27 +434,28 @@ impl ScheduleReport {
                 })
                 .collect(),
             message: None,
+            phases,
         }
     }
 
-    fn failure(e: &super::framework::FitError) -> ScheduleReport {
+    fn failure(e: &super::framework::FitError, phases: CyclePhases) -> ScheduleReport {
         let s = e.diagnosis.summary(TRACE_REJECTED_NODES, e.num_all_nodes);
         ScheduleReport {
             node: None,
-            evaluated_nodes: s.rejected_total,
+            evaluated_nodes: e.num_all_nodes,
             feasible_nodes: 0,
             rejected: s.rejected_nodes,
             reason_counts: s.reason_counts.into_iter().collect(),
             top_nodes: Vec::new(),
             message: Some(e.to_string()),
+            phases,
         }
     }
 
-    /// Write the report on a span as attributes and events.
-    fn record(&self, span: &opentelemetry::trace::SpanRef<'_>) {
-        if let Some(n) = &self.node {
-            span.set_attribute(KeyValue::new("k8s.node.name", n.clone()));
-        }
+    /// Draw the report in the trace: `filter` and `score` child spans of `cx`'s span (at the
+    /// times they ran) with the verdicts and scores as events, and the outcome on `cx`'s span.
+    fn record(&self, tracer: &SdkTracer, cx: &OtelContext) {
+        let span = cx.span();
         span.set_attribute(KeyValue::new(
             "scheduler.evaluated_nodes",
             self.evaluated_nodes as i64,
@@ -399,90 +464,211 @@ impl ScheduleReport {
             "scheduler.feasible_nodes",
             self.feasible_nodes as i64,
         ));
-        if !self.reason_counts.is_empty() {
-            span.add_event(
-                "filter",
-                self.reason_counts
-                    .iter()
-                    .map(|(r, n)| KeyValue::new(r.clone(), *n as i64))
-                    .collect(),
-            );
-        }
-        for (node, plugin, reasons) in &self.rejected {
-            span.add_event(
-                "node rejected",
-                vec![
-                    KeyValue::new("node", node.clone()),
-                    KeyValue::new("plugin", *plugin),
-                    KeyValue::new("reasons", reasons.clone()),
-                ],
-            );
-        }
-        for (rank, (node, scores, total)) in self.top_nodes.iter().enumerate() {
-            span.add_event(
-                "score",
-                vec![
-                    KeyValue::new("rank", rank as i64 + 1),
-                    KeyValue::new("node", node.clone()),
-                    KeyValue::new("scores", scores.clone()),
-                    KeyValue::new("total", *total),
-                ],
-            );
+        if let Some(n) = &self.node {
+            span.set_attribute(KeyValue::new("k8s.node.name", n.clone()));
         }
         if let Some(m) = &self.message {
+            span.set_attribute(KeyValue::new("scheduler.result", "unschedulable"));
             span.add_event("unschedulable", vec![KeyValue::new("message", m.clone())]);
+        }
+        if let Some((start, end)) = self.phases.filter {
+            let mut f = child_span(tracer, cx, "filter", start);
+            f.set_attribute(KeyValue::new(
+                "scheduler.evaluated_nodes",
+                self.evaluated_nodes as i64,
+            ));
+            f.set_attribute(KeyValue::new(
+                "scheduler.feasible_nodes",
+                self.feasible_nodes as i64,
+            ));
+            f.set_attribute(KeyValue::new(
+                "scheduler.rejected_nodes",
+                self.reason_counts
+                    .iter()
+                    .map(|(_, n)| *n as i64)
+                    .sum::<i64>(),
+            ));
+            if !self.reason_counts.is_empty() {
+                f.add_event(
+                    "nodes rejected per reason",
+                    self.reason_counts
+                        .iter()
+                        .map(|(r, n)| KeyValue::new(r.clone(), *n as i64))
+                        .collect(),
+                );
+            }
+            for (node, plugin, reasons) in &self.rejected {
+                f.add_event(
+                    "node rejected",
+                    vec![
+                        KeyValue::new("node", node.clone()),
+                        KeyValue::new("plugin", *plugin),
+                        KeyValue::new("reason", reasons.clone()),
+                    ],
+                );
+            }
+            f.end_with_timestamp(end);
+        }
+        if let Some((start, end)) = self.phases.score {
+            let mut sc = child_span(tracer, cx, "score", start);
+            for (rank, (node, scores, total)) in self.top_nodes.iter().enumerate() {
+                sc.add_event(
+                    "node scored",
+                    vec![
+                        KeyValue::new("rank", rank as i64 + 1),
+                        KeyValue::new("node", node.clone()),
+                        KeyValue::new("scores", scores.clone()),
+                        KeyValue::new("total", *total),
+                    ],
+                );
+            }
+            if let Some(n) = &self.node {
+                sc.set_attribute(KeyValue::new("scheduler.selected_node", n.clone()));
+            }
+            sc.end_with_timestamp(end);
         }
     }
 }
+
+/// A child span of `cx`'s span that started at `start`.
+fn child_span(
+    tracer: &SdkTracer,
+    cx: &OtelContext,
+    name: &'static str,
+    start: SystemTime,
+) -> opentelemetry_sdk::trace::Span {
+    tracer
+        .span_builder(name)
+        .with_start_time(start)
+        .start_with_context(tracer, cx)
+}
+
+/// Which list-watch an event came from.
+enum Informed {
+    Node(InformerEvent<Node>),
+    AssignedPod(PodEvent),
+    PendingPod(PodEvent),
+}
+
+impl Message for Informed {
+    type Result = ();
+}
+
+/// What the scheduler has done so far. For tests (wait until the nodes are known) and
+/// benchmarks (count decisions).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchedulerStats {
+    /// Every list-watch has delivered its first list: scheduling has started.
+    pub synced: bool,
+    /// Nodes in the snapshot.
+    pub nodes: usize,
+    /// Pods placed on nodes in the snapshot (bound, or assumed and waiting for the bind).
+    pub placed_pods: usize,
+    /// Pods in the scheduling queue (active, backoff, unschedulable, in flight).
+    pub queued: usize,
+    /// Decisions waiting for their Bind reply.
+    pub pending_binds: usize,
+    /// Successful binds.
+    pub bound: u64,
+    /// Attempts that found no node.
+    pub unschedulable: u64,
+    /// Failed binds and internal errors.
+    pub errors: u64,
+    /// Pod relists after a watch was closed (410 Gone: the scheduler fell behind).
+    pub relists: u64,
+    /// Scheduling cycle: pop → decision (filter, score, assume), every attempt.
+    pub attempt_latency: LatencyHistogram,
+    /// Pop → Bind acknowledged (durable), for bound pods (upstream's e2e scheduling
+    /// duration).
+    pub e2e_latency: LatencyHistogram,
+}
+
+/// Ask the scheduler for its [`SchedulerStats`]. Sent by tests and benchmarks.
+#[derive(Message)]
+#[rtype(result = "SchedulerStats")]
+pub struct GetStats;
 
 /// The scheduler actor. See the module documentation.
 pub struct Scheduler {
     api: Addr<ApiServer>,
     core: SchedulerCore,
     tracer: SdkTracer,
-    /// Open spans of pods waiting for their Bind reply.
-    spans: HashMap<String, OtelContext>,
+    recorder: EventRecorder,
+    /// The node informer (kept alive here).
+    nodes: Option<Informer<Node>>,
+    /// The assigned-pods and per-profile pending-pods reflector tasks.
+    pods: Vec<tokio::task::JoinHandle<()>>,
+    /// List-watches that have not delivered `Synced` yet; nothing is scheduled until 0.
+    unsynced: usize,
+    /// Open `schedule pod` spans of pods waiting for their Bind reply, with when their
+    /// attempt started.
+    spans: HashMap<String, (OtelContext, Instant)>,
+    stats: SchedulerStats,
 }
 
 impl Scheduler {
+    /// A scheduler with `config`'s profiles, talking to `api`. Start it with `.start()`.
     pub fn new(
         api: Addr<ApiServer>,
         config: &SchedulerConfig,
         telemetry: &Telemetry,
     ) -> Result<Scheduler, ProfileError> {
         Ok(Scheduler {
+            recorder: EventRecorder::new(api.clone(), COMPONENT, None),
             api,
             core: SchedulerCore::new(config, Arc::new(RealClock))?,
             tracer: telemetry.tracer(Component::Scheduler),
+            nodes: None,
+            pods: Vec::new(),
+            unsynced: 0,
             spans: HashMap::new(),
+            stats: SchedulerStats::default(),
         })
     }
 
-    fn watch(&self, ctx: &mut Context<Self>, kind: Kind) {
-        let api = self.api.clone();
-        async move { api.send(Watch::all(kind)).await }
-            .into_actor(self)
-            .map(move |res, _act, ctx| match res {
-                Ok(Ok(mut stream)) => {
-                    ctx.add_stream(futures::stream::poll_fn(move |cx| {
-                        stream.rx.poll_recv(cx).map(|e| e.map(|e| Watched(kind, e)))
-                    }));
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(kind = %kind, error = %e, "scheduler watch failed");
-                    ctx.stop();
-                }
-                Err(e) => {
-                    tracing::error!(kind = %kind, error = %e, "api server unreachable");
-                    ctx.stop();
-                }
-            })
-            .wait(ctx);
+    fn subscribe<K, F>(ctx: &mut Context<Self>, mut rx: mpsc::UnboundedReceiver<K>, wrap: F)
+    where
+        K: 'static,
+        F: Fn(K) -> Informed + 'static,
+    {
+        ctx.add_stream(futures::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx).map(|e| e.map(&wrap))
+        }));
+    }
+
+    /// Start a pod list-watch filtered by `fields`, its events wrapped by `wrap`.
+    fn watch_pods(
+        &mut self,
+        ctx: &mut Context<Self>,
+        fields: &str,
+        wrap: fn(PodEvent) -> Informed,
+    ) {
+        let selector = match FieldSelector::parse(fields) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(%fields, error = %e, "scheduler: bad field selector");
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self::subscribe(ctx, rx, wrap);
+        self.pods.push(actix_rt::spawn(reflector::run(
+            self.api.clone(),
+            selector,
+            tx,
+        )));
+        self.unsynced += 1;
     }
 
     /// Schedule up to [`BATCH`] pods, then yield and continue if more are ready.
     fn drain(&mut self, ctx: &mut Context<Self>) {
+        if self.unsynced > 0 {
+            return;
+        }
         for _ in 0..BATCH {
+            if self.spans.len() >= MAX_IN_FLIGHT_BINDS {
+                return; // resumed by the next BindReply
+            }
             let Some(info) = self.core.queue.pop() else {
                 return;
             };
@@ -493,69 +679,93 @@ impl Scheduler {
                 .start_with_context(format!("schedule pod {}", info.key), &parent);
             span.set_attribute(KeyValue::new("k8s.pod.key", info.key.clone()));
             span.set_attribute(KeyValue::new("scheduler.attempt", info.attempts as i64));
-            let cx = parent.with_span(span);
-            let (outcome, report) = self.core.schedule(info);
-            if let Some(r) = &report {
-                r.record(&cx.span());
+            if let Some(profile) = info
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.scheduler_name.clone())
+            {
+                span.set_attribute(KeyValue::new("scheduler.profile", profile));
             }
-            self.carry_out(ctx, outcome, cx);
+            let cx = parent.with_span(span);
+            let started = Instant::now();
+            let (outcome, report) = self.core.schedule(info);
+            self.stats.attempt_latency.record(started.elapsed());
+            if let Some(r) = &report {
+                r.record(&self.tracer, &cx);
+            }
+            self.carry_out(ctx, outcome, cx, started);
         }
         ctx.notify(Drain);
     }
 
-    fn carry_out(&mut self, ctx: &mut Context<Self>, outcome: Outcome, cx: OtelContext) {
+    fn carry_out(
+        &mut self,
+        ctx: &mut Context<Self>,
+        outcome: Outcome,
+        cx: OtelContext,
+        started: Instant,
+    ) {
         match outcome {
-            Outcome::Bind {
-                key,
-                namespace,
-                binding,
-            } => {
+            Outcome::Bind { key, pod, binding } => {
                 let node = binding.target.name.clone().unwrap_or_default();
+                let namespace = pod
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into());
+                let mut bind_span = self.tracer.start_with_context("bind", &cx);
+                bind_span.set_attribute(KeyValue::new("k8s.node.name", node.clone()));
+                let bind_cx = cx.with_span(bind_span);
                 let api = self.api.clone();
-                let trace = Trace::child_of(cx.clone());
-                self.spans.insert(key.clone(), cx);
-                async move {
-                    api.send(Bind {
-                        namespace,
-                        binding: *binding,
-                        trace,
-                    })
-                    .await
-                }
-                .into_actor(self)
-                .map(move |res, act, _ctx| {
-                    let res: Result<(), String> = match res {
+                let trace = Trace::child_of(bind_cx.clone());
+                self.spans.insert(key.clone(), (cx, started));
+                // A plain task, not an actor future: actix polls every future spawned on a
+                // context at each wake-up, which is quadratic with thousands of binds in
+                // flight. The reply comes back as a message.
+                let me = ctx.address();
+                actix_rt::spawn(async move {
+                    let result = match api
+                        .send(Bind {
+                            namespace,
+                            binding: *binding,
+                            trace,
+                        })
+                        .await
+                    {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(e) => Err(e.to_string()),
                     };
-                    if let Some(cx) = act.spans.remove(&key) {
-                        match &res {
-                            Ok(()) => cx
-                                .span()
-                                .add_event("bound", vec![KeyValue::new("node", node.clone())]),
-                            Err(e) => cx
-                                .span()
-                                .add_event("bind failed", vec![KeyValue::new("error", e.clone())]),
-                        }
-                        cx.span().end();
-                    }
-                    act.core.bind_done(&key, res);
-                })
-                .spawn(ctx);
+                    me.do_send(BindReply {
+                        key,
+                        node,
+                        pod,
+                        bind_cx,
+                        result,
+                    });
+                });
             }
             Outcome::Unschedulable {
                 pod,
                 message,
                 victims,
             } => {
+                self.stats.unschedulable += 1;
                 if !victims.is_empty() {
                     cx.span().add_event(
-                        "preemption candidate (eviction not implemented)",
+                        "preemption candidates (eviction not implemented)",
                         vec![KeyValue::new("victims", victims.join(","))],
                     );
                 }
-                tracing::info!(pod = %pod_key(&pod), %message, "FailedScheduling");
+                tracing::debug!(pod = %pod_key(&pod), %message, "FailedScheduling");
+                self.recorder.record(
+                    &event_object(&pod),
+                    WARNING,
+                    "FailedScheduling",
+                    message,
+                    Trace::child_of(cx.clone()),
+                );
                 let api = self.api.clone();
                 let update = Update {
                     object: Object::Pod(*pod),
@@ -564,7 +774,7 @@ impl Scheduler {
                     trace: Trace::child_of(cx.clone()),
                 };
                 cx.span().end();
-                async move {
+                actix_rt::spawn(async move {
                     match api.send(update).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => {
@@ -572,59 +782,190 @@ impl Scheduler {
                         }
                         Err(e) => tracing::warn!(error = %e, "api server unreachable"),
                     }
-                }
-                .into_actor(self)
-                .spawn(ctx);
+                });
             }
-            Outcome::Error { key, message } => {
+            Outcome::Error { pod, message } => {
+                self.stats.errors += 1;
                 cx.span()
                     .add_event("error", vec![KeyValue::new("message", message.clone())]);
+                cx.span()
+                    .set_status(opentelemetry::trace::Status::error(message.clone()));
+                tracing::warn!(pod = %pod_key(&pod), %message, "scheduling error; retrying with backoff");
+                self.recorder.record(
+                    &event_object(&pod),
+                    WARNING,
+                    "FailedScheduling",
+                    message,
+                    Trace::child_of(cx.clone()),
+                );
                 cx.span().end();
-                tracing::warn!(pod = %key, %message, "scheduling error; retrying with backoff");
             }
             Outcome::Skipped => cx.span().end(),
         }
     }
 }
 
+/// The pod as an event's involved object (only its metadata is read).
+fn event_object(pod: &Pod) -> Object {
+    Object::Pod(Pod {
+        metadata: pod.metadata.clone(),
+        ..Default::default()
+    })
+}
+
 impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Nodes first, so pods that arrive next find them.
-        self.watch(ctx, Kind::Node);
-        self.watch(ctx, Kind::Pod);
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+        // Informers run on this actor's arbiter; their events arrive as `Informed`.
+        let nodes = Informer::<Node>::new(self.api.clone());
+        Self::subscribe(ctx, nodes.subscribe(), Informed::Node);
+        nodes.start();
+        self.nodes = Some(nodes);
+        self.unsynced = 1;
+        self.watch_pods(ctx, ASSIGNED_PODS, Informed::AssignedPod);
+        for profile in self.core.profiles() {
+            self.watch_pods(ctx, &pending_pods_selector(&profile), Informed::PendingPod);
+        }
+        ctx.run_interval(BACKOFF_FLUSH, |act, ctx| {
             act.core.queue.flush_backoff_completed();
             act.drain(ctx);
         });
-        ctx.run_interval(Duration::from_secs(30), |act, ctx| {
+        ctx.run_interval(UNSCHEDULABLE_FLUSH, |act, ctx| {
             act.core.queue.flush_unschedulable_leftover();
             act.drain(ctx);
         });
     }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Some(n) = &self.nodes {
+            n.stop();
+        }
+        for p in &self.pods {
+            p.abort();
+        }
+    }
 }
 
-/// A watch event of a kind (from the Node or Pod watch stream).
-struct Watched(Kind, WatchEvent);
-
-impl StreamHandler<Watched> for Scheduler {
-    fn handle(&mut self, Watched(kind, event): Watched, ctx: &mut Context<Self>) {
-        if let WatchEvent::Error(e) = &event {
-            // 410 Gone: relist by watching again from now (synthetic ADDED for everything).
-            tracing::warn!(kind = %kind, error = %e, "scheduler watch closed; rewatching");
-            self.watch(ctx, kind);
-            return;
-        }
-        match kind {
-            Kind::Node => self.core.on_node_event(&event),
-            Kind::Pod => self.core.on_pod_event(&event),
-            _ => {}
+impl StreamHandler<Informed> for Scheduler {
+    fn handle(&mut self, event: Informed, ctx: &mut Context<Self>) {
+        match event {
+            Informed::Node(ev) => match ev {
+                InformerEvent::Added(n) | InformerEvent::Updated { new: n, .. } => {
+                    self.core.node_added_or_updated(n)
+                }
+                InformerEvent::Deleted(n) => self
+                    .core
+                    .node_deleted(n.metadata.name.as_deref().unwrap_or_default()),
+                InformerEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
+            },
+            Informed::AssignedPod(ev) => match ev {
+                PodEvent::Upsert(p) => self.core.assigned_pod_added_or_updated(p),
+                PodEvent::Deleted(key) => self.core.assigned_pod_deleted(&key),
+                PodEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
+                PodEvent::Relisted => self.stats.relists += 1,
+            },
+            Informed::PendingPod(ev) => match ev {
+                PodEvent::Upsert(p) => self.core.pending_pod_added_or_updated(p),
+                PodEvent::Deleted(key) => self.core.pending_pod_deleted(&key),
+                PodEvent::Synced => self.unsynced = self.unsynced.saturating_sub(1),
+                PodEvent::Relisted => self.stats.relists += 1,
+            },
         }
         self.drain(ctx);
     }
 
+    // The channels close only when their list-watches stop (this actor stopping).
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+impl Handler<GetStats> for Scheduler {
+    type Result = MessageResult<GetStats>;
+    fn handle(&mut self, _: GetStats, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(SchedulerStats {
+            synced: self.unsynced == 0,
+            nodes: self.core.snapshot.len(),
+            placed_pods: self.core.snapshot.num_pods(),
+            queued: self.core.queue.len(),
+            pending_binds: self.core.pending_binds(),
+            ..self.stats.clone()
+        })
+    }
+}
+
+/// The API server answered a `Bind` (sent by the scheduler's own bind task).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct BindReply {
+    key: String,
+    node: String,
+    pod: Arc<Pod>,
+    /// The open `bind` span.
+    bind_cx: OtelContext,
+    result: Result<(), String>,
+}
+
+impl Handler<BindReply> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, reply: BindReply, ctx: &mut Context<Self>) {
+        self.bind_done(reply);
+        self.drain(ctx);
+    }
+}
+
+impl Scheduler {
+    /// End the bind and `schedule pod` spans, record the event, and tell the core.
+    fn bind_done(&mut self, reply: BindReply) {
+        let BindReply {
+            key,
+            node,
+            pod,
+            bind_cx,
+            result,
+        } = reply;
+        if let Err(e) = &result {
+            bind_cx
+                .span()
+                .set_status(opentelemetry::trace::Status::error(e.clone()));
+        }
+        bind_cx.span().end();
+        let (cx, started) = self
+            .spans
+            .remove(&key)
+            .unwrap_or_else(|| (OtelContext::new(), Instant::now()));
+        let trace = Trace::child_of(cx.clone());
+        let involved = event_object(&pod);
+        match &result {
+            Ok(()) => {
+                self.stats.bound += 1;
+                self.stats.e2e_latency.record(started.elapsed());
+                cx.span()
+                    .add_event("bound", vec![KeyValue::new("node", node.clone())]);
+                // Mirrors the event in `finishBinding` (schedule_one.go).
+                self.recorder.record(
+                    &involved,
+                    NORMAL,
+                    "Scheduled",
+                    format!("Successfully assigned {key} to {node}"),
+                    trace,
+                );
+            }
+            Err(e) => {
+                self.stats.errors += 1;
+                cx.span()
+                    .add_event("bind failed", vec![KeyValue::new("error", e.clone())]);
+                self.recorder.record(
+                    &involved,
+                    WARNING,
+                    "FailedScheduling",
+                    format!("binding rejected: {e}"),
+                    trace,
+                );
+            }
+        }
+        cx.span().end();
+        self.core.bind_done(&key, result);
+    }
 }
 
 /// Continue scheduling after yielding to the mailbox.
@@ -649,42 +990,52 @@ mod tests {
         SchedulerCore::new(&SchedulerConfig::default(), Arc::new(FakeClock::new())).unwrap()
     }
 
-    fn added<T: Into<Object>>(o: T) -> WatchEvent {
-        WatchEvent::Added(Arc::new(o.into()))
-    }
-
-    /// Watch events feed the cache and the queue; a decision binds and is assumed; the
-    /// bound pod's event confirms it.
+    /// Informer events feed the cache and the queue; a decision binds and is assumed; the
+    /// bound pod's arrival confirms it, and its leaving the pending set changes nothing.
     #[test]
     fn pending_pod_is_bound_and_confirmed() {
         let mut c = core();
-        c.on_node_event(&added(node("n1", 1000, 1 << 30)));
-        c.on_pod_event(&added(pod("web", 500, 0)));
+        c.node_added_or_updated(arc(node("n1", 1000, 1 << 30)));
+        c.pending_pod_added_or_updated(arc(pod("web", 500, 0)));
         let (outcome, report) = c.schedule_next().unwrap();
         let Outcome::Bind {
             key,
-            namespace,
+            pod: bound,
             binding,
         } = outcome
         else {
             panic!("{outcome:?}")
         };
-        assert_eq!(
-            (key.as_str(), namespace.as_str()),
-            ("default/web", "default")
-        );
+        assert_eq!(key, "default/web");
+        assert_eq!(bound.metadata.name.as_deref(), Some("web"));
         assert_eq!(binding.target.name.as_deref(), Some("n1"));
-        assert_eq!(report.unwrap().node.as_deref(), Some("n1"));
+        let report = report.unwrap();
+        assert_eq!(report.node.as_deref(), Some("n1"));
+        assert!(report.phases.filter.is_some());
         assert!(c.snapshot.is_assumed("default/web"));
         // The pod's own MODIFIED (still unbound, e.g. a status write) does not requeue it.
-        c.on_pod_event(&WatchEvent::Modified(Arc::new(pod("web", 500, 0).into())));
+        c.pending_pod_added_or_updated(arc(pod("web", 500, 0)));
         assert!(c.schedule_next().is_none());
         c.bind_done("default/web", Ok(()));
-        c.on_pod_event(&WatchEvent::Modified(Arc::new(
-            on(pod("web", 500, 0), "n1").into(),
-        )));
+        c.assigned_pod_added_or_updated(arc(on(pod("web", 500, 0), "n1")));
+        c.pending_pod_deleted("default/web");
         assert!(!c.snapshot.is_assumed("default/web"));
+        assert_eq!(c.snapshot.node("n1").unwrap().requested.milli_cpu, 500);
         assert!(c.queue.is_empty());
+    }
+
+    /// Leaving the pending set before the bind reply (the watch raced the reply) keeps
+    /// the assumption: the node stays booked.
+    #[test]
+    fn pending_delete_before_bind_reply_keeps_the_node_booked() {
+        let mut c = core();
+        c.node_added_or_updated(arc(node("n1", 1000, 1 << 30)));
+        c.pending_pod_added_or_updated(arc(pod("web", 500, 0)));
+        let _ = c.schedule_next().unwrap();
+        c.pending_pod_deleted("default/web");
+        assert_eq!(c.snapshot.node("n1").unwrap().requested.milli_cpu, 500);
+        c.bind_done("default/web", Ok(()));
+        assert_eq!(c.snapshot.node("n1").unwrap().requested.milli_cpu, 500);
     }
 
     /// A pod no node fits gets PodScheduled=False/Unschedulable with the FitError message,
@@ -692,15 +1043,19 @@ mod tests {
     #[test]
     fn unschedulable_pod_gets_condition_and_retries_on_node_add() {
         let mut c = core();
-        c.on_node_event(&added(node("n1", 100, 1 << 30)));
-        c.on_pod_event(&added(pod("big", 500, 0)));
-        let (outcome, _) = c.schedule_next().unwrap();
+        c.node_added_or_updated(arc(node("n1", 100, 1 << 30)));
+        c.pending_pod_added_or_updated(arc(pod("big", 500, 0)));
+        let (outcome, report) = c.schedule_next().unwrap();
         let Outcome::Unschedulable { pod, message, .. } = outcome else {
             panic!("{outcome:?}")
         };
         assert_eq!(
             message,
             "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+        );
+        assert_eq!(
+            report.unwrap().reason_counts,
+            vec![("Insufficient cpu".to_string(), 1)]
         );
         let cond = &pod.status.as_ref().unwrap().conditions.as_ref().unwrap()[0];
         assert_eq!(
@@ -710,7 +1065,7 @@ mod tests {
         assert_eq!(cond.reason.as_deref(), Some("Unschedulable"));
         assert_eq!(cond.message.as_deref(), Some(message.as_str()));
         assert_eq!(c.queue.unschedulable_len(), 1);
-        c.on_node_event(&added(node("n2", 1000, 1 << 30)));
+        c.node_added_or_updated(arc(node("n2", 1000, 1 << 30)));
         // Back in backoff (1 s after its first attempt): nothing ready until it expires.
         assert_eq!(c.queue.backoff_len(), 1);
     }
@@ -719,11 +1074,25 @@ mod tests {
     #[test]
     fn failed_bind_forgets_and_retries() {
         let mut c = core();
-        c.on_node_event(&added(node("n1", 1000, 1 << 30)));
-        c.on_pod_event(&added(pod("web", 500, 0)));
+        c.node_added_or_updated(arc(node("n1", 1000, 1 << 30)));
+        c.pending_pod_added_or_updated(arc(pod("web", 500, 0)));
         let _ = c.schedule_next().unwrap();
         c.bind_done("default/web", Err("conflict".into()));
         assert!(!c.snapshot.is_assumed("default/web"));
+        assert_eq!(c.snapshot.node("n1").unwrap().requested.milli_cpu, 0);
+        assert_eq!(c.queue.backoff_len(), 1);
+    }
+
+    /// A deleted bound pod frees its node and wakes the unschedulable pods.
+    #[test]
+    fn deleted_assigned_pod_frees_its_node() {
+        let mut c = core();
+        c.node_added_or_updated(arc(node("n1", 1000, 1 << 30)));
+        c.assigned_pod_added_or_updated(arc(on(pod("old", 800, 0), "n1")));
+        c.pending_pod_added_or_updated(arc(pod("new", 500, 0)));
+        let (outcome, _) = c.schedule_next().unwrap();
+        assert!(matches!(outcome, Outcome::Unschedulable { .. }));
+        c.assigned_pod_deleted("default/old");
         assert_eq!(c.snapshot.node("n1").unwrap().requested.milli_cpu, 0);
         assert_eq!(c.queue.backoff_len(), 1);
     }
@@ -734,7 +1103,7 @@ mod tests {
         let mut c = core();
         let mut p = pod("x", 0, 0);
         p.spec.as_mut().unwrap().scheduler_name = Some("my-scheduler".into());
-        c.on_pod_event(&added(p));
+        c.pending_pod_added_or_updated(arc(p));
         assert!(c.queue.is_empty());
     }
 }

@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{Binding, Pod};
 use rand::rngs::SmallRng;
@@ -176,9 +177,12 @@ impl fmt::Display for Status {
 
 /// Data plugins share within one scheduling cycle (PreFilter → Filter, PreScore → Score).
 /// Mirrors `framework.CycleState`.
+///
+/// `data` is a short list searched linearly: plugins read it once per node, and a handful of
+/// entries compare faster than they hash.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+    data: Vec<(&'static str, Box<dyn Any + Send + Sync>)>,
     /// Plugins whose PreFilter returned Skip: their Filter is not run.
     pub skip_filter_plugins: HashSet<&'static str>,
     /// Plugins whose PreScore returned Skip: their Score is not run.
@@ -188,7 +192,10 @@ pub struct CycleState {
 impl fmt::Debug for CycleState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CycleState")
-            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .field(
+                "keys",
+                &self.data.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -199,11 +206,17 @@ impl CycleState {
     }
 
     pub fn write<T: Any + Send + Sync>(&mut self, key: &'static str, value: T) {
-        self.data.insert(key, Box::new(value));
+        match self.data.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = Box::new(value),
+            None => self.data.push((key, Box::new(value))),
+        }
     }
 
     pub fn read<T: Any>(&self, key: &'static str) -> Option<&T> {
-        self.data.get(key).and_then(|b| b.downcast_ref())
+        self.data
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, b)| b.downcast_ref())
     }
 }
 
@@ -620,6 +633,18 @@ pub struct Framework {
     rng: SmallRng,
     /// How many nodes' per-plugin scores [`ScheduleResult::top_nodes`] keeps.
     pub top_n: usize,
+    /// When the last cycle's phases ran, for the trace (the caller draws them as spans).
+    pub last_phases: CyclePhases,
+}
+
+/// When the phases of one scheduling cycle started and ended (wall clock, as span times).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CyclePhases {
+    /// PreFilter and Filter over the sampled nodes.
+    pub filter: Option<(SystemTime, SystemTime)>,
+    /// PreScore, Score, NormalizeScore and host selection; `None` when nothing was scored
+    /// (no feasible node, or exactly one).
+    pub score: Option<(SystemTime, SystemTime)>,
 }
 
 impl fmt::Debug for Framework {
@@ -660,6 +685,7 @@ impl Framework {
             next_start_node_index: 0,
             rng: SmallRng::from_os_rng(),
             top_n: NUMBER_OF_NODE_SCORES_TO_RETURN,
+            last_phases: CyclePhases::default(),
         })
     }
 
@@ -679,6 +705,7 @@ impl Framework {
             next_start_node_index: 0,
             rng: SmallRng::from_os_rng(),
             top_n: NUMBER_OF_NODE_SCORES_TO_RETURN,
+            last_phases: CyclePhases::default(),
         }
     }
 
@@ -786,10 +813,14 @@ impl Framework {
         snapshot: &Snapshot,
         pod: &PodInfo,
     ) -> Result<ScheduleResult, ScheduleError> {
+        self.last_phases = CyclePhases::default();
         if snapshot.is_empty() {
             return Err(ScheduleError::NoNodesAvailable);
         }
-        let (feasible, diagnosis) = self.find_nodes_that_fit_pod(state, snapshot, pod)?;
+        let filter_start = SystemTime::now();
+        let found = self.find_nodes_that_fit_pod(state, snapshot, pod);
+        self.last_phases.filter = Some((filter_start, SystemTime::now()));
+        let (feasible, diagnosis) = found?;
         if feasible.is_empty() {
             return Err(ScheduleError::Unschedulable(Box::new(Unschedulable {
                 error: FitError {
@@ -818,8 +849,17 @@ impl Framework {
             r.diagnosis = diagnosis;
             return Ok(r);
         }
-        let (totals, per_plugin) = self.prioritize_nodes(state, snapshot, pod, &feasible)?;
+        let score_start = SystemTime::now();
+        let scored = self.prioritize_nodes(state, snapshot, pod, &feasible);
+        let (totals, per_plugin) = match scored {
+            Ok(s) => s,
+            Err(e) => {
+                self.last_phases.score = Some((score_start, SystemTime::now()));
+                return Err(e);
+            }
+        };
         let (winner, top) = self.select_host(&totals);
+        self.last_phases.score = Some((score_start, SystemTime::now()));
         let top_nodes = top
             .into_iter()
             .map(|i| NodePluginScores {
@@ -914,11 +954,12 @@ impl Framework {
                 (self.next_start_node_index + feasible.len()) % num_all_nodes;
             return Ok(feasible);
         }
+        let filters = self.active_filters(state);
         let mut processed = 0;
         for i in 0..n {
             let ni = node_at(i);
             processed += 1;
-            let status = self.run_filter_plugins(state, pod, ni);
+            let status = run_filters(&filters, state, pod, ni);
             match status.code() {
                 Code::Success => {
                     feasible.push(ni);
@@ -994,23 +1035,17 @@ impl Framework {
 
     /// Mirrors `RunFilterPlugins`: the first rejecting plugin's status (with its name).
     pub fn run_filter_plugins(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        for e in &self.plugins {
-            let Some(f) = e.plugin.as_filter() else {
-                continue;
-            };
-            let name = e.plugin.name();
-            if state.skip_filter_plugins.contains(name) {
-                continue;
-            }
-            let s = f.filter(state, pod, node);
-            if !s.is_success() {
-                if !s.is_rejected() && s.code() != Code::Error {
-                    continue; // Skip from Filter is treated as success
-                }
-                return s.with_plugin(name);
-            }
-        }
-        Status::success()
+        run_filters(&self.active_filters(state), state, pod, node)
+    }
+
+    /// The Filter plugins of this cycle, in order: those whose PreFilter did not skip them.
+    /// Worked out once per cycle, not once per node.
+    fn active_filters(&self, state: &CycleState) -> Vec<(&'static str, &dyn FilterPlugin)> {
+        self.plugins
+            .iter()
+            .filter_map(|e| Some((e.plugin.name(), e.plugin.as_filter()?)))
+            .filter(|(name, _)| !state.skip_filter_plugins.contains(name))
+            .collect()
     }
 
     fn run_post_filter_plugins(
@@ -1167,6 +1202,26 @@ impl Framework {
             }
         }
     }
+}
+
+/// Run `filters` on one node: the first rejecting plugin's status (with its name); a Skip
+/// from Filter counts as success. Mirrors `RunFilterPlugins`.
+fn run_filters(
+    filters: &[(&'static str, &dyn FilterPlugin)],
+    state: &CycleState,
+    pod: &PodInfo,
+    node: &NodeInfo,
+) -> Status {
+    for (name, f) in filters {
+        let s = f.filter(state, pod, node);
+        if !s.is_success() {
+            if !s.is_rejected() && s.code() != Code::Error {
+                continue;
+            }
+            return s.with_plugin(name);
+        }
+    }
+    Status::success()
 }
 
 #[cfg(test)]

@@ -12,7 +12,12 @@
 //!   `FitError` message upstream prints;
 //! * [`plugins`] — the in-tree plugins, one file each, upstream names and reasons;
 //! * [`profile`] — profiles from configuration (plugins, weights, arguments);
-//! * [`resource`] — pod requests and node allocatable (quantities).
+//! * [`resource`] — pod requests and node allocatable (quantities);
+//! * [`metrics`] — latency histograms for the scheduler's stats;
+//! * [`reflector`] — the scheduler's pod list-watches (no typed cache: the snapshot and the
+//!   queue are the caches);
+//! * [`actor`] — the `Scheduler` actor: informers in, `Bind` / status / events out, a span
+//!   per attempt.
 //!
 //! Start with [`framework::Framework::schedule`], then a plugin such as
 //! [`plugins::node_resources_fit`].
@@ -20,9 +25,11 @@
 pub mod actor;
 pub mod framework;
 pub mod helpers;
+pub mod metrics;
 pub mod plugins;
 pub mod profile;
 pub mod queue;
+pub mod reflector;
 pub mod resource;
 pub mod snapshot;
 

@@ -6,8 +6,8 @@
 //! extension points at once (upstream's `multiPoint`; per-extension-point sets are not
 //! supported), and the queue-sort plugin is fixed (PrioritySort, in [`super::queue`]).
 //!
-//! This is the `[scheduler]` section of the configuration; see
-//! `config/scheduler.example.toml` for every key with a comment.
+//! This is the `[scheduler]` section of the configuration; `config/default.toml` has every
+//! key with a comment.
 
 use serde::Deserialize;
 
@@ -463,14 +463,14 @@ mod tests {
         cfg.validate().unwrap();
     }
 
-    /// `config/scheduler.example.toml` parses and says exactly the defaults.
+    /// The `[scheduler]` section of `config/default.toml` parses and says exactly the defaults.
     #[test]
-    fn example_config_is_the_default() {
+    fn default_toml_section_is_the_default() {
         #[derive(Deserialize)]
         struct File {
             scheduler: SchedulerConfig,
         }
-        let f: File = toml::from_str(include_str!("../../config/scheduler.example.toml")).unwrap();
+        let f: File = toml::from_str(include_str!("../../config/default.toml")).unwrap();
         assert_eq!(f.scheduler, SchedulerConfig::default());
     }
 

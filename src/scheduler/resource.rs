@@ -4,13 +4,16 @@
 //! (pkg/scheduler/framework/plugins/noderesources/fit.go) and `resourcehelper.PodRequests`
 //! (k8s.io/component-helpers/resource).
 //!
-//! The quantity parser here is private and exact; it will be replaced by
-//! `crate::api::quantity` once that lands (keep every use of it inside this file).
+//! Quantities are read with [`crate::api::quantity`]. Requests are read as stored: the API
+//! server's defaulting has already copied limits into missing requests (`SetDefaults_Pod`),
+//! so, as upstream, the scheduler never looks at limits.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::api::quantity;
 
 /// Request assumed for a container without a cpu request when *scoring* (not filtering):
 /// upstream `DefaultMilliCPURequest` (pkg/scheduler/util/pod_resources.go).
@@ -106,31 +109,21 @@ pub fn node_allocatable(node: &Node) -> Resource {
     }
 }
 
-/// A container's requests. A resource with a limit but no request counts its limit, as API
-/// defaulting would have set it (kube-apiserver copies limits into missing requests).
+/// A container's requests (`resources.requests`).
 fn container_requests(c: &Container) -> Resource {
-    let mut r = Resource::default();
-    if let Some(res) = c.resources.as_ref() {
-        if let Some(limits) = res.limits.as_ref() {
-            for (name, q) in limits {
-                r.set(name, q);
-            }
-        }
-        if let Some(requests) = res.requests.as_ref() {
-            for (name, q) in requests {
-                r.set(name, q);
-            }
-        }
-    }
-    r
+    c.resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .map(Resource::from_list)
+        .unwrap_or_default()
 }
 
-/// Whether a container names a resource in its requests (or limits, see [`container_requests`]).
+/// Whether a container requests a resource.
 fn container_has(c: &Container, name: &str) -> bool {
-    c.resources.as_ref().is_some_and(|res| {
-        res.requests.as_ref().is_some_and(|l| l.contains_key(name))
-            || res.limits.as_ref().is_some_and(|l| l.contains_key(name))
-    })
+    c.resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .is_some_and(|l| l.contains_key(name))
 }
 
 /// A container's requests with the scoring defaults (100m cpu, 200 MB memory) filled in for
@@ -197,103 +190,15 @@ pub fn compute_pod_non_zero_request(pod: &Pod) -> Resource {
     pod_requests(pod, true)
 }
 
-/// `Quantity.Value()`: the value rounded up to an integer (0 if unparseable or out of range).
+/// `Quantity.Value()`: the value rounded up to an integer (0 if unparseable: validation
+/// rejects such quantities, so only objects that bypassed it can have one).
 pub fn quantity_value(q: &Quantity) -> i64 {
-    quantity_to_milli(q)
-        .map(|m| ceil_div(m, 1000))
-        .map(saturate)
-        .unwrap_or(0)
+    quantity::bytes(q).unwrap_or(0)
 }
 
 /// `Quantity.MilliValue()`: the value in thousandths, rounded up (0 if unparseable).
 pub fn quantity_milli_value(q: &Quantity) -> i64 {
-    quantity_to_milli(q).map(saturate).unwrap_or(0)
-}
-
-fn saturate(v: i128) -> i64 {
-    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
-}
-
-fn ceil_div(a: i128, b: i128) -> i128 {
-    let q = a / b;
-    if (a % b != 0) && ((a > 0) == (b > 0)) {
-        q + 1
-    } else {
-        q
-    }
-}
-
-/// Parse a Kubernetes quantity exactly and return it in thousandths, rounded up (towards
-/// +infinity, as `resource.Quantity.MilliValue`). Accepts `<sign><digits>[.<digits>]<suffix>`
-/// with suffix one of: binary `Ki Mi Gi Ti Pi Ei`, decimal SI `n u m "" k M G T P E`, or a
-/// decimal exponent `e<int>` / `E<int>`. Returns `None` on syntax errors or overflow.
-///
-/// Temporary: `crate::api::quantity` will replace it.
-pub(crate) fn quantity_to_milli(q: &Quantity) -> Option<i128> {
-    let s = q.0.trim();
-    let (neg, rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let num_end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    let (number, suffix) = rest.split_at(num_end);
-    let (int_part, frac_part) = match number.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (number, ""),
-    };
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    if frac_part.contains('.') {
-        return None;
-    }
-    // mantissa * 10^dec_exp * 2^bin_exp
-    let mut mantissa: i128 = 0;
-    for c in int_part.bytes().chain(frac_part.bytes()) {
-        mantissa = mantissa.checked_mul(10)?.checked_add((c - b'0') as i128)?;
-    }
-    let mut dec_exp: i32 = -(frac_part.len() as i32);
-    let mut bin_exp: u32 = 0;
-    match suffix {
-        "" => {}
-        "n" => dec_exp -= 9,
-        "u" => dec_exp -= 6,
-        "m" => dec_exp -= 3,
-        "k" => dec_exp += 3,
-        "M" => dec_exp += 6,
-        "G" => dec_exp += 9,
-        "T" => dec_exp += 12,
-        "P" => dec_exp += 15,
-        "E" => dec_exp += 18,
-        "Ki" => bin_exp = 10,
-        "Mi" => bin_exp = 20,
-        "Gi" => bin_exp = 30,
-        "Ti" => bin_exp = 40,
-        "Pi" => bin_exp = 50,
-        "Ei" => bin_exp = 60,
-        s if s.starts_with(['e', 'E']) => {
-            let e: i32 = s[1..].parse().ok()?;
-            if e.abs() > 40 {
-                return None;
-            }
-            dec_exp += e;
-        }
-        _ => return None,
-    }
-    // To thousandths.
-    dec_exp += 3;
-    let mut v = mantissa.checked_mul(1i128.checked_shl(bin_exp)?)?;
-    if dec_exp >= 0 {
-        v = v.checked_mul(10i128.checked_pow(dec_exp as u32)?)?;
-    } else {
-        let d = 10i128.checked_pow((-dec_exp) as u32)?;
-        // Round up the magnitude for positive values (towards +inf overall).
-        v = if neg { v / d } else { ceil_div(v, d) };
-    }
-    Some(if neg { -v } else { v })
+    quantity::cpu_millis(q).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -305,43 +210,15 @@ mod tests {
         Quantity(s.to_string())
     }
 
-    /// Quantity parsing: every suffix family, fractions, exponents, rounding up, errors.
+    /// Quantities go through `api::quantity`: millicores and bytes, rounded up.
     #[test]
-    fn quantity_to_milli_parses_every_suffix() {
-        let cases: &[(&str, Option<i128>)] = &[
-            ("0", Some(0)),
-            ("1", Some(1000)),
-            ("100m", Some(100)),
-            ("1.5", Some(1500)),
-            (".5", Some(500)),
-            ("0.1m", Some(1)), // rounds up
-            ("250u", Some(1)),
-            ("1n", Some(1)),
-            ("2k", Some(2_000_000)),
-            ("1M", Some(1_000_000_000)),
-            ("1G", Some(1_000_000_000_000)),
-            ("1Ki", Some(1024 * 1000)),
-            ("128Mi", Some(128 * 1024 * 1024 * 1000)),
-            ("1.5Gi", Some(1536 * 1024 * 1024 * 1000)),
-            ("1Ei", Some((1i128 << 60) * 1000)),
-            ("1E", Some(10i128.pow(21))),
-            ("1e3", Some(1_000_000)),
-            ("1E3", Some(1_000_000)),
-            ("12e-3", Some(12)),
-            ("+3", Some(3000)),
-            ("-100m", Some(-100)),
-            ("", None),
-            ("abc", None),
-            ("1.2.3", None),
-            ("5X", None),
-            ("Mi", None),
-        ];
-        for (s, want) in cases {
-            assert_eq!(quantity_to_milli(&q(s)), *want, "quantity {s:?}");
-        }
+    fn quantities_read_as_upstream() {
+        assert_eq!(quantity_milli_value(&q("100m")), 100);
+        assert_eq!(quantity_milli_value(&q("2")), 2000);
+        assert_eq!(quantity_milli_value(&q("0.1m")), 1);
         assert_eq!(quantity_value(&q("100m")), 1);
         assert_eq!(quantity_value(&q("1Gi")), 1 << 30);
-        assert_eq!(quantity_milli_value(&q("2")), 2000);
+        assert_eq!(quantity_value(&q("abc")), 0);
     }
 
     fn container(requests: &[(&str, &str)], sidecar: bool) -> Container {
@@ -403,9 +280,10 @@ mod tests {
         assert_eq!(compute_pod_resource_request(&pod).milli_cpu, 400);
     }
 
-    /// A limit without a request counts as the request (API defaulting).
+    /// Limits are not requests: the scheduler reads only requests (defaulting copies
+    /// limits into missing requests before a pod is stored).
     #[test]
-    fn limit_without_request_counts_as_request() {
+    fn limits_alone_request_nothing() {
         let c = Container {
             name: "c".into(),
             resources: Some(ResourceRequirements {
@@ -421,6 +299,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(compute_pod_resource_request(&pod).milli_cpu, 1000);
+        assert_eq!(compute_pod_resource_request(&pod).milli_cpu, 0);
+        assert_eq!(
+            compute_pod_non_zero_request(&pod).milli_cpu,
+            DEFAULT_MILLI_CPU_REQUEST
+        );
     }
 }

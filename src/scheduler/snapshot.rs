@@ -354,6 +354,11 @@ pub struct Snapshot {
     orphans: HashMap<String, Vec<Arc<PodInfo>>>,
     /// Image name → number of nodes that have it (ImageLocality's spread).
     image_nodes: HashMap<String, usize>,
+    /// Pods on nodes with any (anti-)affinity term, and with a required anti-affinity term:
+    /// when 0, InterPodAffinity skips its scan of every node (upstream keeps the lists
+    /// `HavePodsWithAffinityList` / `HavePodsWithRequiredAntiAffinityList` for the same).
+    num_pods_with_affinity: usize,
+    num_pods_with_required_anti_affinity: usize,
 }
 
 impl Snapshot {
@@ -393,6 +398,27 @@ impl Snapshot {
         self.image_nodes.get(image).copied().unwrap_or(0)
     }
 
+    /// Whether any pod on a node has a pod affinity or anti-affinity term.
+    pub fn has_pods_with_affinity(&self) -> bool {
+        self.num_pods_with_affinity > 0
+    }
+
+    /// Whether any pod on a node has a required pod anti-affinity term.
+    pub fn has_pods_with_required_anti_affinity(&self) -> bool {
+        self.num_pods_with_required_anti_affinity > 0
+    }
+
+    /// Count (or uncount) a node's affinity pods.
+    fn count_affinity(&mut self, pods_with_affinity: usize, with_required_anti: usize, add: bool) {
+        if add {
+            self.num_pods_with_affinity += pods_with_affinity;
+            self.num_pods_with_required_anti_affinity += with_required_anti;
+        } else {
+            self.num_pods_with_affinity -= pods_with_affinity;
+            self.num_pods_with_required_anti_affinity -= with_required_anti;
+        }
+    }
+
     fn count_images(&mut self, ni: &NodeInfo, delta: isize) {
         for name in ni.images.keys() {
             let e = self.image_nodes.entry(name.clone()).or_default();
@@ -420,6 +446,11 @@ impl Snapshot {
             ni.add_pod(pi);
         }
         self.count_images(&ni, 1);
+        self.count_affinity(
+            ni.pods_with_affinity.len(),
+            ni.pods_with_required_anti_affinity.len(),
+            true,
+        );
         self.index.insert(name, self.nodes.len());
         self.nodes.push(ni);
     }
@@ -442,6 +473,11 @@ impl Snapshot {
             self.index.insert(moved, i);
         }
         self.count_images(&ni, -1);
+        self.count_affinity(
+            ni.pods_with_affinity.len(),
+            ni.pods_with_required_anti_affinity.len(),
+            false,
+        );
         if !ni.pods.is_empty() {
             self.orphans.insert(name.to_string(), ni.pods);
         }
@@ -449,8 +485,15 @@ impl Snapshot {
     }
 
     fn place(&mut self, pi: Arc<PodInfo>, node: &str) {
+        let (affinity, anti) = (
+            pi.has_affinity() as usize,
+            !pi.required_anti_affinity_terms.is_empty() as usize,
+        );
         match self.node_mut(node) {
-            Some(ni) => ni.add_pod(pi),
+            Some(ni) => {
+                ni.add_pod(pi);
+                self.count_affinity(affinity, anti, true);
+            }
             None => self.orphans.entry(node.to_string()).or_default().push(pi),
         }
     }
@@ -458,7 +501,13 @@ impl Snapshot {
     fn unplace(&mut self, key: &str, node: &str) {
         match self.node_mut(node) {
             Some(ni) => {
-                ni.remove_pod(key);
+                if let Some(pi) = ni.remove_pod(key) {
+                    self.count_affinity(
+                        pi.has_affinity() as usize,
+                        !pi.required_anti_affinity_terms.is_empty() as usize,
+                        false,
+                    );
+                }
             }
             None => {
                 if let Some(v) = self.orphans.get_mut(node) {
@@ -524,10 +573,10 @@ impl Snapshot {
                 node: p.node.clone(),
             });
         }
-        let ni = self
-            .node_mut(node)
-            .ok_or_else(|| SnapshotError::NodeNotFound(node.to_string()))?;
-        ni.add_pod(Arc::new(PodInfo::new(pod)));
+        if self.node(node).is_none() {
+            return Err(SnapshotError::NodeNotFound(node.to_string()));
+        }
+        self.place(Arc::new(PodInfo::new(pod)), node);
         self.pods.insert(
             key,
             PodPlacement {
@@ -549,6 +598,11 @@ impl Snapshot {
             }
             _ => Err(SnapshotError::PodNotAssumed(key.to_string())),
         }
+    }
+
+    /// Number of pods placed on nodes (bound or assumed).
+    pub fn num_pods(&self) -> usize {
+        self.pods.len()
     }
 
     /// Whether a pod is assumed and not yet confirmed.
@@ -693,6 +747,39 @@ mod tests {
     use super::*;
 
     const GI: i64 = 1 << 30;
+
+    /// The snapshot knows whether any placed pod has (anti-)affinity, through assume,
+    /// forget, node removal and the node coming back.
+    #[test]
+    fn affinity_pods_are_counted() {
+        use k8s_openapi::api::core::v1::{Affinity, PodAntiAffinity};
+        let mut anti = pod("db", 100, 0);
+        anti.spec.as_mut().unwrap().affinity = Some(Affinity {
+            pod_anti_affinity: Some(PodAntiAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                    topology_key: "kubernetes.io/hostname".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let mut s = Snapshot::new();
+        s.add_node(arc(node("n1", 1000, GI)));
+        s.add_pod(arc(on(pod("plain", 100, 0), "n1")));
+        assert!(!s.has_pods_with_affinity());
+        s.assume(arc(anti.clone()), "n1").unwrap();
+        assert!(s.has_pods_with_affinity() && s.has_pods_with_required_anti_affinity());
+        s.forget("default/db").unwrap();
+        assert!(!s.has_pods_with_required_anti_affinity());
+        s.add_pod(arc(on(anti, "n1")));
+        s.remove_node("n1").unwrap();
+        assert!(!s.has_pods_with_affinity(), "orphans are on no node");
+        s.add_node(arc(node("n1", 1000, GI)));
+        assert!(s.has_pods_with_required_anti_affinity());
+        s.remove_pod("default/db");
+        assert!(!s.has_pods_with_affinity());
+    }
 
     /// Node and pod accounting: add, update, remove, orphans attached when the node appears.
     #[test]

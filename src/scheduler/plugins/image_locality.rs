@@ -2,10 +2,14 @@
 //! them in `node.status.images`), weighted by image size and by how widely the image is
 //! spread (an image on every node says little about any one node).
 //!
-//! Mirrors pkg/scheduler/framework/plugins/imagelocality/image_locality.go.
+//! Mirrors pkg/scheduler/framework/plugins/imagelocality/image_locality.go. One addition: a
+//! PreScore normalizes the pod's image names once per cycle instead of once per node (same
+//! scores, no allocation per node).
 
 use super::names;
-use crate::scheduler::framework::{CycleState, Plugin, ScorePlugin, Status, MAX_NODE_SCORE};
+use crate::scheduler::framework::{
+    CycleState, Plugin, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
+};
 use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot};
 
 const MB: i64 = 1024 * 1024;
@@ -42,43 +46,73 @@ impl Plugin for ImageLocality {
     fn name(&self) -> &'static str {
         names::IMAGE_LOCALITY
     }
+    fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
+        Some(self)
+    }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
+    }
+}
+
+/// The pod's images, normalized, one per container (init containers first); `None` for a
+/// container without an image.
+struct PodImages(Vec<Option<String>>);
+
+const STATE_KEY: &str = "PreScoreImageLocality";
+
+fn pod_images(pod: &PodInfo) -> PodImages {
+    let Some(spec) = pod.pod.spec.as_ref() else {
+        return PodImages(Vec::new());
+    };
+    PodImages(
+        spec.init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .map(|c| c.image.as_deref().map(normalized_image_name))
+            .collect(),
+    )
+}
+
+impl PreScorePlugin for ImageLocality {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        _nodes: &[&super::super::snapshot::NodeInfo],
+        _snapshot: &Snapshot,
+    ) -> Status {
+        state.write(STATE_KEY, pod_images(pod));
+        Status::success()
     }
 }
 
 impl ScorePlugin for ImageLocality {
     fn score(
         &self,
-        _state: &CycleState,
+        state: &CycleState,
         pod: &PodInfo,
         node: &NodeInfo,
         snapshot: &Snapshot,
     ) -> Result<i64, Status> {
-        let Some(spec) = pod.pod.spec.as_ref() else {
-            return Ok(0);
+        let computed;
+        let images = match state.read::<PodImages>(STATE_KEY) {
+            Some(i) => i,
+            None => {
+                computed = pod_images(pod);
+                &computed
+            }
         };
         let total_nodes = snapshot.len().max(1);
-        let containers = spec
-            .init_containers
-            .iter()
-            .flatten()
-            .chain(spec.containers.iter());
         let mut sum = 0i64;
-        let mut n = 0usize;
-        for c in containers {
-            n += 1;
-            let Some(image) = c.image.as_deref() else {
-                continue;
-            };
-            let name = normalized_image_name(image);
-            if let Some(&size) = node.images.get(&name) {
+        for name in images.0.iter().flatten() {
+            if let Some(&size) = node.images.get(name) {
                 // scaledImageScore: size × (nodes with the image / all nodes)
-                let spread = snapshot.image_num_nodes(&name) as f64 / total_nodes as f64;
+                let spread = snapshot.image_num_nodes(name) as f64 / total_nodes as f64;
                 sum += (size as f64 * spread) as i64;
             }
         }
-        Ok(calculate_priority(sum, n))
+        Ok(calculate_priority(sum, images.0.len()))
     }
 }
 

@@ -108,10 +108,7 @@ impl PreFilterPlugin for InterPodAffinity {
         pod: &PodInfo,
         snapshot: &Snapshot,
     ) -> (Option<PreFilterResult>, Status) {
-        let any_existing_anti = snapshot
-            .nodes()
-            .iter()
-            .any(|n| !n.pods_with_required_anti_affinity.is_empty());
+        let any_existing_anti = snapshot.has_pods_with_required_anti_affinity();
         if pod.required_affinity_terms.is_empty()
             && pod.required_anti_affinity_terms.is_empty()
             && !any_existing_anti
@@ -293,6 +290,9 @@ impl PreScorePlugin for InterPodAffinity {
     ) -> Status {
         let has_constraints = !pod.preferred_affinity_terms.is_empty()
             || !pod.preferred_anti_affinity_terms.is_empty();
+        if !has_constraints && !snapshot.has_pods_with_affinity() {
+            return Status::skip(); // nothing could score: no scan of every node
+        }
         let mut scores = TopologyCounts::new();
         for ni in snapshot.nodes() {
             // Without preferred terms of its own, only existing pods with affinity matter.
