@@ -316,8 +316,9 @@ async fn get(
                 resource_version: obj.resource_version().to_string(),
                 ..Default::default()
             };
-            let t = table::table(rp.kind, [&*obj], &meta, api_version, jiff::Timestamp::now());
-            json_value(StatusCode::OK, &t)
+            let t =
+                table::table_bytes(rp.kind, [&*obj], &meta, api_version, jiff::Timestamp::now());
+            json_response(StatusCode::OK, t)
         }
     })
 }
@@ -427,14 +428,14 @@ async fn list(
                 continue_token: list.continue_token.clone(),
                 remaining: list.remaining,
             };
-            let t = table::table(
+            let t = table::table_bytes(
                 rp.kind,
                 list.items.iter().map(|o| &**o),
                 &meta,
                 api_version,
                 jiff::Timestamp::now(),
             );
-            json_value(StatusCode::OK, &t)
+            json_response(StatusCode::OK, t)
         }
     })
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Container, Event, Namespace, Node, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, ContainerState, Event, Namespace, Node, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as MetaSelector, Time};
 use serde_json::{json, Value};
 
@@ -157,6 +157,22 @@ pub fn table<'a>(
     api_version: &str,
     now: Timestamp,
 ) -> Value {
+    serde_json::from_slice(&table_bytes(kind, objects, list, api_version, now))
+        .unwrap_or(Value::Null)
+}
+
+/// [`table`], written straight to bytes: rows are serialized one by one, with no
+/// intermediate JSON tree of the objects' metadata (a 10,000-pod Table is what
+/// `kubectl get pods` asks for).
+pub fn table_bytes<'a>(
+    kind: Kind,
+    objects: impl IntoIterator<Item = &'a Object>,
+    list: &ListMeta,
+    api_version: &str,
+    now: Timestamp,
+) -> Vec<u8> {
+    let objects = objects.into_iter();
+    let mut out = Vec::with_capacity(1024 + objects.size_hint().0 * 700);
     let column_definitions: Vec<Value> = columns(kind)
         .iter()
         .map(|c| {
@@ -169,7 +185,6 @@ pub fn table<'a>(
             })
         })
         .collect();
-    let rows: Vec<Value> = objects.into_iter().map(|o| row(o, now)).collect();
     let mut metadata = json!({ "resourceVersion": list.resource_version });
     if let Some(c) = &list.continue_token {
         metadata["continue"] = json!(c);
@@ -177,17 +192,26 @@ pub fn table<'a>(
     if let Some(r) = list.remaining {
         metadata["remainingItemCount"] = json!(r);
     }
-    json!({
-        "kind": "Table",
-        "apiVersion": api_version,
-        "metadata": metadata,
-        "columnDefinitions": column_definitions,
-        "rows": rows,
-    })
+    // Serializing plain JSON values and k8s-openapi types into a Vec cannot fail.
+    out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":");
+    let _ = serde_json::to_writer(&mut out, api_version);
+    out.extend_from_slice(b",\"metadata\":");
+    let _ = serde_json::to_writer(&mut out, &metadata);
+    out.extend_from_slice(b",\"columnDefinitions\":");
+    let _ = serde_json::to_writer(&mut out, &column_definitions);
+    out.extend_from_slice(b",\"rows\":[");
+    for (i, obj) in objects.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_row(&mut out, obj, now);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
-/// One row: the cells and the object's metadata.
-fn row(obj: &Object, now: Timestamp) -> Value {
+/// One row: the cells, the conditions (pods), and the object's metadata.
+fn write_row(out: &mut Vec<u8>, obj: &Object, now: Timestamp) {
     let (cells, conditions) = match obj {
         Object::Pod(p) => print_pod(p, now),
         Object::Deployment(d) => (print_deployment(d, now), None),
@@ -197,18 +221,17 @@ fn row(obj: &Object, now: Timestamp) -> Value {
         Object::Namespace(ns) => (print_namespace(ns, now), None),
         Object::Lease(l) => (print_lease(l, now), None),
     };
-    let mut row = json!({
-        "cells": cells,
-        "object": {
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": serde_json::to_value(obj.meta()).unwrap_or(Value::Null),
-        },
-    });
+    out.extend_from_slice(b"{\"cells\":");
+    let _ = serde_json::to_writer(&mut *out, &cells);
     if let Some(c) = conditions {
-        row["conditions"] = c;
+        out.extend_from_slice(b",\"conditions\":");
+        let _ = serde_json::to_writer(&mut *out, &c);
     }
-    row
+    out.extend_from_slice(
+        b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+    );
+    let _ = serde_json::to_writer(&mut *out, obj.meta());
+    out.extend_from_slice(b"}}");
 }
 
 /// Mirrors `duration.HumanDuration` (k8s.io/apimachinery/pkg/util/duration).
@@ -291,7 +314,8 @@ fn is_restartable_init_container(c: Option<&Container>) -> bool {
 fn print_pod(pod: &Pod, now: Timestamp) -> (Vec<Value>, Option<Value>) {
     let empty_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty_spec);
-    let status = pod.status.clone().unwrap_or_default();
+    let empty_status = k8s_openapi::api::core::v1::PodStatus::default();
+    let status = pod.status.as_ref().unwrap_or(&empty_status);
     let init_specs = spec.init_containers.as_deref().unwrap_or(&[]);
     let total = spec.containers.len()
         + init_specs
@@ -344,7 +368,8 @@ fn print_pod(pod: &Pod, now: Timestamp) -> (Vec<Value>, Option<Value>) {
                     later(last_restartable_init_restart, t.finished_at.as_ref());
             }
         }
-        let state = c.state.clone().unwrap_or_default();
+        let empty_state = ContainerState::default();
+        let state = c.state.as_ref().unwrap_or(&empty_state);
         match (&state.terminated, &state.waiting) {
             (Some(t), _) if t.exit_code == 0 => continue,
             _ if restartable && c.started == Some(true) => {
@@ -388,7 +413,8 @@ fn print_pod(pod: &Pod, now: Timestamp) -> (Vec<Value>, Option<Value>) {
             if let Some(t) = c.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
                 last_restart = later(last_restart, t.finished_at.as_ref());
             }
-            let state = c.state.clone().unwrap_or_default();
+            let empty_state = ContainerState::default();
+            let state = c.state.as_ref().unwrap_or(&empty_state);
             let waiting_reason = state.waiting.as_ref().and_then(|w| w.reason.clone());
             if let Some(r) = waiting_reason.filter(|r| !r.is_empty()) {
                 reason = r;

@@ -14,6 +14,8 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use actix::Addr;
 use actix_web::web::Bytes;
 use futures::Stream;
@@ -21,7 +23,7 @@ use serde_json::json;
 use tokio::time::{Instant, Interval};
 
 use super::table::{self, ListMeta};
-use crate::api::Kind;
+use crate::api::{Kind, Object};
 use crate::apiserver::{ApiError, ApiServer, CurrentRevision, WatchEvent, WatchStream};
 
 /// A watch without `timeoutSeconds` ends after this long (kube-apiserver picks between
@@ -66,14 +68,20 @@ pub fn encode(event: &WatchEvent, kind: Kind, table_version: Option<&str>) -> Ve
                 resource_version: object.resource_version().to_string(),
                 ..Default::default()
             };
-            let t = table::table(
+            let t = table::table_bytes(
                 kind,
                 [&**object],
                 &meta,
                 api_version,
                 jiff::Timestamp::now(),
             );
-            line(&json!({"type": kind_name, "object": t}))
+            let mut out = Vec::with_capacity(t.len() + 32);
+            out.extend_from_slice(b"{\"type\":\"");
+            out.extend_from_slice(kind_name.as_bytes());
+            out.extend_from_slice(b"\",\"object\":");
+            out.extend_from_slice(&t);
+            out.extend_from_slice(b"}\n");
+            out
         }
         None => {
             // Written by hand to serialize the (shared) object once, without a copy.
@@ -86,6 +94,50 @@ pub fn encode(event: &WatchEvent, kind: Kind, table_version: Option<&str>) -> Ve
             out
         }
     }
+}
+
+/// How many recently encoded events each HTTP worker thread keeps (see [`encode_shared`]).
+const SHARED_ENCODINGS: usize = 64;
+
+thread_local! {
+    /// Events this worker thread encoded lately, by the shared object they carry.
+    static ENCODED: std::cell::RefCell<std::collections::VecDeque<(Arc<Object>, &'static str, Bytes)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
+
+/// [`encode`], once per event rather than once per watcher: every watcher of a change gets
+/// the same `Arc<Object>`, so the line encoded for the first watcher on this thread is reused
+/// for the others (the entry holds the `Arc`, so a pointer match is the same object).
+/// Tables are encoded per watcher (their AGE column is computed at sending time).
+pub fn encode_shared(event: &WatchEvent, kind: Kind, table_version: Option<&str>) -> Bytes {
+    let (tag, object) = match event {
+        WatchEvent::Added(o) => ("ADDED", o),
+        WatchEvent::Modified(o) => ("MODIFIED", o),
+        WatchEvent::Deleted(o) => ("DELETED", o),
+        _ => return Bytes::from(encode(event, kind, table_version)),
+    };
+    if table_version.is_some() {
+        return Bytes::from(encode(event, kind, table_version));
+    }
+    let hit = ENCODED.with(|cache| {
+        cache
+            .borrow()
+            .iter()
+            .find(|(o, t, _)| *t == tag && Arc::ptr_eq(o, object))
+            .map(|(_, _, b)| b.clone())
+    });
+    if let Some(bytes) = hit {
+        return bytes;
+    }
+    let bytes = Bytes::from(encode(event, kind, None));
+    ENCODED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= SHARED_ENCODINGS {
+            cache.pop_front();
+        }
+        cache.push_back((object.clone(), tag, bytes.clone()));
+    });
+    bytes
 }
 
 fn line(v: &serde_json::Value) -> Vec<u8> {
@@ -150,15 +202,14 @@ pub fn events(
         match next {
             Next::Event(Some(ev)) => {
                 st.done = matches!(ev, WatchEvent::Error(_));
-                let bytes = encode(&ev, kind, table);
-                Some((Ok(Bytes::from(bytes)), st))
+                Some((Ok(encode_shared(&ev, kind, table)), st))
             }
             Next::Event(None) | Next::Timeout => None,
             Next::Bookmark => {
                 let rev = st.api.send(CurrentRevision).await.ok()?;
                 let mut out = Vec::new();
                 while let Ok(ev) = st.stream.rx.try_recv() {
-                    out.extend(encode(&ev, kind, table));
+                    out.extend_from_slice(&encode_shared(&ev, kind, table));
                     if matches!(ev, WatchEvent::Error(_)) {
                         st.done = true;
                         return Some((Ok(Bytes::from(out)), st));
@@ -180,10 +231,8 @@ pub fn error_only(e: &ApiError) -> impl Stream<Item = Result<Bytes, actix_web::E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Object;
     use k8s_openapi::api::core::v1::Namespace;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use std::sync::Arc;
 
     fn ns(name: &str, rv: &str) -> Arc<Object> {
         Arc::new(Object::Namespace(Namespace {
@@ -224,6 +273,23 @@ mod tests {
         assert_eq!(err["type"], "ERROR");
         assert_eq!(err["object"]["code"], 410);
         assert_eq!(err["object"]["reason"], "Expired");
+    }
+
+    #[test]
+    fn an_event_is_encoded_once_for_all_watchers_of_a_thread() {
+        let obj = ns("a", "5");
+        let first = encode_shared(&WatchEvent::Added(obj.clone()), Kind::Namespace, None);
+        let second = encode_shared(&WatchEvent::Added(obj.clone()), Kind::Namespace, None);
+        assert_eq!(first.as_ptr(), second.as_ptr(), "the same bytes, shared");
+        let modified = encode_shared(&WatchEvent::Modified(obj.clone()), Kind::Namespace, None);
+        assert_eq!(parse(&modified)["type"], "MODIFIED");
+        let other = encode_shared(&WatchEvent::Added(ns("a", "5")), Kind::Namespace, None);
+        assert_ne!(
+            first.as_ptr(),
+            other.as_ptr(),
+            "another Arc is another object"
+        );
+        assert_eq!(first, other);
     }
 
     #[test]
