@@ -613,16 +613,23 @@ async fn orphan_deletion_leaves_the_replicaset_and_pods_without_the_owner() {
         Trace::Untraced,
     )
     .await;
-    let (adopted, _) = settled(api, "web", 3).await;
+    settled(api, "web", 3).await;
+    // Adoption is its own write after the ReplicaSet is found: wait for it rather than race it.
+    let want = Some((
+        "Deployment".to_string(),
+        d.meta().uid.clone().unwrap(),
+        Some(true),
+    ));
+    let adopted = eventually(
+        "the new Deployment adopts the orphaned ReplicaSet",
+        || async {
+            let rss = replica_sets(api).await;
+            let [r] = &rss[..] else { return None };
+            (controller_of(&r.metadata) == want).then(|| r.clone())
+        },
+    )
+    .await;
     assert_eq!(adopted.metadata.uid, rs.metadata.uid);
-    assert_eq!(
-        controller_of(&adopted.metadata),
-        Some((
-            "Deployment".into(),
-            d.meta().uid.clone().unwrap(),
-            Some(true)
-        ))
-    );
 }
 
 fn reasons_of(evs: &[Event], kind: &str) -> Vec<(String, String, String)> {
