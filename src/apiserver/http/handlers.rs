@@ -488,6 +488,17 @@ async fn watch(
 
 // ---- writes ----
 
+/// The object's name must be the one on the URL (upstream's update/patch handlers' check).
+fn ensure_name(obj: &Object, name: &str) -> Result<(), HttpError> {
+    if obj.name() == name {
+        return Ok(());
+    }
+    Err(bad_request(format!(
+        "the name of the object ({}) does not match the name on the URL ({name})",
+        obj.name()
+    )))
+}
+
 /// Upstream's `EnsureObjectNamespaceMatchesRequestNamespace`.
 fn ensure_namespace(obj: &mut Object, request_ns: Option<&str>) -> Result<(), HttpError> {
     let obj_ns = obj.meta().namespace.clone().unwrap_or_default();
@@ -588,12 +599,7 @@ async fn update(
 ) -> Result<HttpResponse, HttpError> {
     let dry_run = q.dry_run()?;
     let decoded = decode_body(req, payload, state, rp, q).await?;
-    if decoded.object.name() != name {
-        return Err(bad_request(format!(
-            "the name of the object ({}) does not match the name on the URL ({name})",
-            decoded.object.name()
-        )));
-    }
+    ensure_name(&decoded.object, name)?;
     let verb = match subresource {
         Subresource::Main => "update",
         Subresource::Status => "update status",
@@ -838,12 +844,7 @@ async fn patch(
             != original.pointer("/metadata/resourceVersion");
         let decoded = body::decode_value(rp.kind, patched, validation)?;
         let mut object = decoded.object;
-        if object.name() != name {
-            return Err(bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                object.name()
-            )));
-        }
+        ensure_name(&object, name)?;
         ensure_namespace(&mut object, rp.namespace.as_deref())?;
         let result = state
             .api
@@ -994,12 +995,7 @@ async fn apply_create(
     let config = patch::parse(bytes, PatchType::Apply)?;
     let decoded = body::decode_value(rp.kind, config, validation)?;
     let mut object = decoded.object;
-    if object.name() != name {
-        return Err(bad_request(format!(
-            "the name of the object ({}) does not match the name on the URL ({name})",
-            object.name()
-        )));
-    }
+    ensure_name(&object, name)?;
     ensure_namespace(&mut object, rp.namespace.as_deref())?;
     let created = state
         .api
