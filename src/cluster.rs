@@ -112,7 +112,11 @@ impl Cluster {
             false => None,
         };
         let ca = tls.as_ref().map(|t| t.cert_pem.clone());
-        let http_opts = HttpOptions::from_config(&config.apiserver, token.clone(), tls);
+        let mut http_opts = HttpOptions::from_config(&config.apiserver, token.clone(), tls);
+        http_opts.backends = http::backends::Backends {
+            nodes: std::sync::Arc::new(nodes.iter().map(|n| (n.name.clone(), n.clone())).collect()),
+            telemetry: Some(telemetry.clone()),
+        };
         let http = http::start(apiserver.clone(), http_opts)?;
         let kubeconfig =
             http::auth::write_kubeconfig(&data_dir, &http.url(), ca.as_deref(), token.as_deref())?;

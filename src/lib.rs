@@ -28,6 +28,7 @@
 //! * [`telemetry`] — tracer providers per component, trace context through messages and
 //!   through objects (`traceparent` annotation), OTLP export, the in-memory span store.
 //! * [`cluster`] — wiring: start the components from a [`config::Config`].
+//! * [`client`] — the `kubeactor` commands' connection to a running daemon (its kubeconfig).
 //!
 //! # Where to start reading
 //!
@@ -38,6 +39,7 @@
 
 pub mod api;
 pub mod apiserver;
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -494,6 +494,7 @@ impl Handler<WorkerDone> for Kubelet {
 }
 
 /// A running node: its kubelet and its container runtime.
+#[derive(Clone, Debug)]
 pub struct NodeHandle {
     pub name: String,
     pub kubelet: Addr<Kubelet>,

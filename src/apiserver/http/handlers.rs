@@ -20,7 +20,7 @@ use super::body::{self, FieldValidation, Output};
 use super::patch::{self, PatchType};
 use super::path::{self, ResourcePath, Route};
 use super::table::{self, ListMeta};
-use super::{auth, discovery, openapi, protobuf, watch, HttpError, HttpOptions};
+use super::{admin, auth, discovery, openapi, protobuf, watch, HttpError, HttpOptions};
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::{Kind, Object};
 use crate::apiserver::{
@@ -91,6 +91,9 @@ async fn handle(
         }
     }
     let trimmed = path.trim_end_matches('/');
+    if path.starts_with(admin::PREFIX) {
+        return admin::serve(req, payload, state).await;
+    }
     if trimmed.starts_with("/openapi/") {
         if req.method() != Method::GET {
             return Err(HttpError::MethodNotAllowed);

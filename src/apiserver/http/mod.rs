@@ -19,6 +19,8 @@
 //! * [`watch`] — the chunked watch stream, bookmarks, 410 Gone.
 //! * [`auth`] — the bearer token and the kubeconfig that carries it.
 //! * [`tls`] — the self-signed serving certificate (kubectl sends tokens only over https).
+//! * [`admin`] — kubeactor's own endpoints under `/kubeactor/v1/` (traces, node faults).
+//! * [`backends`] — handles to the nodes and telemetry, for `pods/log` and [`admin`].
 //!
 //! # What is not served yet
 //!
@@ -26,7 +28,9 @@
 //! see [`patch`]). Protobuf bodies of other kinds than Deployment, Pod and Namespace, the
 //! `log` subresource and real OpenAPI schemas answer 415 / 404 / minimal documents for now.
 
+pub mod admin;
 pub mod auth;
+pub mod backends;
 pub mod body;
 pub mod discovery;
 pub mod handlers;
@@ -65,6 +69,8 @@ pub struct HttpOptions {
     pub workers: usize,
     /// Serve https with this certificate; `None`: plain http.
     pub tls: Option<tls::TlsIdentity>,
+    /// The rest of the daemon (nodes, telemetry), for `pods/log` and the admin endpoints.
+    pub backends: backends::Backends,
 }
 
 impl Default for HttpOptions {
@@ -77,6 +83,7 @@ impl Default for HttpOptions {
             bookmark_interval: Duration::from_secs(60),
             workers: 2,
             tls: None,
+            backends: backends::Backends::default(),
         }
     }
 }
@@ -97,6 +104,7 @@ impl HttpOptions {
             bookmark_interval: Duration::from_millis(c.bookmark_interval_ms),
             workers: c.http_workers,
             tls,
+            backends: backends::Backends::default(),
         }
     }
 }
