@@ -31,6 +31,12 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// The speed factor: simulated seconds per real second (0 = work is instant).
     fn speed(&self) -> f64;
 
+    /// The speed factor for periods and back-offs ([`Clock::period`]); the work speed unless
+    /// configured apart (`[simulation] period_speed`).
+    fn period_speed(&self) -> f64 {
+        self.speed()
+    }
+
     /// Real monotonic time.
     fn now(&self) -> Instant {
         Instant::now()
@@ -54,7 +60,12 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// The real duration of a simulated *period* or back-off: like [`Clock::scale`], but never
     /// below [`MIN_PERIOD`].
     fn period(&self, sim: Duration) -> Duration {
-        self.scale(sim).max(MIN_PERIOD)
+        let speed = self.period_speed();
+        if speed <= 0.0 {
+            MIN_PERIOD
+        } else {
+            sim.div_f64(speed).max(MIN_PERIOD)
+        }
     }
 
     /// How much simulated time a real interval stands for (`real * speed`; at speed 0, an
@@ -91,28 +102,37 @@ fn sleep_real(real: Duration) -> BoxFuture<'static, ()> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SimClock {
     speed: f64,
+    /// `None`: periods run at `speed`.
+    period_speed: Option<f64>,
 }
 
 impl SimClock {
     /// A clock running `speed` times faster than real time (0 = instant work). A negative or
     /// non-finite speed is treated as 1.
     pub fn new(speed: f64) -> SimClock {
-        let speed = if speed.is_finite() && speed >= 0.0 {
-            speed
-        } else {
-            1.0
-        };
-        SimClock { speed }
+        SimClock {
+            speed: sane(speed),
+            period_speed: None,
+        }
+    }
+
+    /// This clock with periods and back-offs at their own speed (e.g. instant work but real
+    /// lease renewals and resyncs, as the chain benchmark runs).
+    pub fn with_period_speed(self, period_speed: f64) -> SimClock {
+        SimClock {
+            period_speed: Some(sane(period_speed)),
+            ..self
+        }
     }
 
     /// Real time.
     pub fn real() -> SimClock {
-        SimClock { speed: 1.0 }
+        SimClock::new(1.0)
     }
 
     /// Simulated work takes no time (tests).
     pub fn instant() -> SimClock {
-        SimClock { speed: 0.0 }
+        SimClock::new(0.0)
     }
 
     pub fn shared(self) -> Arc<dyn Clock> {
@@ -120,9 +140,22 @@ impl SimClock {
     }
 }
 
+/// A negative or non-finite speed is treated as 1.
+fn sane(speed: f64) -> f64 {
+    if speed.is_finite() && speed >= 0.0 {
+        speed
+    } else {
+        1.0
+    }
+}
+
 impl Clock for SimClock {
     fn speed(&self) -> f64 {
         self.speed
+    }
+
+    fn period_speed(&self) -> f64 {
+        self.period_speed.unwrap_or(self.speed)
     }
 }
 
@@ -132,12 +165,20 @@ impl Clock for SimClock {
 pub struct SimulationConfig {
     /// Simulated seconds per real second; 0 = simulated work is instant.
     pub speed: f64,
+    /// Simulated seconds per real second for periods and back-offs only (lease renewals,
+    /// status updates, resyncs, probe periods, back-offs); unset = `speed`.
+    #[serde(default)]
+    pub period_speed: Option<f64>,
 }
 
 impl SimulationConfig {
     /// The clock this configuration describes.
     pub fn clock(&self) -> Arc<dyn Clock> {
-        SimClock::new(self.speed).shared()
+        let clock = SimClock::new(self.speed);
+        match self.period_speed {
+            Some(p) => clock.with_period_speed(p).shared(),
+            None => clock.shared(),
+        }
     }
 
     /// Range checks, as `(dotted key, message)`.
@@ -147,6 +188,14 @@ impl SimulationConfig {
                 "simulation.speed",
                 format!("must be 0 or a positive number, got {}", self.speed),
             ));
+        }
+        if let Some(p) = self.period_speed {
+            if !p.is_finite() || p < 0.0 {
+                return Err((
+                    "simulation.period_speed",
+                    format!("must be 0 or a positive number, got {p}"),
+                ));
+            }
         }
         Ok(())
     }
@@ -177,6 +226,16 @@ mod tests {
         assert_eq!(c.scale(Duration::from_secs(300)), Duration::ZERO);
         assert_eq!(c.period(Duration::from_secs(10)), MIN_PERIOD);
         assert_eq!(c.simulated(Duration::from_millis(1)), Duration::MAX);
+    }
+
+    #[test]
+    fn periods_can_run_at_their_own_speed() {
+        let c = SimClock::instant().with_period_speed(1.0);
+        assert_eq!(c.scale(Duration::from_secs(300)), Duration::ZERO);
+        assert_eq!(c.period(Duration::from_secs(10)), Duration::from_secs(10));
+        let c = SimClock::new(1.0).with_period_speed(100.0);
+        assert_eq!(c.period(Duration::from_secs(10)), Duration::from_millis(100));
+        assert_eq!(c.scale(Duration::from_secs(2)), Duration::from_secs(2));
     }
 
     #[test]
