@@ -166,18 +166,18 @@ pub struct SimulationConfig {
     /// Simulated seconds per real second; 0 = simulated work is instant.
     pub speed: f64,
     /// Simulated seconds per real second for periods and back-offs only (lease renewals,
-    /// status updates, resyncs, probe periods, back-offs); unset = `speed`.
-    #[serde(default)]
-    pub period_speed: Option<f64>,
+    /// status updates, resyncs, probe periods, back-offs); 0 = the same as `speed`.
+    pub period_speed: f64,
 }
 
 impl SimulationConfig {
     /// The clock this configuration describes.
     pub fn clock(&self) -> Arc<dyn Clock> {
         let clock = SimClock::new(self.speed);
-        match self.period_speed {
-            Some(p) => clock.with_period_speed(p).shared(),
-            None => clock.shared(),
+        if self.period_speed > 0.0 {
+            clock.with_period_speed(self.period_speed).shared()
+        } else {
+            clock.shared()
         }
     }
 
@@ -189,13 +189,12 @@ impl SimulationConfig {
                 format!("must be 0 or a positive number, got {}", self.speed),
             ));
         }
-        if let Some(p) = self.period_speed {
-            if !p.is_finite() || p < 0.0 {
-                return Err((
-                    "simulation.period_speed",
-                    format!("must be 0 or a positive number, got {p}"),
-                ));
-            }
+        let p = self.period_speed;
+        if !p.is_finite() || p < 0.0 {
+            return Err((
+                "simulation.period_speed",
+                format!("must be 0 (follow speed) or a positive number, got {p}"),
+            ));
         }
         Ok(())
     }

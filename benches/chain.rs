@@ -1,0 +1,470 @@
+//! The whole chain in one process (issue 8): `Cluster::start` as `kubeactor up` runs it — the
+//! durable redb store with fsync'd group commit, the API server, the controller manager, the
+//! scheduler, and a kubelet plus container runtime per node — with simulated work instant
+//! (`simulation.speed = 0`) but leases, node status and resyncs on their real periods
+//! (`simulation.period_speed = 1`), and tracing on with head sampling.
+//!
+//! Deployments are created through the ApiServer actor (`Create`, a new trace per create, as
+//! the HTTP layer does for a request without a `traceparent`), and a watch on Deployments
+//! says when each is Available with all its replicas.
+//!
+//! * `latency` — a Deployment with 3 replicas, created one at a time, from the `Create` until
+//!   the watch shows `availableReplicas = 3` and `Available=True` (i.e. 3 pods Running and
+//!   ready). Prints p50/p99 over the runs. Target: p50 ≤ 3 ms, p99 ≤ 15 ms.
+//! * `scale` — N nodes, then D Deployments × R replicas created at once; time until every
+//!   Deployment is Available with all replicas; pods/s, peak RSS (VmHWM) and RSS per pod, the
+//!   store's size on disk, and store writes per pod. Target (10,000 nodes, 1,000 × 100): ≤ 15 s,
+//!   ≤ 10 KiB RSS per pod.
+//! * `tracing` — `scale` with tracing off, then on; prints the throughput ratio (target ≥ 0.8).
+//!
+//! Run: `cargo bench --bench chain -- latency|scale|tracing [--runs N] [--nodes N]
+//! [--deployments N] [--replicas N] [--sample RATIO] [--tracing on|off]`; with no mode, all
+//! three at the issue's sizes. `--quick`: small sizes (100 nodes, 100 × 10) for a smoke run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kubeactor::api::{Kind, Object};
+use kubeactor::apiserver::{
+    ApiServer, Create, CurrentRevision, Trace, Watch, WatchEvent, WriteOptions,
+};
+use kubeactor::cluster::Cluster;
+use kubeactor::config::{Config, ConfigSources, Override};
+use kubeactor::kubelet::config::NodeConfig;
+use kubeactor::telemetry::Telemetry;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Clone, Debug)]
+struct Opts {
+    mode: Option<String>,
+    runs: usize,
+    nodes: usize,
+    deployments: usize,
+    replicas: i32,
+    sample: f64,
+    tracing: Option<bool>,
+    quick: bool,
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts {
+        mode: None,
+        runs: 3,
+        nodes: 10_000,
+        deployments: 1_000,
+        replicas: 100,
+        sample: 0.01,
+        tracing: None,
+        quick: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut next = |what: &str| {
+            args.next()
+                .unwrap_or_else(|| panic!("{a} needs a value ({what})"))
+        };
+        match a.as_str() {
+            "--runs" => o.runs = next("count").parse().expect("--runs N"),
+            "--nodes" => o.nodes = next("count").parse().expect("--nodes N"),
+            "--deployments" => o.deployments = next("count").parse().expect("--deployments N"),
+            "--replicas" => o.replicas = next("count").parse().expect("--replicas N"),
+            "--sample" => o.sample = next("ratio").parse().expect("--sample RATIO"),
+            "--tracing" => o.tracing = Some(next("on|off") == "on"),
+            "--quick" => o.quick = true,
+            "--bench" => {}
+            m if !m.starts_with('-') => o.mode = Some(m.to_string()),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    if o.quick {
+        o.nodes = o.nodes.min(100);
+        o.deployments = o.deployments.min(100);
+        o.replicas = o.replicas.min(10);
+        o.runs = o.runs.min(1);
+    }
+    o
+}
+
+fn main() {
+    let o = parse_args();
+    match o.mode.as_deref() {
+        Some("latency") => latency(&o),
+        Some("scale") => {
+            let on = o.tracing.unwrap_or(true);
+            let runs: Vec<ScaleRun> = (0..o.runs).map(|_| scale(&o, on)).collect();
+            summarize_scale(&runs);
+        }
+        Some("tracing") => tracing_cost(&o),
+        None => {
+            latency(&o);
+            let runs: Vec<ScaleRun> = (0..o.runs).map(|_| scale(&o, true)).collect();
+            summarize_scale(&runs);
+            tracing_cost(&o);
+        }
+        Some(other) => panic!("unknown mode {other}: latency, scale or tracing"),
+    }
+}
+
+/// The daemon's configuration for a run: durable store in `dir`, instant work, real periods.
+fn config(dir: &Path, nodes: usize, tracing: bool, sample: f64) -> Config {
+    let set = |k: &str, v: &str| Override::set(k, v);
+    let sources = ConfigSources {
+        overrides: vec![
+            set("data_dir", &dir.to_string_lossy()),
+            set("store.engine", "redb"),
+            set("simulation.speed", "0"),
+            set("simulation.period_speed", "1"),
+            set("apiserver.listen", "127.0.0.1:0"),
+            set(
+                "telemetry.sampler_ratio",
+                &if tracing { sample } else { 0.0 }.to_string(),
+            ),
+            set("log.filter", "warn"),
+        ],
+        ..Default::default()
+    };
+    let mut c = Config::load(&sources).expect("bench config");
+    c.nodes.workers = (0..nodes).map(node).collect();
+    c
+}
+
+fn node(i: usize) -> NodeConfig {
+    serde_json::from_value(serde_json::json!({
+        "name": format!("node-{}", i + 1),
+        "pod_cidr": format!("10.{}.{}.0/24", 64 + i / 256, i % 256),
+        "zone": format!("zone-{}", (b'a' + (i % 3) as u8) as char),
+    }))
+    .expect("node config")
+}
+
+fn deployment(name: &str, replicas: i32) -> Object {
+    let labels: BTreeMap<String, String> = [("app".to_string(), name.to_string())].into();
+    Object::Deployment(Deployment {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "nginx".into(),
+                        image: Some("nginx:1.27".into()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// Is this Deployment Available with all `replicas`?
+fn available(obj: &Object, replicas: i32) -> bool {
+    let Object::Deployment(d) = obj else {
+        return false;
+    };
+    let Some(status) = &d.status else {
+        return false;
+    };
+    status.available_replicas == Some(replicas)
+        && status.updated_replicas == Some(replicas)
+        && status.conditions.iter().flatten().any(|c| {
+            c.type_ == "Available" && c.status == "True"
+        })
+}
+
+fn create_msg(name: &str, replicas: i32, tracing: bool) -> Create {
+    Create {
+        object: deployment(name, replicas),
+        options: WriteOptions {
+            dry_run: false,
+            span_name: Some("bench create".into()),
+        },
+        trace: if tracing { Trace::root() } else { Trace::Untraced },
+    }
+}
+
+/// Start a cluster (the caller runs inside an actix System).
+async fn start(dir: &Path, nodes: usize, tracing: bool, sample: f64) -> Cluster {
+    let cfg = config(dir, nodes, tracing, sample);
+    let telemetry = Telemetry::init(&cfg.telemetry).expect("telemetry");
+    Cluster::start(&cfg, telemetry).await.expect("cluster")
+}
+
+/// Wait until every node's Node object exists and is Ready (the kubelets registered).
+async fn wait_nodes_ready(api: &Addr<ApiServer>, nodes: usize) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let list = api
+            .send(kubeactor::apiserver::List::all(Kind::Node))
+            .await
+            .expect("mailbox")
+            .expect("list nodes");
+        let ready = list
+            .items
+            .iter()
+            .filter(|o| match &***o {
+                Object::Node(n) => n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                    }),
+                _ => false,
+            })
+            .count();
+        if ready >= nodes {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {ready}/{nodes} nodes Ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn latency(o: &Opts) {
+    let runs = if o.quick { 20 } else { o.runs.max(100) };
+    let tracing = o.tracing.unwrap_or(true);
+    let nodes = if o.quick { 2 } else { 10 };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let system = actix::System::new();
+    system.block_on(async {
+        let cluster = start(dir.path(), nodes, tracing, o.sample).await;
+        wait_nodes_ready(&cluster.apiserver, nodes).await;
+        let mut watch = cluster
+            .apiserver
+            .send(Watch::all(Kind::Deployment))
+            .await
+            .expect("mailbox")
+            .expect("watch");
+        let mut took = Vec::with_capacity(runs);
+        // Two warm-up deployments (first pulls of the image, informer caches) not counted.
+        for i in 0..runs + 2 {
+            let name = format!("lat-{i}");
+            let started = Instant::now();
+            cluster
+                .apiserver
+                .send(create_msg(&name, 3, tracing))
+                .await
+                .expect("mailbox")
+                .expect("create");
+            loop {
+                let ev = tokio::time::timeout(Duration::from_secs(30), watch.rx.recv())
+                    .await
+                    .unwrap_or_else(|_| panic!("{name} not available within 30 s"))
+                    .expect("watch ended");
+                if let WatchEvent::Added(obj) | WatchEvent::Modified(obj) = ev {
+                    if obj.name() == name && available(&obj, 3) {
+                        break;
+                    }
+                }
+            }
+            if i >= 2 {
+                took.push(started.elapsed());
+            }
+        }
+        took.sort();
+        println!(
+            "latency: deployment 3 replicas -> Available, {runs} runs, {nodes} nodes, tracing {} (sample {}): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            if tracing { "on" } else { "off" },
+            o.sample,
+            ms(percentile(&took, 0.5)),
+            ms(percentile(&took, 0.99)),
+            ms(*took.last().expect("runs")),
+        );
+        cluster.http.stop().await;
+        cluster.stop();
+    });
+}
+
+struct ScaleRun {
+    pods: usize,
+    wall: Duration,
+    rss_peak: u64,
+    rss_before: u64,
+    disk: u64,
+    writes: u64,
+}
+
+fn scale(o: &Opts, tracing: bool) -> ScaleRun {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let system = actix::System::new();
+    let run = system.block_on(async {
+        let t0 = Instant::now();
+        let cluster = start(dir.path(), o.nodes, tracing, o.sample).await;
+        wait_nodes_ready(&cluster.apiserver, o.nodes).await;
+        eprintln!(
+            "scale: {} nodes Ready in {:.1} s",
+            o.nodes,
+            t0.elapsed().as_secs_f64()
+        );
+        let rss_before = rss_kib().0;
+        let rev0 = cluster.apiserver.send(CurrentRevision).await.expect("rev");
+        let mut watch = cluster
+            .apiserver
+            .send(Watch::all(Kind::Deployment))
+            .await
+            .expect("mailbox")
+            .expect("watch");
+        let started = Instant::now();
+        let api = cluster.apiserver.clone();
+        let (d, r) = (o.deployments, o.replicas);
+        // Creates in flight together, as many clients would send them.
+        let creates = futures::future::join_all((0..d).map(|i| {
+            let api = api.clone();
+            async move {
+                api.send(create_msg(&format!("web-{i}"), r, tracing))
+                    .await
+                    .expect("mailbox")
+                    .expect("create")
+            }
+        }));
+        let mut done: HashMap<String, bool> = HashMap::new();
+        let mut creates = Box::pin(creates);
+        let mut created = false;
+        let deadline = Instant::now() + Duration::from_secs(900);
+        let mut last_report = Instant::now();
+        while done.len() < d {
+            tokio::select! {
+                _ = &mut creates, if !created => { created = true; }
+                ev = watch.rx.recv() => {
+                    let ev = ev.expect("watch ended");
+                    if let WatchEvent::Added(obj) | WatchEvent::Modified(obj) = ev {
+                        if available(&obj, r) {
+                            done.insert(obj.name().to_string(), true);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            assert!(Instant::now() < deadline, "only {}/{d} available after 900 s", done.len());
+            if last_report.elapsed() > Duration::from_secs(5) {
+                last_report = Instant::now();
+                eprintln!(
+                    "scale: {:.0} s: {}/{d} deployments available",
+                    started.elapsed().as_secs_f64(),
+                    done.len()
+                );
+            }
+        }
+        let wall = started.elapsed();
+        let rev1 = cluster.apiserver.send(CurrentRevision).await.expect("rev");
+        let (_, rss_peak) = rss_kib();
+        cluster.http.stop().await;
+        cluster.stop();
+        let run = ScaleRun {
+            pods: d * r as usize,
+            wall,
+            rss_peak,
+            rss_before,
+            disk: dir_size(dir.path()),
+            writes: rev1.saturating_sub(rev0),
+        };
+        let pods = run.pods as f64;
+        println!(
+            "scale: {} nodes, {d} deployments x {r} = {} pods, tracing {}: {:.2} s, {:.0} pods/s, peak RSS {} MiB ({:.1} KiB/pod over the idle cluster's {} MiB), store {} MiB on disk, {:.1} writes/pod",
+            o.nodes,
+            run.pods,
+            if tracing { "on" } else { "off" },
+            wall.as_secs_f64(),
+            pods / wall.as_secs_f64(),
+            run.rss_peak / 1024,
+            (run.rss_peak.saturating_sub(run.rss_before)) as f64 / pods,
+            run.rss_before / 1024,
+            run.disk >> 20,
+            run.writes as f64 / pods,
+        );
+        run
+    });
+    drop(system);
+    run
+}
+
+fn summarize_scale(runs: &[ScaleRun]) {
+    if runs.len() < 2 {
+        return;
+    }
+    let mut walls: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
+    walls.sort();
+    let median = walls[walls.len() / 2];
+    println!(
+        "scale: median of {} runs: {:.2} s, {:.0} pods/s",
+        runs.len(),
+        median.as_secs_f64(),
+        runs[0].pods as f64 / median.as_secs_f64()
+    );
+}
+
+fn tracing_cost(o: &Opts) {
+    let median = |on: bool| {
+        let mut walls: Vec<Duration> = (0..o.runs.max(1)).map(|_| scale(o, on).wall).collect();
+        walls.sort();
+        walls[walls.len() / 2]
+    };
+    let off = median(false);
+    let on = median(true);
+    println!(
+        "tracing: off {:.2} s, on {:.2} s (sample {}): throughput ratio on/off {:.2}",
+        off.as_secs_f64(),
+        on.as_secs_f64(),
+        o.sample,
+        off.as_secs_f64() / on.as_secs_f64()
+    );
+}
+
+/// (VmRSS, VmHWM) of this process in KiB.
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
