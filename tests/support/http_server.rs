@@ -115,6 +115,7 @@ impl TestServer {
 
     /// A client that sends the token.
     pub fn client(&self) -> reqwest::blocking::Client {
+        install_crypto_provider();
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(t) = &self.token {
             headers.insert(
@@ -203,4 +204,11 @@ fn start_node(api: &Addr<ApiServer>, speed: f64, telemetry: &Telemetry) -> NodeH
         kubelet,
         runtime,
     }
+}
+
+/// reqwest is built with `rustls-no-provider` (the CLI client's feature, unified into the
+/// tests' reqwest): every client, even a plain-http one, needs a process-wide default
+/// provider. ring, as everywhere in kubeactor.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
