@@ -719,6 +719,26 @@ fn logs_prints_a_containers_log_from_its_node() {
         "one\ntw"
     );
 
+    // A crash-looping container: --previous reads the instance that exited.
+    let crash = bound_pod("crash", &[("c", "echo boom; exit 1")])
+        .replace("restartPolicy: Never", "restartPolicy: Always");
+    k.ok(&["create", "-f", &write(s.dir.path(), "crash.yaml", &crash)]);
+    support::http_server::eventually(20, "a restart", || {
+        let out = k.run(&[
+            "get",
+            "pod",
+            "crash",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].lastState.terminated.containerID}",
+        ]);
+        (!out.stdout.is_empty()).then_some(())
+    });
+    let previous = k.ok(&["logs", "crash", "--previous"]);
+    assert!(
+        previous.ends_with("boom\n[kubeactor] container exited with code 1\n"),
+        "{previous}"
+    );
+
     // An image that cannot be pulled: the container waits, and says why.
     let missing = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nope\nspec:\n  nodeName: node-1\n  containers:\n  - name: c\n    image: doesnotexist:1\n";
     k.ok(&["create", "-f", &write(s.dir.path(), "nope.yaml", missing)]);

@@ -1194,7 +1194,7 @@ mod pb {
 /// `/openapi/v2` in protobuf (served as `application/octet-stream`: client-go cannot parse
 /// the `…spec.v2@v1.0+protobuf` media type it asks for), for kubectl 1.27 and 1.28, which check server-side field
 /// validation there (`SupportsQueryParam` in k8s.io/kubectl/pkg/util/openapi): the same
-/// minimal content as [`group_version`] — each kind's PATCH operation with its
+/// minimal document: each kind's PATCH operation with its
 /// `x-kubernetes-group-version-kind` and the `fieldValidation` query parameter, no schemas.
 ///
 /// Field numbers are gnostic's `openapiv2/OpenAPIv2.proto`: Document{swagger 1, info 2,
