@@ -1,6 +1,9 @@
 //! The real kubectl against the HTTP API (https + bearer token, as `kubeactor up` serves it):
 //! create, get (Table columns), get -w, delete, the 422 output of an invalid manifest, and
 //! 401 without the token; then the same round trip with every installed kubectl 1.27–1.33.
+//! `explain` (and with every installed kubectl) and strict validation from the OpenAPI v3
+//! documents; `logs` (`-c`, `--tail`, `--previous`, `-f`, the errors) against a server with
+//! one node.
 //!
 //! kubectl here is Google Cloud SDK's launcher: it GETs /version and runs the kubectl of the
 //! server's minor. Without kubectl these tests are skipped, unless
