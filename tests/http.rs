@@ -1029,3 +1029,99 @@ fn server_side_apply_creates_then_merges_without_field_management() {
     assert_eq!(d["spec"]["replicas"], 4);
     assert_eq!(d["metadata"]["generation"], 2);
 }
+
+// ---- OpenAPI v3 documents and pods/log ----
+
+#[test]
+fn openapi_documents_are_named_by_their_hash_and_cached_as_kube_apiserver_does() {
+    let s = TestServer::start();
+    support::http_server::install_crypto_provider();
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| client.get(s.at(path)).bearer_auth(TOKEN).send().unwrap();
+    let index = body(get("/openapi/v3"));
+    let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hash = url.split_once("?hash=").unwrap().1.to_string();
+    assert_eq!(hash.len(), 128);
+
+    let r = get(&url);
+    assert_eq!(r.status(), StatusCode::OK);
+    let header = |r: &Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(header(&r, "etag"), Some(format!("\"{hash}\"")));
+    assert_eq!(
+        header(&r, "cache-control").as_deref(),
+        Some("public, immutable")
+    );
+    assert!(header(&r, "expires").is_some());
+    let doc = body(r);
+    assert_eq!(
+        doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]
+            ["x-kubernetes-group-version-kind"][0]["kind"],
+        "Deployment"
+    );
+
+    let stale = get("/openapi/v3/apis/apps/v1?hash=0123");
+    assert_eq!(stale.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(header(&stale, "location"), Some(url.clone()));
+    let unchanged = client
+        .get(s.at("/openapi/v3/apis/apps/v1"))
+        .bearer_auth(TOKEN)
+        .header("If-None-Match", format!("\"{hash}\""))
+        .send()
+        .unwrap();
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        get("/openapi/v3/apis/batch/v1").status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn the_log_of_an_unscheduled_pod_is_empty_and_an_unknown_node_is_not_found() {
+    let s = TestServer::start();
+    assert_eq!(
+        post(&s, PODS, &pod("pending", json!({}))).status(),
+        StatusCode::CREATED
+    );
+    let r = s
+        .client()
+        .get(s.at(&format!("{PODS}/pending/log")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().unwrap(), "");
+
+    let mut bound = pod("bound", json!({}));
+    bound["spec"]["nodeName"] = json!("node-9");
+    assert_eq!(post(&s, PODS, &bound).status(), StatusCode::CREATED);
+    let r = s
+        .client()
+        .get(s.at(&format!("{PODS}/bound/log")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body(r)["message"], "nodes \"node-9\" not found");
+
+    let r = s
+        .client()
+        .get(s.at(&format!("{PODS}/pending/log?tailLines=-1")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = s
+        .client()
+        .get(s.at(&format!("{PODS}/missing/log")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body(r)["message"], "pods \"missing\" not found");
+}

@@ -1,6 +1,9 @@
 //! The real kubectl against the HTTP API (https + bearer token, as `kubeactor up` serves it):
 //! create, get (Table columns), get -w, delete, the 422 output of an invalid manifest, and
 //! 401 without the token; then the same round trip with every installed kubectl 1.27–1.33.
+//! `explain` (and with every installed kubectl) and strict validation from the OpenAPI v3
+//! documents; `logs` (`-c`, `--tail`, `--previous`, `-f`, the errors) against a server with
+//! one node.
 //!
 //! kubectl here is Google Cloud SDK's launcher: it GETs /version and runs the kubectl of the
 //! server's minor. Without kubectl these tests are skipped, unless
@@ -543,4 +546,272 @@ fn typed_create_commands_send_protobuf() {
         "jsonpath={.spec.containers[0].args} {.spec.containers[0].env[0].value}",
     ]);
     assert_eq!(solo, "[\"sleep\",\"100\"] b");
+}
+
+// ---- OpenAPI v3: explain and validation; pods/log: kubectl logs ----
+
+/// The default (strict) validation rejects an unknown field with upstream's message.
+const UNKNOWN_FIELD: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: typo
+spec:
+  replica: 2
+  selector:
+    matchLabels: {app: typo}
+  template:
+    metadata:
+      labels: {app: typo}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+";
+
+#[test]
+fn explain_prints_the_descriptions_of_the_served_schemas() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let replicas = k.ok(&["explain", "deployment.spec.replicas"]);
+    assert!(replicas.contains("KIND:       Deployment"), "{replicas}");
+    assert!(replicas.contains("FIELD: replicas <integer>"), "{replicas}");
+    assert!(replicas.contains("Number of desired pods."), "{replicas}");
+    let pods = k.ok(&["explain", "pods"]);
+    assert!(pods.contains("KIND:       Pod"), "{pods}");
+    assert!(
+        pods.contains("Pod is a collection of containers that can run on a host."),
+        "{pods}"
+    );
+    assert!(pods.contains("spec\t<PodSpec>"), "{pods}");
+    let containers = k.ok(&["explain", "pods.spec.containers.image"]);
+    assert!(containers.contains("Container image name."), "{containers}");
+}
+
+#[test]
+fn every_installed_kubectl_explains_a_field() {
+    let Some(bin) = kubectl_binary() else { return };
+    for minor in installed_minors(&bin) {
+        let s = server(minor);
+        let k = Kubectl::new(bin.clone(), &s);
+        let out = k.ok(&["explain", "deployment.spec.replicas"]);
+        assert!(out.contains("Number of desired pods."), "1.{minor}: {out}");
+    }
+}
+
+#[test]
+fn create_and_apply_validate_without_turning_validation_off() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let typo = write(s.dir.path(), "typo.yaml", UNKNOWN_FIELD);
+    for verb in ["create", "apply"] {
+        let out = k.run(&[verb, "-f", &typo]);
+        assert!(!out.ok, "{verb}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "Error from server (BadRequest): error when creating \"{typo}\": Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replica\"\n"
+            ),
+            "{verb}"
+        );
+    }
+    let before = s.revision();
+    let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+    assert_eq!(
+        k.ok(&["apply", "-f", &manifest]),
+        "deployment.apps/web created\n"
+    );
+    assert!(s.revision() > before);
+    let pod = write(s.dir.path(), "pod.yaml", POD);
+    assert_eq!(k.ok(&["create", "-f", &pod]), "pod/solo created\n");
+}
+
+/// A pod bound to node-1 (the test server's node) with these containers.
+fn bound_pod(name: &str, containers: &[(&str, &str)]) -> String {
+    let mut yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: node-1\n  restartPolicy: Never\n  containers:\n"
+    );
+    for (c, script) in containers {
+        yaml.push_str(&format!(
+            "  - name: {c}\n    image: busybox:1.36\n    command: [sh, -c, {script:?}]\n"
+        ));
+    }
+    yaml
+}
+
+/// Wait until `kubectl get pod` shows `phase` for `pod`.
+fn wait_for_phase(k: &Kubectl, pod: &str, phase: &str) {
+    support::http_server::eventually(20, &format!("pod {pod} {phase}"), || {
+        let out = k.run(&["get", "pod", pod, "-o", "jsonpath={.status.phase}"]);
+        (out.stdout == phase).then_some(())
+    });
+}
+
+#[test]
+fn logs_prints_a_containers_log_from_its_node() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = TestServer::start_with_node(0.0, |o| {
+        o.tls = Some(tls::generate(None).unwrap());
+    });
+    let k = Kubectl::new(bin, &s);
+    let two = bound_pod(
+        "web-x",
+        &[
+            ("a", "echo one; echo two; sleep infinity"),
+            ("b", "echo from b; sleep infinity"),
+        ],
+    );
+    let manifest = write(s.dir.path(), "two.yaml", &two);
+    assert_eq!(k.ok(&["create", "-f", &manifest]), "pod/web-x created\n");
+    wait_for_phase(&k, "web-x", "Running");
+
+    assert_eq!(
+        k.ok(&["logs", "web-x", "-c", "a"]),
+        "[kubeactor] started container a from docker.io/library/busybox:1.36 (simulated: its command runs as documented in docs/nodes.md)\none\ntwo\n"
+    );
+    assert_eq!(k.ok(&["logs", "web-x", "-c", "a", "--tail=1"]), "two\n");
+    assert_eq!(k.ok(&["logs", "web-x", "-c", "b", "--tail=1"]), "from b\n");
+    // Without -c kubectl picks the first container itself (and says so on stderr).
+    let first = k.run(&["logs", "web-x", "--tail=1"]);
+    assert_eq!(first.stdout, "two\n");
+    assert!(
+        first
+            .stderr
+            .contains("Defaulted container \"a\" out of: a, b"),
+        "{}",
+        first.stderr
+    );
+
+    // kubectl checks the container name itself; the API server answers the same.
+    let unknown = k.run(&["logs", "web-x", "-c", "x"]);
+    assert_eq!(
+        unknown.stderr,
+        "error: container x is not valid for pod web-x\n"
+    );
+    let previous = k.run(&["logs", "web-x", "-c", "a", "--previous"]);
+    assert_eq!(
+        previous.stderr,
+        "Error from server (BadRequest): previous terminated container \"a\" in pod \"web-x\" not found\n"
+    );
+    // The raw API: upstream's 400s.
+    for (query, message) in [
+        (
+            "",
+            "a container name must be specified for pod web-x, choose one of: [a b]",
+        ),
+        ("?container=x", "container x is not valid for pod web-x"),
+    ] {
+        let raw = k.run(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/pods/web-x/log{query}"),
+        ]);
+        assert_eq!(
+            raw.stderr,
+            format!("Error from server (BadRequest): {message}\n"),
+            "{query}"
+        );
+    }
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods/web-x/log?container=a&tailLines=2&limitBytes=6"
+        ]),
+        "one\ntw"
+    );
+
+    // A crash-looping container: --previous reads the instance that exited.
+    let crash = bound_pod("crash", &[("c", "echo boom; exit 1")])
+        .replace("restartPolicy: Never", "restartPolicy: Always");
+    k.ok(&["create", "-f", &write(s.dir.path(), "crash.yaml", &crash)]);
+    support::http_server::eventually(20, "a restart", || {
+        let out = k.run(&[
+            "get",
+            "pod",
+            "crash",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].lastState.terminated.containerID}",
+        ]);
+        (!out.stdout.is_empty()).then_some(())
+    });
+    let previous = k.ok(&["logs", "crash", "--previous"]);
+    assert!(
+        previous.ends_with("boom\n[kubeactor] container exited with code 1\n"),
+        "{previous}"
+    );
+
+    // An image that cannot be pulled: the container waits, and says why.
+    let missing = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nope\nspec:\n  nodeName: node-1\n  containers:\n  - name: c\n    image: doesnotexist:1\n";
+    k.ok(&["create", "-f", &write(s.dir.path(), "nope.yaml", missing)]);
+    let waiting = support::http_server::eventually(20, "ErrImagePull", || {
+        let out = k.run(&["logs", "nope"]);
+        out.stderr.contains("image").then_some(out.stderr)
+    });
+    assert!(
+        waiting == "Error from server (BadRequest): container \"c\" in pod \"nope\" is waiting to start: image can't be pulled\n"
+            || waiting == "Error from server (BadRequest): container \"c\" in pod \"nope\" is waiting to start: trying and failing to pull image\n",
+        "{waiting}"
+    );
+}
+
+#[test]
+fn logs_follow_streams_new_lines_until_the_container_exits() {
+    let Some(bin) = kubectl_binary() else { return };
+    // 20 simulated seconds per real second: `sleep 10` takes half a second, the 30 s grace
+    // period of the deletion a second and a half.
+    let s = TestServer::start_with_node(20.0, |o| {
+        o.tls = Some(tls::generate(None).unwrap());
+    });
+    let k = Kubectl::new(bin, &s);
+    let pod = bound_pod(
+        "ticker",
+        &[("c", "echo first; sleep 10; echo second; sleep infinity")],
+    );
+    k.ok(&["create", "-f", &write(s.dir.path(), "ticker.yaml", &pod)]);
+    wait_for_phase(&k, "ticker", "Running");
+
+    let mut child = k
+        .command(&["logs", "-f", "ticker"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    // Both lines arrive while the container runs (it never exits by itself)...
+    while !lines.iter().any(|l: &String| l == "second") {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => lines.push(line),
+            Err(e) => panic!("kubectl logs -f: {e:?} before 'second': {lines:?}"),
+        }
+    }
+    assert_eq!(lines[1..], ["first", "second"]);
+    assert!(child.try_wait().unwrap().is_none(), "still following");
+    // ...and the stream ends once the container is stopped (the pod deleted).
+    k.ok(&["delete", "pod", "ticker", "--wait=false"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => lines.push(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("kubectl logs -f did not end with the container: {lines:?}");
+                }
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {lines:?}");
 }

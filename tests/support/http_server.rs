@@ -6,10 +6,16 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use actix::Actor;
 use actix::Addr;
 use kubeactor::apiserver::http::{self, HttpOptions};
 use kubeactor::apiserver::{ApiServer, ApiServerOptions, CurrentRevision};
+use kubeactor::clock::SimClock;
 use kubeactor::config::StoreEngine;
+use kubeactor::kubelet::actor::NodeHandle;
+use kubeactor::kubelet::config::{KubeletConfig, NodeConfig};
+use kubeactor::kubelet::{Kubelet, KubeletOptions};
+use kubeactor::runtime::{ContainerRuntime, RuntimeConfig};
 use kubeactor::store::{self, StoreOptions};
 use kubeactor::telemetry::Telemetry;
 
@@ -38,6 +44,24 @@ impl TestServer {
         api_opts: ApiServerOptions,
         tweak: impl FnOnce(&mut HttpOptions) + Send + 'static,
     ) -> TestServer {
+        TestServer::start_inner(api_opts, tweak, None)
+    }
+
+    /// With one node, `node-1` (a container runtime and a kubelet on a simulated clock of
+    /// `speed`), reachable from the HTTP API (`pods/log`). No scheduler: pods name the node
+    /// in `spec.nodeName`.
+    pub fn start_with_node(
+        speed: f64,
+        tweak: impl FnOnce(&mut HttpOptions) + Send + 'static,
+    ) -> TestServer {
+        TestServer::start_inner(ApiServerOptions::default(), tweak, Some(speed))
+    }
+
+    fn start_inner(
+        api_opts: ApiServerOptions,
+        tweak: impl FnOnce(&mut HttpOptions) + Send + 'static,
+        node_speed: Option<f64>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store_dir = dir.path().to_path_buf();
         let (tx, rx) = mpsc::channel();
@@ -59,6 +83,11 @@ impl TestServer {
                     workers: 1,
                     ..Default::default()
                 };
+                if let Some(speed) = node_speed {
+                    opts.backends.nodes = std::sync::Arc::new(
+                        [("node-1".to_string(), start_node(&api, speed, &telemetry))].into(),
+                    );
+                }
                 tweak(&mut opts);
                 let token = opts.token.clone();
                 let ca = opts.tls.as_ref().map(|t| t.cert_pem.clone());
@@ -86,6 +115,7 @@ impl TestServer {
 
     /// A client that sends the token.
     pub fn client(&self) -> reqwest::blocking::Client {
+        install_crypto_provider();
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(t) = &self.token {
             headers.insert(
@@ -142,4 +172,43 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A container runtime and a kubelet for `node-1` (pod CIDR 10.244.1.0/24).
+fn start_node(api: &Addr<ApiServer>, speed: f64, telemetry: &Telemetry) -> NodeHandle {
+    let clock = SimClock::new(speed).shared();
+    let node = NodeConfig::new("node-1", "10.244.1.0/24");
+    let runtime = ContainerRuntime::new(
+        "node-1",
+        &node.pod_cidr,
+        RuntimeConfig::default(),
+        clock.clone(),
+        telemetry,
+    )
+    .unwrap()
+    .start();
+    let kubelet = Kubelet::new(
+        KubeletOptions {
+            node,
+            index: 0,
+            config: KubeletConfig::default(),
+        },
+        api.clone(),
+        runtime.clone(),
+        clock,
+        telemetry,
+    )
+    .start();
+    NodeHandle {
+        name: "node-1".into(),
+        kubelet,
+        runtime,
+    }
+}
+
+/// reqwest is built with `rustls-no-provider` (the CLI client's feature, unified into the
+/// tests' reqwest): every client, even a plain-http one, needs a process-wide default
+/// provider. ring, as everywhere in kubeactor.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -20,7 +20,7 @@ use super::body::{self, FieldValidation, Output};
 use super::patch::{self, PatchType};
 use super::path::{self, ResourcePath, Route};
 use super::table::{self, ListMeta};
-use super::{admin, auth, discovery, openapi, protobuf, watch, HttpError, HttpOptions};
+use super::{admin, auth, discovery, logs, openapi, protobuf, watch, HttpError, HttpOptions};
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::{Kind, Object};
 use crate::apiserver::{
@@ -103,14 +103,13 @@ async fn handle(
                 .insert_header((CONTENT_TYPE, "application/octet-stream"))
                 .body(openapi::v2_protobuf(state.opts.version_minor)));
         }
-        let doc = if trimmed == "/openapi/v3" {
-            Some(openapi::root())
-        } else {
-            openapi::group_version(trimmed, state.opts.version_minor)
-        };
-        return doc
-            .map(|d| json_value(StatusCode::OK, &d))
-            .ok_or(HttpError::NotFound);
+        return openapi::respond(
+            trimmed,
+            req.query_string(),
+            header(req, actix_web::http::header::IF_NONE_MATCH),
+            state.opts.version_minor,
+        )
+        .ok_or(HttpError::NotFound);
     }
     let route = path::parse(path).map_err(|_| HttpError::NotFound)?;
     if let Route::Resource(rp) = route {
@@ -286,6 +285,20 @@ async fn resource(
         (Some(name), Some("scale")) if patch::has_scale(kind) => match method {
             Method::GET => get_scale(state, &rp, name).await,
             Method::PUT | Method::PATCH => scale(req, payload, state, &rp, &q, name).await,
+            _ => Err(HttpError::MethodNotAllowed),
+        },
+        (Some(name), Some("log")) if kind == Kind::Pod => match method {
+            Method::GET => {
+                let opts = logs::LogOptions::parse(|k| q.get(k).map(str::to_string))?;
+                logs::serve(
+                    &state.api,
+                    &state.opts.backends,
+                    rp.namespace.clone(),
+                    name,
+                    opts,
+                )
+                .await
+            }
             _ => Err(HttpError::MethodNotAllowed),
         },
         (Some(name), Some("binding")) if kind == Kind::Pod => match method {

@@ -21,12 +21,17 @@
 //! * [`tls`] — the self-signed serving certificate (kubectl sends tokens only over https).
 //! * [`admin`] — kubeactor's own endpoints under `/kubeactor/v1/` (traces, node faults).
 //! * [`backends`] — handles to the nodes and telemetry, for `pods/log` and [`admin`].
+//! * [`logs`] — `pods/log`: the container's log from its node's runtime (`kubectl logs`).
 //!
 //! # What is not served yet
 //!
 //! Server-side apply is served without field management (no managedFields, no conflicts;
-//! see [`patch`]). Protobuf bodies of other kinds than Deployment, Pod and Namespace, the
-//! `log` subresource and real OpenAPI schemas answer 415 / 404 / minimal documents for now.
+//! see [`patch`]). Protobuf bodies of other kinds than Deployment, Pod and Namespace answer
+//! 415. `pods/log` ignores `timestamps`, `sinceSeconds` and `sinceTime` (the simulated
+//! runtime keeps no time per line; see [`logs`]). `/openapi/v2` is still the minimal
+//! protobuf document kubectl 1.27 and 1.28 check `fieldValidation` in, without schemas
+//! (`kubectl explain --output=plaintext-openapiv2` finds nothing); OpenAPI v3 is complete
+//! for the served kinds ([`openapi`]). `exec`, `attach`, `portforward` and `proxy` are 404.
 
 pub mod admin;
 pub mod auth;
@@ -34,6 +39,7 @@ pub mod backends;
 pub mod body;
 pub mod discovery;
 pub mod handlers;
+pub mod logs;
 pub mod openapi;
 pub mod patch;
 pub mod path;
