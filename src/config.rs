@@ -132,6 +132,8 @@ pub struct TelemetryConfig {
     pub sampler_ratio: f64,
     /// Spans kept in memory for `kubeactor trace`.
     pub span_store_capacity: usize,
+    /// `child` (default) or `link`: how a reaction's span relates to its cause (issue 7).
+    pub propagation: crate::telemetry::Propagation,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -816,6 +818,7 @@ fn enum_message(key: &str, message: &str) -> Option<String> {
     match key {
         "store.engine" => serde_says::<StoreEngine>(word),
         "telemetry.otlp_protocol" => serde_says::<OtlpProtocol>(word),
+        "telemetry.propagation" => serde_says::<crate::telemetry::Propagation>(word),
         _ => None,
     }
 }
