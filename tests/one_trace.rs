@@ -402,3 +402,94 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
     }
     eprintln!("delete deployment web (5 pods): {} spans", delete.len());
 }
+
+/// The reactions: in `link` mode each is the root of a trace of its own.
+const REACTIONS: [&str; 4] = [
+    "sync deployment ",
+    "sync replicaset ",
+    "schedule pod ",
+    "sync pod ",
+];
+
+#[test]
+fn in_link_mode_each_reconcile_is_a_trace_linked_to_its_cause() {
+    let Some(kubectl) = daemon::kubectl_binary() else {
+        return;
+    };
+    let receiver = OtlpReceiver::http();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = daemon::config(dir.path(), &receiver.endpoint());
+    config.telemetry.propagation = kubeactor::telemetry::Propagation::Link;
+    let d = Daemon::start(kubectl, dir, config);
+    d.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=3",
+    ]);
+    d.wait_for_rollout("web", 3);
+    d.wait_for_running_pods("web", 3);
+    d.stop();
+
+    let spans = receiver.spans();
+    let traces = by_trace(&spans);
+    let by_id: HashMap<&str, &ReceivedSpan> =
+        spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    assert!(traces.len() > 1, "link mode makes several traces");
+    for trace in traces.values() {
+        assert_one_root(trace);
+        assert_no_dangling_parents(trace);
+    }
+    // Every reconcile is a root whose one link names a span we received, in another trace.
+    for s in spans
+        .iter()
+        .filter(|s| REACTIONS.iter().any(|r| s.name.starts_with(r)))
+    {
+        assert_eq!(s.parent_span_id, None, "{:?} is a root", s.name);
+        assert_eq!(s.links.len(), 1, "{:?} links to its cause", s.name);
+        let (trace_id, span_id) = &s.links[0];
+        let cause = by_id
+            .get(span_id.as_str())
+            .unwrap_or_else(|| panic!("{:?} links to a span never received", s.name));
+        assert_eq!(&cause.trace_id, trace_id);
+        assert_ne!(&s.trace_id, trace_id);
+    }
+    // From each container start, root -> link -> cause's root -> ... reaches the request.
+    let root_of = |s: &ReceivedSpan| -> ReceivedSpan {
+        traces[&s.trace_id]
+            .iter()
+            .find(|r| r.parent_span_id.is_none())
+            .cloned()
+            .unwrap()
+    };
+    let starts = starting(&spans, "start container nginx");
+    assert_eq!(starts.len(), 3);
+    for start in starts {
+        let mut hops = vec![];
+        let mut root = root_of(start);
+        while let Some((_, cause)) = root.links.first() {
+            hops.push(root.name.clone());
+            root = root_of(by_id[cause.as_str()]);
+            assert!(hops.len() < 20, "a cycle of links: {hops:?}");
+        }
+        assert_eq!(root.name, "kubectl create deployments/web", "via {hops:?}");
+        assert_eq!(root.service_name, "kube-apiserver");
+        for reaction in [
+            "sync pod ",
+            "schedule pod ",
+            "sync replicaset ",
+            "sync deployment ",
+        ] {
+            assert!(
+                hops.iter().any(|h| h.starts_with(reaction)),
+                "{reaction:?} on the way back from a container start: {hops:?}"
+            );
+        }
+    }
+    eprintln!(
+        "link mode, create deployment web (3 replicas): {} traces, {} spans",
+        traces.len(),
+        spans.len()
+    );
+}
