@@ -61,6 +61,8 @@ pub struct Config {
     // --- end nodes ---
     /// `[scheduler]`: kube-scheduler's settings and profiles.
     pub scheduler: crate::scheduler::SchedulerConfig,
+    /// `[demo]`: the scenario loop of `kubeactor demo` / `up --demo` (issue 7).
+    pub demo: crate::demo::DemoConfig,
 }
 
 /// `[store]`
@@ -716,6 +718,9 @@ impl Config {
             return Err(("scheduler.profiles", e.to_string()));
         }
         // ---- end [scheduler] ----
+        // ---- [demo] ----
+        self.demo.validate()?;
+        // ---- end [demo] ----
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             return Err((
                 "log.filter",

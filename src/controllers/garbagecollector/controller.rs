@@ -355,9 +355,16 @@ impl Item {
                     .await
                     .map_err(mailbox)?;
                 match res {
-                    // Gone already, or the name now belongs to a new object.
-                    Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {
-                        Ok(vec![])
+                    // Gone already.
+                    Ok(_) | Err(ApiError::NotFound { .. }) => Ok(vec![]),
+                    // The name belongs to a new object (uid precondition), or a write to the
+                    // object raced this one (a kubelet's status update while the pod is
+                    // marked for deletion): look again. The next attempt reads it live and
+                    // does nothing if the uid has changed. Treating this as done left
+                    // running pods of deleted ReplicaSets behind (seen in tests/demo.rs).
+                    Err(ApiError::Conflict { .. }) => {
+                        span.event("conflict: trying again", vec![]);
+                        Ok(vec![self.s.work.clone()])
                     }
                     Err(e) => Err(e),
                 }
