@@ -135,7 +135,7 @@ pub enum DemoError {
     Api {
         step: &'static str,
         #[source]
-        source: ApiError,
+        source: Box<ApiError>,
     },
     /// The API server's mailbox is gone (the daemon is stopping).
     #[error("{step}: the API server is gone")]
@@ -147,6 +147,23 @@ pub enum DemoError {
         timeout: Duration,
         last: String,
     },
+}
+
+impl DemoError {
+    fn api(step: &'static str, source: ApiError) -> DemoError {
+        DemoError::Api {
+            step,
+            source: Box::new(source),
+        }
+    }
+
+    fn is_conflict(&self) -> bool {
+        matches!(self, DemoError::Api { source, .. } if matches!(**source, ApiError::Conflict { .. }))
+    }
+
+    fn is_not_found(&self) -> bool {
+        matches!(self, DemoError::Api { source, .. } if matches!(**source, ApiError::NotFound { .. }))
+    }
 }
 
 /// What the loop has done so far.
@@ -321,10 +338,7 @@ impl Scenario<'_> {
                 })
                 .await;
             match flatten(step, reply) {
-                Err(DemoError::Api {
-                    source: ApiError::Conflict { .. },
-                    ..
-                }) => tokio::time::sleep(POLL).await,
+                Err(e) if e.is_conflict() => tokio::time::sleep(POLL).await,
                 other => return other.map(drop),
             }
         }
@@ -349,16 +363,10 @@ impl Scenario<'_> {
                 })
                 .await;
             match flatten("delete", reply) {
-                Ok(_)
-                | Err(DemoError::Api {
-                    source: ApiError::NotFound { .. },
-                    ..
-                }) => break,
+                Ok(_) => break,
+                Err(e) if e.is_not_found() => break,
                 // A write to the Deployment (its status) was still being committed.
-                Err(DemoError::Api {
-                    source: ApiError::Conflict { .. },
-                    ..
-                }) => tokio::time::sleep(POLL).await,
+                Err(e) if e.is_conflict() => tokio::time::sleep(POLL).await,
                 Err(e) => return Err(e),
             }
         }
@@ -437,10 +445,10 @@ impl Scenario<'_> {
             .await;
         match flatten(step, reply)?.as_ref() {
             Object::Deployment(d) => Ok(d.clone()),
-            _ => Err(DemoError::Api {
+            _ => Err(DemoError::api(
                 step,
-                source: ApiError::Internal("a Deployment key holds another kind".into()),
-            }),
+                ApiError::Internal("a Deployment key holds another kind".into()),
+            )),
         }
     }
 
@@ -459,11 +467,8 @@ impl Scenario<'_> {
     }
 
     async fn list(&self, kind: Kind) -> Result<Vec<Arc<Object>>, DemoError> {
-        let selector =
-            LabelSelector::parse(&format!("app={}", self.name)).map_err(|e| DemoError::Api {
-                step: "list",
-                source: ApiError::BadRequest(e.to_string()),
-            })?;
+        let selector = LabelSelector::parse(&format!("app={}", self.name))
+            .map_err(|e| DemoError::api("list", ApiError::BadRequest(e.to_string())))?;
         let reply = self
             .api
             .send(List {
@@ -500,7 +505,7 @@ fn flatten<T>(
 ) -> Result<T, DemoError> {
     match reply {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(source)) => Err(DemoError::Api { step, source }),
+        Ok(Err(source)) => Err(DemoError::api(step, source)),
         Err(_) => Err(DemoError::Mailbox { step }),
     }
 }
@@ -557,7 +562,8 @@ mod tests {
 
     #[test]
     fn invalid_values_name_their_key() {
-        let cases: [(&str, fn(&mut DemoConfig)); 5] = [
+        type Break = fn(&mut DemoConfig);
+        let cases: [(&str, Break); 5] = [
             ("demo.interval_seconds", |c| c.interval_seconds = -1.0),
             ("demo.step_timeout_seconds", |c| {
                 c.step_timeout_seconds = 0.0

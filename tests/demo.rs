@@ -100,6 +100,26 @@ async fn the_demo_loop_cleans_up_after_itself_within_bounded_memory() {
         "the last scenario's delete is a trace: {roots:?}"
     );
 
+    // Each step is a whole chain: the last delete reaches the kubelets through the GC. (A
+    // delete that conflicted with a status write is retried: each attempt is a trace, the
+    // successful one holds the chain.)
+    let chain: Vec<String> = spans
+        .spans()
+        .into_iter()
+        .filter(|s| s.is_root() && s.name.starts_with("demo delete") && s.name.ends_with(&last))
+        .map(|root| spans.trace(root.trace_id))
+        .max_by_key(Vec::len)
+        .expect("the last delete's trace")
+        .into_iter()
+        .map(|s| s.name.into_owned())
+        .collect();
+    for step in ["garbage collect ", "delete pods ", "stop container nginx"] {
+        assert!(
+            chain.iter().any(|n| n.starts_with(step)),
+            "{step:?} in the delete's trace: {chain:?}"
+        );
+    }
+
     // The store keeps a bounded window of events.
     let (revision, compacted) = (cluster.store.revision(), cluster.store.compacted_revision());
     assert!(revision - compacted <= EVENT_WINDOW as u64);
