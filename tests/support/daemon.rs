@@ -5,6 +5,9 @@
 //! The cluster runs on its own thread with its own actix `System`, so the test thread can block
 //! on kubectl. [`Daemon::stop`] stops it as `kubeactor up` does on SIGTERM and flushes spans.
 //!
+//! Included by path (`#[path = "support/daemon.rs"] mod daemon;`), not from `support/mod.rs`,
+//! so the other test binaries do not compile it.
+//!
 //! Without kubectl on PATH the tests that need it are skipped, unless
 //! `KUBEACTOR_REQUIRE_KUBECTL=1` (as in CI), which makes them fail instead.
 
