@@ -56,6 +56,8 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// kube-scheduler: binds pending pods of its profiles (`[scheduler]`).
     pub scheduler: Addr<crate::scheduler::actor::Scheduler>,
+    /// The demo scenario loop, when `[demo] enabled` (issue 7).
+    pub demo: Option<crate::demo::DemoHandle>,
 }
 
 impl Cluster {
@@ -127,6 +129,12 @@ impl Cluster {
         let scheduler =
             Scheduler::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| scheduler);
         // ---- end kube-scheduler ----
+        // ---- the demo loop (issue 7) ----
+        let demo = config
+            .demo
+            .enabled
+            .then(|| crate::demo::start(apiserver.clone(), config.demo.clone()));
+        // ---- end demo ----
         Ok(Cluster {
             apiserver,
             store,
@@ -138,11 +146,15 @@ impl Cluster {
             http,
             kubeconfig,
             scheduler,
+            demo,
         })
     }
 
     /// Stop: finish in-flight writes (the store drains and commits what it accepted).
     pub fn stop(&self) {
+        if let Some(demo) = &self.demo {
+            demo.stop();
+        }
         self.controllers.stop();
         self.store.close();
         self.apiserver_arbiter.stop();
@@ -200,6 +212,12 @@ fn print_banner(config: &Config, cluster: &Cluster) {
     println!("  API:            {}", cluster.http.url());
     println!("  kubeconfig:     {}", cluster.kubeconfig.display());
     println!("  export KUBECONFIG={}", cluster.kubeconfig.display());
+    if config.demo.enabled {
+        println!(
+            "  demo:           a scenario every {}s (create, scale, set image, delete)",
+            config.demo.interval_seconds
+        );
+    }
     println!("  stop with Ctrl-C");
 }
 

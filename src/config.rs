@@ -61,6 +61,8 @@ pub struct Config {
     // --- end nodes ---
     /// `[scheduler]`: kube-scheduler's settings and profiles.
     pub scheduler: crate::scheduler::SchedulerConfig,
+    /// `[demo]`: the scenario loop of `kubeactor demo` / `up --demo` (issue 7).
+    pub demo: crate::demo::DemoConfig,
 }
 
 /// `[store]`
@@ -132,6 +134,8 @@ pub struct TelemetryConfig {
     pub sampler_ratio: f64,
     /// Spans kept in memory for `kubeactor trace`.
     pub span_store_capacity: usize,
+    /// `child` (default) or `link`: how a reaction's span relates to its cause (issue 7).
+    pub propagation: crate::telemetry::Propagation,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -714,6 +718,9 @@ impl Config {
             return Err(("scheduler.profiles", e.to_string()));
         }
         // ---- end [scheduler] ----
+        // ---- [demo] ----
+        self.demo.validate()?;
+        // ---- end [demo] ----
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             return Err((
                 "log.filter",
@@ -816,6 +823,7 @@ fn enum_message(key: &str, message: &str) -> Option<String> {
     match key {
         "store.engine" => serde_says::<StoreEngine>(word),
         "telemetry.otlp_protocol" => serde_says::<OtlpProtocol>(word),
+        "telemetry.propagation" => serde_says::<crate::telemetry::Propagation>(word),
         _ => None,
     }
 }

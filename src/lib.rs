@@ -29,6 +29,8 @@
 //!   through objects (`traceparent` annotation), OTLP export, the in-memory span store.
 //! * [`cluster`] — wiring: start the components from a [`config::Config`].
 //! * [`client`] — the `kubeactor` commands' connection to a running daemon (its kubeconfig).
+//! * [`demo`] — `kubeactor demo`: a scenario loop (create, scale, roll out, delete) that keeps
+//!   producing one trace per step.
 //!
 //! # Where to start reading
 //!
@@ -44,6 +46,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod controllers;
+pub mod demo;
 pub mod events;
 pub mod informer;
 pub mod kubelet;

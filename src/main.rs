@@ -37,6 +37,8 @@ struct Cli {
 enum Command {
     /// Run the daemon (API server, store, telemetry) until SIGINT or SIGTERM.
     Up(UpArgs),
+    /// `kubeactor up --demo`: run the daemon with the demo scenario loop (`[demo]`).
+    Demo(UpArgs),
     /// Print the kubeconfig that `kubeactor up` wrote into the data directory.
     Kubeconfig(KubeconfigArgs),
 }
@@ -63,6 +65,10 @@ struct UpArgs {
     /// `apiserver.listen`).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+
+    /// Also run the demo scenario loop (config key `demo.enabled`; see `[demo]`).
+    #[arg(long)]
+    demo: bool,
 }
 
 /// mimalloc instead of glibc's malloc: the API server allocates and frees many small objects
@@ -101,7 +107,7 @@ fn main() -> ExitCode {
     }
     init_logging(&config);
     match cli.command {
-        Command::Up(_) => {
+        Command::Up(_) | Command::Demo(_) => {
             tracing::info!(
                 data_dir = %config.data_dir().display(),
                 store_engine = ?config.store.engine,
@@ -129,7 +135,10 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
         .map(|arg| Override::parse_set(arg))
         .collect::<Result<Vec<_>, _>>()?;
     match &cli.command {
-        Command::Up(args) => {
+        Command::Up(args) | Command::Demo(args) => {
+            if args.demo || matches!(cli.command, Command::Demo(_)) {
+                overrides.push(Override::flag("--demo", "demo.enabled", "true"));
+            }
             if let Some(dir) = &args.data_dir {
                 let dir = dir.to_string_lossy();
                 overrides.push(Override::flag("--data-dir", "data_dir", dir));

@@ -45,6 +45,7 @@ fn a_traced_create_exports_apiserver_and_etcd_spans_with_parent_links() {
         otlp_protocol: OtlpProtocol::HttpProtobuf,
         sampler_ratio: 1.0,
         span_store_capacity: 100,
+        propagation: kubeactor::telemetry::Propagation::Child,
     };
     let telemetry = Telemetry::init_with_env(&cfg, &|_| None).unwrap();
     let dir = tempfile::tempdir().unwrap();

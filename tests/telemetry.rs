@@ -32,6 +32,7 @@ fn config(endpoint: &str, protocol: OtlpProtocol) -> TelemetryConfig {
         otlp_protocol: protocol,
         sampler_ratio: 1.0,
         span_store_capacity: 1000,
+        propagation: kubeactor::telemetry::Propagation::Child,
     }
 }
 

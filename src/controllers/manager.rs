@@ -10,6 +10,7 @@ use super::deployment::DeploymentController;
 use super::event_ttl::EventTtlController;
 use super::garbagecollector::GarbageCollector;
 use super::replicaset::{ReplicaSetController, ReplicaSetOptions};
+use super::sync_span::SyncTracer;
 use crate::apiserver::ApiServer;
 use crate::config::ControllersConfig;
 use crate::informer::SharedInformerFactory;
@@ -33,7 +34,12 @@ impl ControllerManager {
         telemetry: &Telemetry,
     ) -> ControllerManager {
         let informers = Arc::new(SharedInformerFactory::new(api.clone()));
-        let tracer = || telemetry.tracer(Component::ControllerManager);
+        let tracer = || {
+            SyncTracer::new(
+                telemetry.tracer(Component::ControllerManager),
+                telemetry.propagation(),
+            )
+        };
         let deployment = DeploymentController::start(
             api.clone(),
             &informers,

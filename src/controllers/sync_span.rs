@@ -3,6 +3,9 @@
 //! the sync makes carries the span's context — so the chain of one user action stays one trace.
 //!
 //! Which context is the parent:
+//! (In `[telemetry] propagation = "link"` mode the sync span is instead a new root with a span
+//! link to that context; see `telemetry::start_reaction`.)
+//!
 //! 1. the context of the object whose informer event last enqueued the key ([`Triggers`]):
 //!    a pod deleted by `kubectl delete pod` makes its ReplicaSet's sync part of that trace;
 //! 2. otherwise the synced object's own context (a requeue after backoff or a delay);
@@ -13,12 +16,12 @@
 use std::collections::HashMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use opentelemetry::trace::{Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{SpanBuilder, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::apiserver::Trace;
-use crate::telemetry;
+use crate::telemetry::{self, Propagation};
 
 /// The context saved on `meta`, if it holds a valid span context.
 pub fn context_of(meta: &ObjectMeta) -> Option<Context> {
@@ -58,17 +61,38 @@ impl<K: std::hash::Hash + Eq> Triggers<K> {
     }
 }
 
+/// The controller manager's tracer and the `[telemetry] propagation` mode its syncs follow.
+#[derive(Clone, Debug)]
+pub struct SyncTracer {
+    tracer: SdkTracer,
+    propagation: Propagation,
+}
+
+impl SyncTracer {
+    pub fn new(tracer: SdkTracer, propagation: Propagation) -> SyncTracer {
+        SyncTracer {
+            tracer,
+            propagation,
+        }
+    }
+}
+
 /// One sync's span, or none for untraced work. Ends when dropped.
 pub struct SyncSpan {
     cx: Option<Context>,
 }
 
 impl SyncSpan {
-    /// Start `name` as a child of `parent` (no span when `parent` is `None`).
-    pub fn start(tracer: &SdkTracer, name: String, parent: Option<Context>) -> SyncSpan {
+    /// Start `name` caused by `parent` — its child, or in `link` mode a new root linked to it
+    /// ([`telemetry::start_reaction`]); no span when `parent` is `None`.
+    pub fn start(tracer: &SyncTracer, name: String, parent: Option<Context>) -> SyncSpan {
         let cx = parent.map(|parent| {
-            let span = tracer.start_with_context(name, &parent);
-            parent.with_span(span)
+            telemetry::start_reaction(
+                &tracer.tracer,
+                tracer.propagation,
+                SpanBuilder::from_name(name),
+                &parent,
+            )
         });
         SyncSpan { cx }
     }

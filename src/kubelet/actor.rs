@@ -108,6 +108,7 @@ impl Kubelet {
             host_ip: internal_ip(opts.index),
             recorder: EventRecorder::new(api.clone(), "kubelet", Some(&name)),
             tracer: telemetry.node_tracer(Component::Kubelet, &name),
+            propagation: telemetry.propagation(),
             node: name,
             api,
             runtime,

@@ -27,7 +27,7 @@ use actix::prelude::*;
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Preconditions};
-use opentelemetry::trace::{Status as SpanStatus, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanBuilder, Status as SpanStatus, TraceContextExt};
 use opentelemetry::{Context as OtelContext, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
@@ -57,6 +57,8 @@ pub struct Env {
     pub recorder: EventRecorder,
     pub clock: Arc<dyn Clock>,
     pub tracer: SdkTracer,
+    /// `[telemetry] propagation`: a pod sync is a child of its cause or a linked root.
+    pub propagation: telemetry::Propagation,
     pub config: KubeletConfig,
 }
 
@@ -855,23 +857,24 @@ async fn start_container(
 
 fn start_span(env: &Env, pod: &Pod, st: &State) -> Option<OtelContext> {
     let parent = st.trace.as_ref()?;
-    let span = env
-        .tracer
-        .span_builder(format!("sync pod {}", pod_key(pod)))
-        .with_attributes([
-            KeyValue::new(
-                "k8s.pod.name",
-                pod.metadata.name.clone().unwrap_or_default(),
-            ),
-            KeyValue::new(
-                "k8s.namespace.name",
-                pod.metadata.namespace.clone().unwrap_or_default(),
-            ),
-            KeyValue::new("k8s.pod.uid", pod.metadata.uid.clone().unwrap_or_default()),
-            KeyValue::new("k8s.node.name", env.node.clone()),
-        ])
-        .start_with_context(&env.tracer, parent);
-    Some(parent.with_span(span))
+    let span = SpanBuilder::from_name(format!("sync pod {}", pod_key(pod))).with_attributes([
+        KeyValue::new(
+            "k8s.pod.name",
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
+        KeyValue::new(
+            "k8s.namespace.name",
+            pod.metadata.namespace.clone().unwrap_or_default(),
+        ),
+        KeyValue::new("k8s.pod.uid", pod.metadata.uid.clone().unwrap_or_default()),
+        KeyValue::new("k8s.node.name", env.node.clone()),
+    ]);
+    Some(telemetry::start_reaction(
+        &env.tracer,
+        env.propagation,
+        span,
+        parent,
+    ))
 }
 
 /// One sync of one pod. See the module documentation.

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix::prelude::*;
 use k8s_openapi::api::core::v1::{Binding, Node, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use opentelemetry::trace::{Span, TraceContextExt, Tracer};
+use opentelemetry::trace::{Span, SpanBuilder, TraceContextExt, Tracer};
 use opentelemetry::{Context as OtelContext, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use tokio::sync::mpsc;
@@ -66,7 +66,7 @@ use crate::api::Object;
 use crate::apiserver::{ApiServer, Bind, Subresource, Trace, Update, WriteOptions};
 use crate::events::{EventRecorder, NORMAL, WARNING};
 use crate::informer::{Informer, InformerEvent};
-use crate::telemetry::{self, Component, Telemetry};
+use crate::telemetry::{self, Component, Propagation, Telemetry};
 
 /// The component name on the scheduler's events (`source.component`), as upstream.
 pub const COMPONENT: &str = "default-scheduler";
@@ -593,6 +593,9 @@ pub struct Scheduler {
     api: Addr<ApiServer>,
     core: SchedulerCore,
     tracer: SdkTracer,
+    /// `[telemetry] propagation`: a scheduling attempt is a child of the pod's creation, or
+    /// a new root linked to it.
+    propagation: Propagation,
     recorder: EventRecorder,
     /// The node informer (kept alive here).
     nodes: Option<Informer<Node>>,
@@ -618,6 +621,7 @@ impl Scheduler {
             api,
             core: SchedulerCore::new(config, Arc::new(RealClock))?,
             tracer: telemetry.tracer(Component::Scheduler),
+            propagation: telemetry.propagation(),
             nodes: None,
             pods: Vec::new(),
             unsynced: 0,
@@ -674,20 +678,25 @@ impl Scheduler {
             };
             // The attempt continues the trace of whoever created the pod.
             let parent = telemetry::extract(&info.pod.metadata);
-            let mut span = self
-                .tracer
-                .start_with_context(format!("schedule pod {}", info.key), &parent);
-            span.set_attribute(KeyValue::new("k8s.pod.key", info.key.clone()));
-            span.set_attribute(KeyValue::new("scheduler.attempt", info.attempts as i64));
+            let mut attributes = vec![
+                KeyValue::new("k8s.pod.key", info.key.clone()),
+                KeyValue::new("scheduler.attempt", info.attempts as i64),
+            ];
             if let Some(profile) = info
                 .pod
                 .spec
                 .as_ref()
                 .and_then(|s| s.scheduler_name.clone())
             {
-                span.set_attribute(KeyValue::new("scheduler.profile", profile));
+                attributes.push(KeyValue::new("scheduler.profile", profile));
             }
-            let cx = parent.with_span(span);
+            let cx = telemetry::start_reaction(
+                &self.tracer,
+                self.propagation,
+                SpanBuilder::from_name(format!("schedule pod {}", info.key))
+                    .with_attributes(attributes),
+                &parent,
+            );
             let started = Instant::now();
             let (outcome, report) = self.core.schedule(info);
             self.stats.attempt_latency.record(started.elapsed());

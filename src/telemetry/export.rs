@@ -34,7 +34,13 @@ impl ExporterFactory {
     pub(crate) fn new(target: ExportTarget) -> Result<ExporterFactory, TelemetryError> {
         let grpc = match target.protocol {
             OtlpProtocol::Grpc => Some(Arc::new(GrpcRuntime::start()?)),
-            OtlpProtocol::HttpProtobuf => None,
+            OtlpProtocol::HttpProtobuf => {
+                // reqwest is built with `rustls-no-provider` (ring is the only crypto
+                // provider in the build): without a process default its client panics on
+                // creation. Installing fails harmlessly when one is already installed.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                None
+            }
         };
         let factory = ExporterFactory { target, grpc };
         // Build (and drop) one exporter now, so a bad endpoint fails `init` rather than the

@@ -40,6 +40,7 @@
 mod envelope;
 pub mod export;
 mod propagation;
+mod reaction;
 pub mod settings;
 mod span_store;
 
@@ -58,6 +59,7 @@ use crate::config::TelemetryConfig;
 
 pub use envelope::Traced;
 pub use propagation::{extract, from_traceparent, inject, traceparent, TRACEPARENT_ANNOTATION};
+pub use reaction::{start_reaction, Propagation};
 pub use settings::{ExportTarget, RootSampler, SamplerSpec, Settings};
 pub use span_store::{SpanStore, StoredSpan, TraceSummary};
 
@@ -182,6 +184,7 @@ impl Telemetry {
                 parent_based: true,
             },
             span_store_capacity: capacity,
+            propagation: Propagation::Child,
             warnings: Vec::new(),
         })
         .expect("without export nothing can fail")
@@ -257,6 +260,12 @@ impl Telemetry {
     /// The settings in effect (after environment overrides).
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// How reactions (controller syncs, scheduling attempts, kubelet pod syncs) relate to
+    /// their causes; components pass it to [`start_reaction`].
+    pub fn propagation(&self) -> Propagation {
+        self.inner.settings.propagation
     }
 
     /// Where spans are exported, or `None` when export is off.

@@ -87,6 +87,8 @@ pub struct Settings {
     pub export: Option<ExportTarget>,
     pub sampler: SamplerSpec,
     pub span_store_capacity: usize,
+    /// `[telemetry] propagation`: reactions as children of their cause, or linked roots.
+    pub propagation: super::Propagation,
     /// Environment values that were ignored, and why.
     pub warnings: Vec<String>,
 }
@@ -162,6 +164,7 @@ impl Settings {
             export,
             sampler,
             span_store_capacity: cfg.span_store_capacity,
+            propagation: cfg.propagation,
             warnings,
         })
     }
@@ -275,6 +278,7 @@ mod tests {
             otlp_protocol: OtlpProtocol::HttpProtobuf,
             sampler_ratio: 1.0,
             span_store_capacity: 100,
+            propagation: crate::telemetry::Propagation::Child,
         }
     }
 

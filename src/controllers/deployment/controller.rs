@@ -18,7 +18,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::trace::SdkTracer;
 
 use super::{on_create_conflict, sync_deployment, Action, EventType, PodMap, Requeue, MAX_RETRIES};
 use crate::api::selectors::LabelSelector;
@@ -27,7 +26,7 @@ use crate::apiserver::{
     ApiError, ApiServer, Create, Delete, Get, Subresource, Trace, Update, WriteOptions,
 };
 use crate::controllers::ref_manager::{self, Claim};
-use crate::controllers::sync_span::{context_of, SyncSpan, Triggers};
+use crate::controllers::sync_span::{context_of, SyncSpan, SyncTracer, Triggers};
 use crate::controllers::workqueue::WorkQueue;
 use crate::events::{EventRecorder, NORMAL, WARNING};
 use crate::informer::{controller_uid, key_of, InformerEvent, SharedInformerFactory, Store};
@@ -47,7 +46,7 @@ pub struct DeploymentController {
     in_flight: usize,
     /// The pending wake-up for the earliest delayed key.
     timer: Option<SpawnHandle>,
-    tracer: SdkTracer,
+    tracer: SyncTracer,
     recorder: EventRecorder,
     /// The trace context of the event that last enqueued each key.
     triggers: Triggers,
@@ -67,7 +66,7 @@ impl DeploymentController {
     pub fn start(
         api: Addr<ApiServer>,
         factory: &SharedInformerFactory,
-        tracer: SdkTracer,
+        tracer: SyncTracer,
         workers: usize,
     ) -> Addr<DeploymentController> {
         let d = factory.informer::<Deployment>();

@@ -17,7 +17,6 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Preconditions};
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::trace::SdkTracer;
 
 use super::graph::{decide, Decision, Graph, Identity, OwnerState, Work};
 use super::MAX_RETRIES;
@@ -27,7 +26,7 @@ use crate::apiserver::{
     ApiError, ApiServer, Delete, Get, Subresource, Trace, Update, WriteOptions,
 };
 use crate::controllers::ref_manager::without_owners;
-use crate::controllers::sync_span::{context_of, SyncSpan, Triggers};
+use crate::controllers::sync_span::{context_of, SyncSpan, SyncTracer, Triggers};
 use crate::controllers::workqueue::WorkQueue;
 use crate::informer::{Cached, InformerEvent, SharedInformerFactory, Store};
 
@@ -43,7 +42,7 @@ pub struct GarbageCollector {
     workers: usize,
     in_flight: usize,
     timer: Option<SpawnHandle>,
-    tracer: SdkTracer,
+    tracer: SyncTracer,
 }
 
 fn mailbox(e: MailboxError) -> ApiError {
@@ -67,7 +66,7 @@ impl GarbageCollector {
     pub fn start(
         api: Addr<ApiServer>,
         factory: &SharedInformerFactory,
-        tracer: SdkTracer,
+        tracer: SyncTracer,
         workers: usize,
     ) -> Addr<GarbageCollector> {
         let d = factory.informer::<Deployment>();
@@ -202,7 +201,7 @@ impl GarbageCollector {
 /// One work item being processed.
 struct Item {
     api: Addr<ApiServer>,
-    tracer: SdkTracer,
+    tracer: SyncTracer,
     s: Snapshot,
 }
 
@@ -356,9 +355,16 @@ impl Item {
                     .await
                     .map_err(mailbox)?;
                 match res {
-                    // Gone already, or the name now belongs to a new object.
-                    Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {
-                        Ok(vec![])
+                    // Gone already.
+                    Ok(_) | Err(ApiError::NotFound { .. }) => Ok(vec![]),
+                    // The name belongs to a new object (uid precondition), or a write to the
+                    // object raced this one (a kubelet's status update while the pod is
+                    // marked for deletion): look again. The next attempt reads it live and
+                    // does nothing if the uid has changed. Treating this as done left
+                    // running pods of deleted ReplicaSets behind (seen in tests/demo.rs).
+                    Err(ApiError::Conflict { .. }) => {
+                        span.event("conflict: trying again", vec![]);
+                        Ok(vec![self.s.work.clone()])
                     }
                     Err(e) => Err(e),
                 }

@@ -18,7 +18,6 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::trace::SdkTracer;
 use parking_lot::Mutex;
 
 use super::expectations::Expectations;
@@ -33,7 +32,7 @@ use crate::apiserver::{
     ApiError, ApiServer, Create, Delete, Get, Subresource, Trace, Update, WriteOptions,
 };
 use crate::controllers::ref_manager::{self, adopted, claim, new_controller_ref, Claim};
-use crate::controllers::sync_span::{context_of, SyncSpan, Triggers};
+use crate::controllers::sync_span::{context_of, SyncSpan, SyncTracer, Triggers};
 use crate::controllers::workqueue::WorkQueue;
 use crate::events::{EventRecorder, NORMAL, WARNING};
 use crate::informer::{key_of, InformerEvent, SharedInformerFactory, Store};
@@ -68,7 +67,7 @@ pub struct ReplicaSetController {
     options: ReplicaSetOptions,
     in_flight: usize,
     timer: Option<SpawnHandle>,
-    tracer: SdkTracer,
+    tracer: SyncTracer,
     recorder: EventRecorder,
 }
 
@@ -90,7 +89,7 @@ impl ReplicaSetController {
     pub fn start(
         api: Addr<ApiServer>,
         factory: &SharedInformerFactory,
-        tracer: SdkTracer,
+        tracer: SyncTracer,
         options: ReplicaSetOptions,
     ) -> Addr<ReplicaSetController> {
         let rs = factory.informer::<ReplicaSet>();
