@@ -42,6 +42,7 @@ pub mod export;
 mod propagation;
 pub mod settings;
 mod span_store;
+pub mod waterfall;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
