@@ -28,6 +28,7 @@
 //! * [`telemetry`] — tracer providers per component, trace context through messages and
 //!   through objects (`traceparent` annotation), OTLP export, the in-memory span store.
 //! * [`cluster`] — wiring: start the components from a [`config::Config`].
+//! * [`metrics`] — Prometheus metrics under upstream names, one registry per process.
 //! * [`client`] — the `kubeactor` commands' connection to a running daemon (its kubeconfig).
 //!
 //! # Where to start reading
@@ -47,6 +48,9 @@ pub mod controllers;
 pub mod events;
 pub mod informer;
 pub mod kubelet;
+// --- metrics (issue 7) ---
+pub mod metrics;
+// --- end metrics ---
 pub mod runtime;
 pub mod scheduler;
 pub mod store;
