@@ -112,6 +112,62 @@ fn trace_draws_a_deployments_chain_and_lists_it() {
     );
     let by_id = daemon.kubeactor(&["trace", "--id", &trace_id]);
     assert!(stdout(&by_id).starts_with(&format!("trace {trace_id}")));
+
+    // The same story in /metrics: every component counted its part.
+    let client = Client::from_data_dir(daemon.data_dir()).unwrap();
+    let sum = |text: &str, name: &str, with: &[(&str, &str)]| -> f64 {
+        kubeactor::metrics::parse_text(text)
+            .unwrap()
+            .into_iter()
+            .filter(|(n, labels, _)| {
+                n == name
+                    && with
+                        .iter()
+                        .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|(_, _, v)| v)
+            .sum()
+    };
+    let text = wait_for(
+        "3 pods started in /metrics",
+        Duration::from_secs(30),
+        || {
+            let text = String::from_utf8(client.get("/metrics").map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            match sum(&text, "kubelet_pod_start_duration_seconds_count", &[]) {
+                3.0 => Ok(text),
+                n => Err(format!("{n} pod starts")),
+            }
+        },
+    );
+    let sum = |name: &str, with: &[(&str, &str)]| sum(&text, name, with);
+    let scheduled = [("result", "scheduled"), ("profile", "default-scheduler")];
+    assert_eq!(
+        sum("scheduler_schedule_attempts_total", &scheduled),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(sum("kubelet_running_pods", &[]), 3.0, "{text}");
+    assert_eq!(
+        sum("kubelet_pod_start_duration_seconds_count", &[]),
+        3.0,
+        "{text}"
+    );
+    assert!(sum("workqueue_adds_total", &[("name", "deployment")]) >= 1.0);
+    assert_eq!(
+        sum("apiserver_storage_objects", &[("resource", "pods")]),
+        3.0
+    );
+    assert!(
+        sum(
+            "apiserver_request_total",
+            &[
+                ("verb", "CREATE"),
+                ("resource", "deployments"),
+                ("code", "201")
+            ]
+        ) >= 1.0
+    );
 }
 
 #[test]
