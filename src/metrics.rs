@@ -320,10 +320,13 @@ impl RequestInfo {
     }
 }
 
+/// One parsed sample: metric name, labels in order, value.
+pub type Sample = (String, Vec<(String, String)>, f64);
+
 /// A minimal reader of the text exposition format, for tests and tools: every sample as
 /// (metric name, labels, value). Comment lines (`# HELP`, `# TYPE`, `# EOF`) are skipped.
 /// Fails on a line that is not `name{labels} value` or `name value`.
-pub fn parse_text(text: &str) -> Result<Vec<(String, Vec<(String, String)>, f64)>, String> {
+pub fn parse_text(text: &str) -> Result<Vec<Sample>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
