@@ -179,6 +179,13 @@ fn sigterm_exits_0_within_5s_with_a_collector_that_never_answers() {
                 "--replicas=3",
             ]);
         }
+        // With export on, `kubeactor trace` links to Jaeger.
+        let list = daemon.kubeactor(&["trace", "--list"]);
+        let list = String::from_utf8_lossy(&list.stdout);
+        assert!(
+            list.contains("Jaeger: http://127.0.0.1:16686/trace/<TRACE ID>"),
+            "{list}"
+        );
         let (status, took) = daemon.stop_with(libc::SIGTERM);
         assert!(status.success(), "{protocol}: exit status {status:?}");
         assert!(
