@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::apiserver::http::admin::TRACES;
 use crate::apiserver::http::auth::KUBECONFIG_FILE;
+use crate::telemetry::waterfall::{ObjectRef, TraceList, TraceView};
 
 /// Why a request to the daemon failed. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +22,9 @@ pub enum ClientError {
     BadKubeconfig { path: PathBuf, reason: String },
     #[error("cannot reach the daemon at {url}: {source} (is `kubeactor up` running?)")]
     Unreachable { url: String, source: reqwest::Error },
+    /// A 2xx answer whose body is not what the endpoint returns (a daemon of another version).
+    #[error("unexpected answer to GET {path}: {reason}")]
+    BadResponse { path: String, reason: String },
     /// The daemon answered with an error `Status`; `message` is its message.
     #[error("{message}")]
     Status { code: u16, message: String },
@@ -89,6 +94,34 @@ impl Client {
     pub fn post(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         self.send(self.http.post(self.url(path)))
     }
+
+    // --- traces (kubeactor trace) ---
+
+    /// The most recent traces in the daemon's span store.
+    pub fn traces(&self) -> Result<TraceList, ClientError> {
+        self.get_json(TRACES)
+    }
+
+    /// The most recent trace touching `object`. A daemon with no such trace answers
+    /// [`ClientError::Status`] with code 404.
+    pub fn trace_of(&self, object: &ObjectRef) -> Result<TraceView, ClientError> {
+        self.get_json(&format!("{TRACES}?object={}", object.to_query()))
+    }
+
+    /// One trace by its id (32 hex digits).
+    pub fn trace(&self, trace_id: &str) -> Result<TraceView, ClientError> {
+        self.get_json(&format!("{TRACES}/{trace_id}"))
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let body = self.get(path)?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    // --- end traces ---
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server)

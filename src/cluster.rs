@@ -197,17 +197,29 @@ fn print_banner(config: &Config, cluster: &Cluster) {
         crate::config::StoreEngine::Redb => "redb (durable)",
         crate::config::StoreEngine::Memory => "memory (not durable)",
     };
-    let traces = if config.telemetry.otlp_enabled {
-        format!(
-            "OTLP to {} (Jaeger UI: http://localhost:16686)",
-            config.telemetry.otlp_endpoint
-        )
-    } else {
-        "kept in memory (OTLP export off)".to_string()
+    // --- banner: nodes and traces (issue 7) ---
+    let traces = match cluster.telemetry.export_target() {
+        Some(target) => format!(
+            "OTLP to {}; Jaeger UI: {}",
+            target.endpoint,
+            crate::telemetry::waterfall::jaeger_ui(&target.endpoint)
+        ),
+        None => "in memory only (OTLP export off): kubeactor trace --list".to_string(),
     };
+    let nodes = match cluster.nodes.len() {
+        0 => "none".to_string(),
+        _ => cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    // --- end banner ---
     println!("kubeactor is up");
     println!("  data directory: {}", cluster.data_dir.display());
     println!("  store:          {engine}");
+    println!("  nodes:          {nodes}");
     println!("  traces:         {traces}");
     println!("  API:            {}", cluster.http.url());
     println!("  kubeconfig:     {}", cluster.kubeconfig.display());

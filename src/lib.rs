@@ -28,6 +28,7 @@
 //! * [`telemetry`] — tracer providers per component, trace context through messages and
 //!   through objects (`traceparent` annotation), OTLP export, the in-memory span store.
 //! * [`cluster`] — wiring: start the components from a [`config::Config`].
+//! * [`metrics`] — Prometheus metrics under upstream names, one registry per process.
 //! * [`client`] — the `kubeactor` commands' connection to a running daemon (its kubeconfig).
 //! * [`demo`] — `kubeactor demo`: a scenario loop (create, scale, roll out, delete) that keeps
 //!   producing one trace per step.
@@ -50,6 +51,9 @@ pub mod demo;
 pub mod events;
 pub mod informer;
 pub mod kubelet;
+// --- metrics (issue 7) ---
+pub mod metrics;
+// --- end metrics ---
 pub mod runtime;
 pub mod scheduler;
 pub mod store;

@@ -41,7 +41,88 @@ enum Command {
     Demo(UpArgs),
     /// Print the kubeconfig that `kubeactor up` wrote into the data directory.
     Kubeconfig(KubeconfigArgs),
+    /// Show the most recent trace touching an object as a waterfall, from the running
+    /// daemon's span store (no Jaeger needed); `--list` lists recent traces.
+    Trace(TraceArgs),
 }
+
+// --- kubeactor trace ---
+#[derive(Debug, Args)]
+struct TraceArgs {
+    /// The object, kubectl-style: deployment/web, deploy/web, rs/web-5d4f…, pod/web-…,
+    /// node/node-1.
+    #[arg(value_name = "KIND/NAME", required_unless_present_any = ["list", "id"])]
+    object: Option<String>,
+
+    /// The object's namespace (ignored for nodes).
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+
+    /// List recent traces (root span, span count, duration) instead.
+    #[arg(long, conflicts_with_all = ["object", "id"])]
+    list: bool,
+
+    /// Show the trace with this id (32 hex digits, as `--list` prints) instead.
+    #[arg(long, value_name = "TRACE_ID", conflicts_with = "object")]
+    id: Option<String>,
+
+    /// The running daemon's data directory (config key `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// `kubeactor trace`: ask the daemon, draw the answer. Errors are one line on stderr, exit 1.
+fn trace_command(config: &Config, args: &TraceArgs) -> ExitCode {
+    use kubeactor::client::{Client, ClientError};
+    use kubeactor::telemetry::waterfall::{self, ObjectRef, RenderOptions};
+    use std::io::IsTerminal as _;
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_RUNTIME)
+    };
+    let opts = RenderOptions {
+        color: std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ..RenderOptions::default()
+    };
+    let client = match Client::from_data_dir(&config.data_dir()) {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    let text = if args.list {
+        client.traces().map(|l| waterfall::render_list(&l, &opts))
+    } else if let Some(id) = &args.id {
+        match client.trace(id) {
+            Err(ClientError::Status { code: 404, .. }) => {
+                return fail(format!("no trace {id} in the daemon's span store"))
+            }
+            r => r.map(|v| waterfall::render_trace(&v, &opts)),
+        }
+    } else {
+        let arg = args.object.as_deref().unwrap_or_default();
+        let object = match ObjectRef::parse(arg, &args.namespace) {
+            Ok(o) => o,
+            Err(e) => return fail(e),
+        };
+        match client.trace_of(&object) {
+            Err(ClientError::Status { code: 404, .. }) => {
+                return fail(format!(
+                    "no trace touches {object} (the span store keeps recent spans only; \
+                     `kubeactor trace --list` shows what it has)"
+                ))
+            }
+            r => r.map(|v| waterfall::render_trace(&v, &opts)),
+        }
+    };
+    match text {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+// --- end kubeactor trace ---
 
 #[derive(Debug, Args)]
 struct KubeconfigArgs {
@@ -105,6 +186,11 @@ fn main() -> ExitCode {
             }
         };
     }
+    // --- kubeactor trace ---
+    if let Command::Trace(args) = &cli.command {
+        return trace_command(&config, args);
+    }
+    // --- end kubeactor trace ---
     init_logging(&config);
     match cli.command {
         Command::Up(_) | Command::Demo(_) => {
@@ -122,7 +208,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Kubeconfig(_) => ExitCode::SUCCESS,
+        Command::Kubeconfig(_) | Command::Trace(_) => ExitCode::SUCCESS,
     }
 }
 
@@ -156,6 +242,13 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
                 overrides.push(Override::flag("--data-dir", "data_dir", dir));
             }
         }
+        // --- kubeactor trace ---
+        Command::Trace(args) => {
+            if let Some(dir) = &args.data_dir {
+                let dir = dir.to_string_lossy();
+                overrides.push(Override::flag("--data-dir", "data_dir", dir));
+            }
+        } // --- end kubeactor trace ---
     }
     let sources = ConfigSources {
         file: cli.config.clone(),

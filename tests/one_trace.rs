@@ -9,7 +9,7 @@
 //! Timing: every wait polls kubectl with a deadline (`support/daemon.rs`); simulated time runs
 //! 100x faster than real time.
 
-#[path = "support/daemon.rs"]
+#[path = "support/in_process.rs"]
 mod daemon;
 mod support;
 

@@ -127,3 +127,85 @@ fn up_serves_https_and_writes_a_kubeconfig_that_kubeactor_kubeconfig_prints() {
     assert_eq!(String::from_utf8_lossy(&printed.stdout), text);
     stop_with(&mut child, libc::SIGTERM);
 }
+
+// --- graceful shutdown with a black-hole collector; the banner's nodes and traces (issue 7) ---
+
+mod support;
+
+use support::daemon::{kubeactor_command, kubectl_binary, Daemon};
+
+/// A "collector" that accepts every connection and never answers (nor closes).
+fn black_hole() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for conn in listener.incoming().map_while(Result::ok) {
+            conns.push(conn); // held open, never read
+        }
+    });
+    (addr, held)
+}
+
+#[test]
+fn sigterm_exits_0_within_5s_with_a_collector_that_never_answers() {
+    let (collector, _held) = black_hole();
+    for protocol in ["http/protobuf", "grpc"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = kubeactor_command();
+        cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(["--set", "telemetry.otlp_enabled=true"])
+            .args([
+                "--set",
+                &format!("telemetry.otlp_endpoint=http://{collector}"),
+            ])
+            .args(["--set", &format!("telemetry.otlp_protocol={protocol}")])
+            .args(["--set", "simulation.speed=20"]);
+        let mut daemon = Daemon::spawn(cmd, dir);
+        let banner = daemon.banner.join("\n");
+        assert!(
+            banner.contains(&format!("OTLP to http://{collector}"))
+                && banner.contains("Jaeger UI: http://127.0.0.1:16686"),
+            "{banner}"
+        );
+        if kubectl_binary().is_some() {
+            // Spans waiting for the collector when the signal comes.
+            daemon.kubectl_ok(&[
+                "create",
+                "deployment",
+                "web",
+                "--image=nginx",
+                "--replicas=3",
+            ]);
+        }
+        // With export on, `kubeactor trace` links to Jaeger.
+        let list = daemon.kubeactor(&["trace", "--list"]);
+        let list = String::from_utf8_lossy(&list.stdout);
+        assert!(
+            list.contains("Jaeger: http://127.0.0.1:16686/trace/<TRACE ID>"),
+            "{list}"
+        );
+        let (status, took) = daemon.stop_with(libc::SIGTERM);
+        assert!(status.success(), "{protocol}: exit status {status:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{protocol}: SIGTERM took {took:?}"
+        );
+    }
+}
+
+#[test]
+fn the_banner_names_the_nodes_and_where_traces_go() {
+    let daemon = Daemon::start(20.0, &[]);
+    let banner = daemon.banner.join("\n");
+    assert!(
+        banner.contains("nodes:          node-1, node-2"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("traces:         in memory only (OTLP export off): kubeactor trace --list"),
+        "{banner}"
+    );
+}
+// --- end graceful shutdown ---

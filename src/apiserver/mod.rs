@@ -110,6 +110,8 @@ struct PendingWrite {
     reply: Reply,
     /// The request span and the etcd span, ended when durable.
     spans: Option<(OtelContext, OtelContext)>,
+    /// When the write went to the store (`etcd_request_duration_seconds`).
+    submitted: std::time::Instant,
 }
 
 /// The API server actor. See the module documentation.
@@ -129,7 +131,48 @@ pub struct ApiServer {
     etcd_tracer: SdkTracer,
     /// Taken in `started`: the store's stream of durable batches.
     commits: Option<crate::store::CommitStream>,
+    /// `apiserver_storage_objects` (issue 7).
+    storage_objects: StorageObjects,
 }
+
+// --- metrics (issue 7) ---
+
+/// This server's share of `apiserver_storage_objects{resource}`: its object count per kind,
+/// added to the process-wide gauges (and taken back out when the server is dropped, so
+/// several servers in one process — tests — add up correctly).
+struct StorageObjects {
+    gauges: Vec<prometheus_client::metrics::gauge::Gauge>,
+    counts: [i64; Kind::ALL.len()],
+}
+
+impl StorageObjects {
+    fn new(objects: &BTreeMap<String, Arc<Object>>) -> StorageObjects {
+        let m = crate::metrics::global();
+        let mut s = StorageObjects {
+            gauges: Kind::ALL.iter().map(|&k| m.storage_objects(k)).collect(),
+            counts: [0; Kind::ALL.len()],
+        };
+        for o in objects.values() {
+            s.add(o.kind(), 1);
+        }
+        s
+    }
+
+    fn add(&mut self, kind: Kind, n: i64) {
+        self.counts[kind as usize] += n;
+        self.gauges[kind as usize].inc_by(n);
+    }
+}
+
+impl Drop for StorageObjects {
+    fn drop(&mut self) {
+        for (g, n) in self.gauges.iter().zip(self.counts) {
+            g.dec_by(n);
+        }
+    }
+}
+
+// --- end metrics ---
 
 impl ApiServer {
     /// Load the store's state into a new API server (not yet started).
@@ -162,7 +205,6 @@ impl ApiServer {
         Ok(ApiServer {
             store,
             opts,
-            objects,
             revision: range.revision,
             window: VecDeque::new(),
             window_floor: range.revision,
@@ -171,6 +213,8 @@ impl ApiServer {
             tracer: telemetry.tracer(Component::ApiServer),
             etcd_tracer: telemetry.tracer(Component::Etcd),
             commits: Some(commits),
+            storage_objects: StorageObjects::new(&objects),
+            objects,
         })
     }
 
@@ -319,6 +363,7 @@ impl ApiServer {
                 object: object.map(Arc::new),
                 reply,
                 spans,
+                submitted: std::time::Instant::now(),
             },
         );
         Ok(())
@@ -374,6 +419,21 @@ impl ApiServer {
                     (Arc::new(last), true)
                 }
             };
+            // --- metrics (issue 7) ---
+            let operation = match (deleted, prev.is_some()) {
+                (true, _) => "delete",
+                (false, true) => "update",
+                (false, false) => "create",
+            };
+            match operation {
+                "create" => self.storage_objects.add(kind, 1),
+                "delete" if prev.is_some() => self.storage_objects.add(kind, -1),
+                _ => {}
+            }
+            if let Some(p) = &pending {
+                crate::metrics::global().observe_etcd(operation, kind, p.submitted.elapsed());
+            }
+            // --- end metrics ---
             let change = Arc::new(Change {
                 kind,
                 object: object.clone(),

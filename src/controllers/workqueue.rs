@@ -240,6 +240,16 @@ pub struct WorkQueue<K> {
     shutting_down: bool,
     /// For logs: which controller's queue this is.
     name: String,
+    /// `workqueue_depth{name}` and `workqueue_adds_total{name}` (issue 7).
+    depth: prometheus_client::metrics::gauge::Gauge,
+    adds: prometheus_client::metrics::counter::Counter,
+}
+
+/// A dropped queue's keys leave `workqueue_depth` (issue 7).
+impl<K> Drop for WorkQueue<K> {
+    fn drop(&mut self) {
+        self.depth.dec_by(self.queue.len() as i64);
+    }
 }
 
 impl<K> WorkQueue<K>
@@ -261,6 +271,8 @@ where
         limiter: Box<dyn RateLimiter<K>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let name = name.into();
+        let (depth, adds) = crate::metrics::global().workqueue(&name);
         WorkQueue {
             queue: VecDeque::new(),
             dirty: HashSet::new(),
@@ -271,7 +283,9 @@ where
             limiter,
             clock,
             shutting_down: false,
-            name: name.into(),
+            name,
+            depth,
+            adds,
         }
     }
 
@@ -281,11 +295,13 @@ where
             return;
         }
         self.dirty.insert(key.clone());
+        self.adds.inc();
         if self.processing.contains(&key) {
             // Re-queued by `done`.
             return;
         }
         self.queue.push_back(key);
+        self.depth.inc();
     }
 
     /// Add `key` once `delay` has passed (at once if zero). A key already waiting keeps the
@@ -359,6 +375,7 @@ where
     pub fn get(&mut self) -> Option<K> {
         self.promote_ready();
         let key = self.queue.pop_front()?;
+        self.depth.dec();
         self.dirty.remove(&key);
         self.processing.insert(key.clone());
         Some(key)
@@ -369,6 +386,7 @@ where
         self.processing.remove(key);
         if self.dirty.contains(key) {
             self.queue.push_back(key.clone());
+            self.depth.inc();
         }
     }
 

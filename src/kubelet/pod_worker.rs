@@ -1067,6 +1067,15 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
         ));
         cx.span().end();
     }
+    // --- metrics: kubelet_pod_start_duration_seconds (issue 7) ---
+    if new_phase.as_deref() == Some("Running") && phase.as_deref() != Some("Running") {
+        if let Some(created) = &pod.metadata.creation_timestamp {
+            let nanos = jiff::Timestamp::now().as_nanosecond() - created.0.as_nanosecond();
+            let took = Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
+            crate::metrics::global().observe_pod_start(&env.node, took);
+        }
+    }
+    // --- end metrics ---
     // The chain of a new pod ends once it runs, backs off, or finishes.
     if new_phase.as_deref() == Some("Running") || backing_off || terminal {
         st.trace = None;

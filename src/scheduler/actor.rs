@@ -530,6 +530,20 @@ impl ScheduleReport {
     }
 }
 
+// --- metrics (issue 7) ---
+/// `scheduler_schedule_attempts_total` and `scheduler_scheduling_attempt_duration_seconds`
+/// for one attempt ending with `result` (scheduled, unschedulable, error), as
+/// `PodScheduled`/`PodUnschedulable`/`PodScheduleError` in pkg/scheduler/metrics record them.
+fn attempt_metric(result: &'static str, pod: &Pod, started: Instant) {
+    let profile = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.scheduler_name.as_deref())
+        .unwrap_or("default-scheduler");
+    crate::metrics::global().observe_schedule_attempt(result, profile, started.elapsed());
+}
+// --- end metrics ---
+
 /// A child span of `cx`'s span that started at `start`.
 fn child_span(
     tracer: &SdkTracer,
@@ -761,6 +775,7 @@ impl Scheduler {
                 victims,
             } => {
                 self.stats.unschedulable += 1;
+                attempt_metric("unschedulable", &pod, started);
                 if !victims.is_empty() {
                     cx.span().add_event(
                         "preemption candidates (eviction not implemented)",
@@ -795,6 +810,7 @@ impl Scheduler {
             }
             Outcome::Error { pod, message } => {
                 self.stats.errors += 1;
+                attempt_metric("error", &pod, started);
                 cx.span()
                     .add_event("error", vec![KeyValue::new("message", message.clone())]);
                 cx.span()
@@ -947,6 +963,7 @@ impl Scheduler {
         match &result {
             Ok(()) => {
                 self.stats.bound += 1;
+                attempt_metric("scheduled", &pod, started);
                 self.stats.e2e_latency.record(started.elapsed());
                 cx.span()
                     .add_event("bound", vec![KeyValue::new("node", node.clone())]);
@@ -961,6 +978,7 @@ impl Scheduler {
             }
             Err(e) => {
                 self.stats.errors += 1;
+                attempt_metric("error", &pod, started);
                 cx.span()
                     .add_event("bind failed", vec![KeyValue::new("error", e.clone())]);
                 self.recorder.record(

@@ -32,6 +32,10 @@ pub(crate) struct ExporterFactory {
 
 impl ExporterFactory {
     pub(crate) fn new(target: ExportTarget) -> Result<ExporterFactory, TelemetryError> {
+        // reqwest is built with `rustls-no-provider` (the CLI's client brings its own config),
+        // so the OTLP/HTTP exporter's client needs a process-wide provider, or building it
+        // panics. Installing fails harmlessly when one is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let grpc = match target.protocol {
             OtlpProtocol::Grpc => Some(Arc::new(GrpcRuntime::start()?)),
             OtlpProtocol::HttpProtobuf => {

@@ -43,6 +43,7 @@ mod propagation;
 mod reaction;
 pub mod settings;
 mod span_store;
+pub mod waterfall;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,29 +1,22 @@
-//! The daemon in-process, as `kubeactor up` runs it (https, token, kubeconfig), on the memory
-//! store with fast simulated time and OTLP export to a test receiver; driven by the real
-//! kubectl. Used by the one-trace tests.
-//!
-//! The cluster runs on its own thread with its own actix `System`, so the test thread can block
-//! on kubectl. [`Daemon::stop`] stops it as `kubeactor up` does on SIGTERM and flushes spans.
-//!
-//! Included by path (`#[path = "support/daemon.rs"] mod daemon;`), not from `support/mod.rs`,
-//! so the other test binaries do not compile it.
-//!
-//! Without kubectl on PATH the tests that need it are skipped, unless
-//! `KUBEACTOR_REQUIRE_KUBECTL=1` (as in CI), which makes them fail instead.
+//! A `kubeactor up` daemon (the real binary, default nodes, a fast simulated clock, export
+//! off, its own data directory) plus `kubectl` and `kubeactor` commands pointed at it.
+//! Stopped with SIGTERM when dropped.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kubeactor::cluster::Cluster;
-use kubeactor::config::{Config, OtlpProtocol, StoreEngine};
-use kubeactor::telemetry::Telemetry;
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    /// The banner `kubeactor up` printed.
+    pub banner: Vec<String>,
+    child: Child,
+}
 
-/// How long a `wait_for` polls before failing.
-pub const CONVERGE: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(100);
-
-/// The kubectl on PATH, or `None` (skip) when absent and not required.
+/// The kubectl on PATH, or `None` (skip) when absent and not required
+/// (`KUBEACTOR_REQUIRE_KUBECTL=1`, as in CI, makes its absence a failure).
 pub fn kubectl_binary() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -40,179 +33,172 @@ pub fn kubectl_binary() -> Option<PathBuf> {
     found
 }
 
-/// A test configuration: memory store, port 0, OTLP/HTTP to `endpoint`, simulated time 100x
-/// (pulls and starts take milliseconds; lease renewals still happen, every 100 ms, so the test
-/// sees that they stay out of the traces).
-pub fn config(dir: &Path, endpoint: &str) -> Config {
-    let mut c = Config::defaults();
-    c.data_dir = dir.to_path_buf();
-    c.store.engine = StoreEngine::Memory;
-    c.apiserver.listen = "127.0.0.1:0".into();
-    c.telemetry.otlp_enabled = true;
-    c.telemetry.otlp_endpoint = endpoint.to_owned();
-    c.telemetry.otlp_protocol = OtlpProtocol::HttpProtobuf;
-    c.telemetry.sampler_ratio = 1.0;
-    c.simulation.speed = 100.0;
-    c
-}
-
-pub struct Daemon {
-    pub dir: tempfile::TempDir,
-    pub telemetry: Telemetry,
-    kubectl: PathBuf,
-    kubeconfig: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// `kubeactor` with the developer's KUBEACTOR__* and OTEL_* variables removed.
+pub fn kubeactor_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubeactor"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("KUBEACTOR__") || name.starts_with("OTEL_") || name == "RUST_LOG" {
+            cmd.env_remove(&*name);
+        }
+    }
+    cmd.stdin(Stdio::null());
+    cmd
 }
 
 impl Daemon {
-    /// Start the cluster described by `config` (its data dir must be `dir`).
-    pub fn start(kubectl: PathBuf, dir: tempfile::TempDir, config: Config) -> Daemon {
-        let telemetry = Telemetry::init_with_env(&config.telemetry, &|_| None).expect("telemetry");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let t = telemetry.clone();
-        let thread = std::thread::Builder::new()
-            .name("kubeactor-daemon".into())
-            .spawn(move || {
-                let system = actix::System::new();
-                system.block_on(async move {
-                    let cluster = Cluster::start(&config, t).await.expect("cluster starts");
-                    let _ = ready_tx.send(cluster.kubeconfig.clone());
-                    let _ = stop_rx.await;
-                    cluster.http.stop().await;
-                    cluster.stop();
-                });
-            })
-            .expect("spawn the daemon thread");
-        let kubeconfig = ready_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the daemon starts within 30 s");
-        Daemon {
-            dir,
-            telemetry,
-            kubectl,
-            kubeconfig,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+    /// Start with `speed` simulated seconds per real second and extra `--set` overrides;
+    /// returns once the banner is printed.
+    pub fn start(speed: f64, sets: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = kubeactor_command();
+        cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(["--set", &format!("simulation.speed={speed}")]);
+        for s in sets {
+            cmd.args(["--set", s]);
         }
+        Self::spawn(cmd, dir)
     }
 
-    /// Run kubectl; returns (success, stdout, stderr).
-    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(&self.kubectl)
+    /// Run `cmd` (a `kubeactor up` command line using `dir`) until its banner.
+    pub fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Daemon {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kubeactor up");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut banner = Vec::new();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "kubeactor up printed no banner within 60 s: {banner:?}"
+            );
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                let up = line.contains("stop with Ctrl-C");
+                banner.push(line);
+                if up {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("kubeactor up exited with {status}: {banner:?}");
+            }
+        }
+        Daemon { dir, banner, child }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// `kubectl ARGS` against this daemon (skipping is the caller's: see [`kubectl_binary`]).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(self.kubeconfig())
             .arg("--cache-dir")
             .arg(self.dir.path().join("kubectl-cache"))
             .args(args)
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .output()
-            .expect("run kubectl");
-        (
+            .expect("run kubectl")
+    }
+
+    /// `kubectl ARGS`, which must succeed; its stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
             out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Run kubectl and expect success; returns stdout.
-    pub fn kubectl(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(args);
-        assert!(ok, "kubectl {args:?} failed:\n{stdout}{stderr}");
-        stdout
+    /// `kubeactor ARGS --data-dir <this daemon's>`.
+    pub fn kubeactor(&self, args: &[&str]) -> Output {
+        kubeactor_command()
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .env_remove("NO_COLOR")
+            .output()
+            .expect("run kubeactor")
     }
 
-    /// Poll `kubectl <args>` until its stdout satisfies `done`, or fail after [`CONVERGE`].
-    pub fn wait_for(&self, what: &str, args: &[&str], done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + CONVERGE;
+    /// Send `signal` and wait (at most 10 s) for the exit; how long it took.
+    pub fn stop_with(&mut self, signal: i32) -> (std::process::ExitStatus, Duration) {
+        let sent = Instant::now();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+        let deadline = sent + Duration::from_secs(10);
         loop {
-            let (ok, stdout, stderr) = self.run(args);
-            if ok && done(&stdout) {
-                return stdout;
+            if let Some(status) = self.child.try_wait().expect("wait for kubeactor") {
+                return (status, sent.elapsed());
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; last `kubectl {}`:\n{stdout}{stderr}",
-                args.join(" ")
+                "kubeactor did not stop within 10 s"
             );
-            std::thread::sleep(POLL);
+            std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// Wait until Deployment `name` has `replicas` pods, all updated and available (Available
-    /// condition True, no old pods left).
-    pub fn wait_for_rollout(&self, name: &str, replicas: usize) {
-        let want = format!("{replicas}/{replicas}/{replicas}/{replicas}/True");
-        self.wait_for(
-            &format!("deployment {name} to have {replicas} available replicas"),
-            &[
-                "get",
-                "deployment",
-                name,
-                "-o",
-                "jsonpath={.status.replicas}/{.status.updatedReplicas}/{.status.readyReplicas}/{.status.availableReplicas}/{.status.conditions[?(@.type==\"Available\")].status}",
-            ],
-            |out| out == want,
-        );
-    }
-
-    /// Wait until exactly `n` pods with label `app=<app>` exist, all Running.
-    pub fn wait_for_running_pods(&self, app: &str, n: usize) -> Vec<String> {
-        let selector = format!("app={app}");
-        let out = self.wait_for(
-            &format!("{n} Running pods app={app}"),
-            &[
-                "get",
-                "pods",
-                "-l",
-                &selector,
-                "-o",
-                "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
-            ],
-            |out| {
-                let lines: Vec<&str> = out.lines().collect();
-                lines.len() == n
-                    && lines.iter().all(|l| {
-                        let words: Vec<&str> = l.split_whitespace().collect();
-                        words.len() == 2 && words[1] == "Running"
-                    })
-            },
-        );
-        out.lines()
-            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-            .collect()
-    }
-
-    /// The trace id saved on an object by its last traced write, if any.
-    pub fn trace_id_of(&self, resource: &str, name: &str) -> Option<String> {
-        let out = self.kubectl(&[
-            "get",
-            resource,
-            name,
-            "-o",
-            "jsonpath={.metadata.annotations.kubeactor\\.io/traceparent}",
-        ]);
-        out.split('-').nth(1).map(str::to_owned)
-    }
-
-    /// Stop as `kubeactor up` does on SIGTERM, then flush every span to the receiver.
-    pub fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("the daemon thread");
-        }
-        self.telemetry.shutdown();
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(self.child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Poll `check` every 100 ms until it returns `Some`, or fail after `within`, saying `what`
+/// was awaited and what `last` saw.
+pub fn wait_for<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {within:?} waiting for {what}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
 }

@@ -41,11 +41,73 @@ pub async fn serve(
     payload: web::Payload,
     state: web::Data<State>,
 ) -> HttpResponse {
-    match handle(&req, payload, &state).await {
+    // --- metrics: apiserver_request_total / _duration_seconds (issue 7) ---
+    let started = std::time::Instant::now();
+    let info = request_info(&req);
+    // --- end metrics ---
+    let resp = match handle(&req, payload, &state).await {
         Ok(resp) => resp,
         Err(e) => error_response(&e),
+    };
+    // --- metrics ---
+    info.record(
+        crate::metrics::global(),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    // --- end metrics ---
+    resp
+}
+
+// --- metrics (issue 7) ---
+
+/// The request's labels for `apiserver_request_*`. Mirrors `MonitorRequest` and
+/// `CleanVerb` (staging/src/k8s.io/apiserver/pkg/endpoints/metrics/metrics.go).
+fn request_info(req: &HttpRequest) -> crate::metrics::RequestInfo {
+    use crate::metrics::RequestInfo;
+    let method = req.method().as_str();
+    let Ok(Route::Resource(rp)) = path::parse(req.path()) else {
+        return RequestInfo::non_resource(method);
+    };
+    let watch = req
+        .query_string()
+        .split('&')
+        .any(|kv| kv == "watch=true" || kv == "watch=1" || kv == "watch");
+    let apply = header(req, CONTENT_TYPE) == Some("application/apply-patch+yaml");
+    RequestInfo {
+        verb: RequestInfo::verb_of(method, rp.name.is_some(), watch, apply),
+        group: rp.kind.group().to_string(),
+        version: rp.kind.version().to_string(),
+        resource: rp.kind.plural().to_string(),
+        subresource: rp.subresource.unwrap_or_default(),
+        scope: match (&rp.name, &rp.namespace) {
+            (Some(_), _) => "resource",
+            (None, Some(_)) => "namespace",
+            (None, None) => "cluster",
+        },
     }
 }
+
+/// `GET /metrics`: every metric of the process in Prometheus' text format. First sets
+/// `kubelet_running_pods` from each node's runtime (pods with a ready sandbox), as the
+/// kubelet computes it from its runtime cache.
+async fn metrics_response(state: &State) -> HttpResponse {
+    use crate::runtime::messages::{ListPodSandbox, SandboxState};
+    for (name, node) in state.opts.backends.nodes.iter() {
+        if let Ok(sandboxes) = node.runtime.send(ListPodSandbox { pod_uid: None }).await {
+            let ready = sandboxes
+                .iter()
+                .filter(|s| s.state == SandboxState::Ready)
+                .count();
+            crate::metrics::global().set_running_pods(name, ready);
+        }
+    }
+    HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(crate::metrics::global().encode())
+}
+
+// --- end metrics ---
 
 /// A `Status` reply for an error.
 pub fn error_response(e: &HttpError) -> HttpResponse {
@@ -91,6 +153,14 @@ async fn handle(
         }
     }
     let trimmed = path.trim_end_matches('/');
+    // --- metrics ---
+    if trimmed == "/metrics" {
+        if req.method() != Method::GET {
+            return Err(HttpError::MethodNotAllowed);
+        }
+        return Ok(metrics_response(state).await);
+    }
+    // --- end metrics ---
     if path.starts_with(admin::PREFIX) {
         return admin::serve(req, payload, state).await;
     }
