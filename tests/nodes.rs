@@ -534,3 +534,112 @@ fn a_restart_on_the_same_data_dir_reboots_the_nodes_and_the_same_pods_run_again(
         "the same pods, on the same nodes"
     );
 }
+
+// ---- the command line: `kubeactor node stop|start` against a running daemon ----
+
+mod cli {
+    use std::io::{BufRead, BufReader};
+    use std::path::Path;
+    use std::process::{Child, Command, Output, Stdio};
+    use std::time::{Duration, Instant};
+
+    use kubeactor::client::Client;
+
+    /// `kubeactor up` on `dir` (memory store, speed 20), once its banner says it serves.
+    fn up(dir: &Path) -> Child {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubeactor"))
+            .args(["up", "--listen", "127.0.0.1:0", "--store-engine", "memory"])
+            .args(["--set", "simulation.speed=20", "--data-dir"])
+            .arg(dir)
+            .env_remove("RUST_LOG")
+            .env("OTEL_SDK_DISABLED", "true")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kubeactor up");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + super::DEADLINE;
+        loop {
+            assert!(Instant::now() < deadline, "kubeactor up printed no banner");
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                if line.contains("stop with Ctrl-C") {
+                    return child;
+                }
+            }
+        }
+    }
+
+    fn node_cmd(dir: &Path, action: &str, name: &str) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_kubeactor"))
+            .args(["node", action, name, "--data-dir"])
+            .arg(dir)
+            .output()
+            .expect("run kubeactor node")
+    }
+
+    /// node-2's Ready condition status, read over the daemon's HTTP API.
+    fn ready(client: &Client) -> String {
+        let body = match client.get("/api/v1/nodes/node-2") {
+            Ok(b) => b,
+            Err(_) => return String::new(),
+        };
+        let node: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        node["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Ready")
+            .and_then(|c| c["status"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn wait_ready(client: &Client, want: &str) {
+        let deadline = Instant::now() + super::DEADLINE;
+        while ready(client) != want {
+            assert!(Instant::now() < deadline, "node-2 never became Ready={want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `kubeactor node stop node-2` stops its kubelet through the admin endpoint, and the node
+    /// goes Unknown; `start` brings it back Ready; an unknown node is a clean error.
+    #[test]
+    fn kubeactor_node_stop_and_start_a_running_daemons_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = up(dir.path());
+        let client = Client::from_data_dir(dir.path()).expect("the daemon's kubeconfig");
+        wait_ready(&client, "True");
+
+        let out = node_cmd(dir.path(), "stop", "node-2");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "node/node-2 stopped\n");
+        wait_ready(&client, "Unknown");
+
+        let out = node_cmd(dir.path(), "start", "node-2");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "node/node-2 running\n");
+        wait_ready(&client, "True");
+
+        let out = node_cmd(dir.path(), "stop", "node-9");
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "error: nodes \"node-9\" not found\n"
+        );
+
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(daemon.id() as i32, libc::SIGTERM);
+        }
+        assert!(daemon.wait().unwrap().success());
+    }
+}
