@@ -82,9 +82,8 @@ impl NodeCommand {
 fn node_command(config: &Config, cmd: &NodeCommand) -> ExitCode {
     use kubeactor::apiserver::http::admin::NodeActionReply;
     let name = &cmd.args().name;
-    let result = kubeactor::client::Client::from_data_dir(&config.data_dir()).and_then(|c| {
-        c.post(&format!("/kubeactor/v1/nodes/{name}/{}", cmd.action()))
-    });
+    let result = kubeactor::client::Client::from_data_dir(&config.data_dir())
+        .and_then(|c| c.post(&format!("/kubeactor/v1/nodes/{name}/{}", cmd.action())));
     match result {
         Ok(body) => {
             match serde_json::from_slice::<NodeActionReply>(&body) {

@@ -570,7 +570,10 @@ async fn a_stopped_kubelet_stops_renewing_its_lease_and_resumes_its_pods_when_st
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(changes <= 1, "the lease kept being renewed ({changes} times)");
+    assert!(
+        changes <= 1,
+        "the lease kept being renewed ({changes} times)"
+    );
     let containers = n
         .runtime
         .send(ListContainers { pod_uid: None })
@@ -592,9 +595,16 @@ async fn a_stopped_kubelet_stops_renewing_its_lease_and_resumes_its_pods_when_st
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let after = n.wait("web", "Running and Ready", all_ready).await;
-    let id = |p: &Pod| p.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0]
-        .container_id
-        .clone();
+    let id = |p: &Pod| {
+        p.status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0]
+            .container_id
+            .clone()
+    };
     assert_eq!(id(&after), id(&before), "the same container, not a restart");
 }
 

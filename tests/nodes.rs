@@ -268,14 +268,18 @@ async fn a_failed_node_is_tainted_its_pods_are_replaced_and_it_comes_back() {
     assert!(
         !on_node_2.is_empty(),
         "the scheduler spreads 3 replicas over both nodes: {:?}",
-        before.iter().map(|p| (name(p), node_of(p))).collect::<Vec<_>>()
+        before
+            .iter()
+            .map(|p| (name(p), node_of(p)))
+            .collect::<Vec<_>>()
     );
     for p in &before {
         let tolerations = p.spec.as_ref().unwrap().tolerations.clone().unwrap();
         assert!(
-            tolerations.iter().any(|t| t.key.as_deref()
-                == Some("node.kubernetes.io/unreachable")
-                && t.toleration_seconds == Some(20)),
+            tolerations.iter().any(
+                |t| t.key.as_deref() == Some("node.kubernetes.io/unreachable")
+                    && t.toleration_seconds == Some(20)
+            ),
             "DefaultTolerationSeconds with the configured seconds: {tolerations:?}"
         );
     }
@@ -289,9 +293,21 @@ async fn a_failed_node_is_tainted_its_pods_are_replaced_and_it_comes_back() {
         (node_ready(&n) == "Unknown" && taints(&n).len() == 2).then_some(n)
     })
     .await;
-    for c in unhealthy.status.as_ref().unwrap().conditions.as_ref().unwrap() {
+    for c in unhealthy
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .as_ref()
+        .unwrap()
+    {
         assert_eq!(c.status, "Unknown", "{}", c.type_);
-        assert_eq!(c.reason.as_deref(), Some("NodeStatusUnknown"), "{}", c.type_);
+        assert_eq!(
+            c.reason.as_deref(),
+            Some("NodeStatusUnknown"),
+            "{}",
+            c.type_
+        );
         assert_eq!(
             c.message.as_deref(),
             Some("Kubelet stopped posting node status.")
@@ -328,8 +344,7 @@ async fn a_failed_node_is_tainted_its_pods_are_replaced_and_it_comes_back() {
             .into_iter()
             .filter(running_and_ready)
             .collect();
-        (running.len() == 3 && running.iter().all(|p| node_of(p) == "node-1"))
-            .then_some(running)
+        (running.len() == 3 && running.iter().all(|p| node_of(p) == "node-1")).then_some(running)
     })
     .await;
     let replacements: Vec<String> = after
@@ -385,10 +400,15 @@ async fn a_failed_node_is_tainted_its_pods_are_replaced_and_it_comes_back() {
         .iter()
         .find(|s| s.name == "node node-2 NotReady")
         .unwrap();
-    assert!(root.is_root(), "the node lifecycle controller starts the trace");
+    assert!(
+        root.is_root(),
+        "the node lifecycle controller starts the trace"
+    );
     assert_eq!(&*root.service_name, "kube-controller-manager");
     assert_eq!(
-        spans.find_traces(|s| s.name == "node node-2 NotReady").len(),
+        spans
+            .find_traces(|s| s.name == "node node-2 NotReady")
+            .len(),
         1,
         "one trace for one failure"
     );
@@ -410,7 +430,10 @@ async fn a_failed_node_is_tainted_its_pods_are_replaced_and_it_comes_back() {
     );
 
     // node-2 comes back: Ready, untainted; its kubelet finishes the evicted pods.
-    let started = kubelet(&cluster, "node-2").send(StartKubelet).await.unwrap();
+    let started = kubelet(&cluster, "node-2")
+        .send(StartKubelet)
+        .await
+        .unwrap();
     assert_eq!(started, KubeletState::Running);
     eventually("node-2 Ready and untainted", || async {
         let n = node(&api, "node-2").await;
@@ -567,14 +590,16 @@ mod cli {
             }
         });
         let deadline = Instant::now() + super::DEADLINE;
-        loop {
-            assert!(Instant::now() < deadline, "kubeactor up printed no banner");
+        while Instant::now() < deadline {
             if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
                 if line.contains("stop with Ctrl-C") {
                     return child;
                 }
             }
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("kubeactor up printed no banner within {:?}", super::DEADLINE);
     }
 
     fn node_cmd(dir: &Path, action: &str, name: &str) -> Output {
@@ -605,7 +630,10 @@ mod cli {
     fn wait_ready(client: &Client, want: &str) {
         let deadline = Instant::now() + super::DEADLINE;
         while ready(client) != want {
-            assert!(Instant::now() < deadline, "node-2 never became Ready={want}");
+            assert!(
+                Instant::now() < deadline,
+                "node-2 never became Ready={want}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -621,12 +649,18 @@ mod cli {
 
         let out = node_cmd(dir.path(), "stop", "node-2");
         assert!(out.status.success(), "{out:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "node/node-2 stopped\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "node/node-2 stopped\n"
+        );
         wait_ready(&client, "Unknown");
 
         let out = node_cmd(dir.path(), "start", "node-2");
         assert!(out.status.success(), "{out:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "node/node-2 running\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "node/node-2 running\n"
+        );
         wait_ready(&client, "True");
 
         let out = node_cmd(dir.path(), "stop", "node-9");

@@ -75,10 +75,9 @@ async fn serve_node_action(
         return Err(HttpError::MethodNotAllowed);
     }
     let Some(node) = state.opts.backends.node(name) else {
-        return Err(HttpError::Api(Box::new(crate::apiserver::ApiError::not_found(
-            crate::api::Kind::Node,
-            name,
-        ))));
+        return Err(HttpError::Api(Box::new(
+            crate::apiserver::ApiError::not_found(crate::api::Kind::Node, name),
+        )));
     };
     let reply = match action {
         NodeAction::Stop => node.kubelet.send(StopKubelet).await,

@@ -19,7 +19,9 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use opentelemetry::{Context as OtelContext, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
-use super::health::{desired_taints, is_lifecycle_taint, mark_pod_not_ready, try_update_node_health, NodeHealth};
+use super::health::{
+    desired_taints, is_lifecycle_taint, mark_pod_not_ready, try_update_node_health, NodeHealth,
+};
 use super::{NodeLifecycleOptions, COMPONENT};
 use crate::api::Object;
 use crate::apiserver::{ApiError, ApiServer, Subresource, Update, WriteOptions};
@@ -28,6 +30,13 @@ use crate::controllers::sync_span::SyncSpan;
 use crate::events::{EventRecorder, NORMAL, WARNING};
 use crate::informer::{SharedInformerFactory, Store};
 use crate::kubelet::node_status::NODE_LEASE_NAMESPACE;
+
+/// The shortest real grace period, whatever the speed: at a high speed (or 0, where every
+/// period is 1 ms) a busy machine could otherwise delay a live kubelet's renewal past it and
+/// declare a healthy node dead.
+pub const MIN_REAL_GRACE_PERIOD: Duration = Duration::from_secs(1);
+/// The shortest real period between health checks (speed 0 would make it 1 ms).
+pub const MIN_REAL_MONITOR_PERIOD: Duration = Duration::from_millis(10);
 
 /// See the module documentation.
 pub struct NodeLifecycleController {
@@ -81,7 +90,10 @@ impl NodeLifecycleController {
         }
         let now = self.clock.now();
         let wall = self.clock.wall();
-        let grace = self.clock.period(self.options.grace_period);
+        let grace = self
+            .clock
+            .period(self.options.grace_period)
+            .max(MIN_REAL_GRACE_PERIOD);
         let nodes = self.nodes.list();
         let names: HashSet<String> = nodes
             .iter()
@@ -140,9 +152,7 @@ impl NodeLifecycleController {
                 self.pods
                     .list()
                     .into_iter()
-                    .filter(|p| {
-                        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name)
-                    })
+                    .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name))
                     .collect()
             } else {
                 Vec::new()
@@ -279,7 +289,7 @@ impl Actor for NodeLifecycleController {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let every = self.clock.period(self.options.monitor_period);
-        ctx.run_interval(every.max(Duration::from_millis(1)), |act, ctx| {
+        ctx.run_interval(every.max(MIN_REAL_MONITOR_PERIOD), |act, ctx| {
             act.monitor_node_health(ctx)
         });
     }

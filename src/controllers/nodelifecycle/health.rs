@@ -280,7 +280,8 @@ mod tests {
         let (h, c) = try_update_node_health(&node, Some(&lease(30)), Some(&h), t1, wall(30), GRACE);
         assert_eq!(h.probe_timestamp, t1, "the renewal is a heartbeat");
         let t2 = t0 + Duration::from_secs(60);
-        let (_, c2) = try_update_node_health(&node, Some(&lease(30)), Some(&h), t2, wall(60), GRACE);
+        let (_, c2) =
+            try_update_node_health(&node, Some(&lease(30)), Some(&h), t2, wall(60), GRACE);
         assert!(c.new_status.is_none() && c2.new_status.is_none());
         assert_eq!(c2.current_ready.as_deref(), Some("True"));
     }
@@ -298,7 +299,10 @@ mod tests {
             wall(40),
             GRACE,
         );
-        assert!(early.new_status.is_none(), "not before the grace period has passed");
+        assert!(
+            early.new_status.is_none(),
+            "not before the grace period has passed"
+        );
         let (_, late) = try_update_node_health(
             &node,
             Some(&lease(0)),
@@ -327,7 +331,11 @@ mod tests {
     fn taints_follow_the_ready_condition() {
         let now = wall(5);
         let mut node = ready_node(0);
-        assert_eq!(desired_taints(&node, now), None, "ready: no taints to change");
+        assert_eq!(
+            desired_taints(&node, now),
+            None,
+            "ready: no taints to change"
+        );
         let set_ready = |node: &mut Node, s: &str| {
             for c in node.status.as_mut().unwrap().conditions.as_mut().unwrap() {
                 if c.type_ == "Ready" {
@@ -355,7 +363,9 @@ mod tests {
         assert_eq!(desired_taints(&node, wall(9)), None, "kept as they are");
         set_ready(&mut node, "False");
         let swapped = desired_taints(&node, now).unwrap();
-        assert!(swapped.iter().all(|t| t.key == "node.kubernetes.io/not-ready"));
+        assert!(swapped
+            .iter()
+            .all(|t| t.key == "node.kubernetes.io/not-ready"));
         set_ready(&mut node, "True");
         let mut user = taints.clone();
         user.push(taint("dedicated", "NoSchedule", None));

@@ -22,8 +22,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Time};
 use opentelemetry::{Context as OtelContext, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
-use super::{decide, no_execute_taints, Decision, COMPONENT, REASON_DELETION_BY_TAINT_MANAGER};
 use super::REASON_TAINT_MANAGER_EVICTION;
+use super::{decide, no_execute_taints, Decision, COMPONENT, REASON_DELETION_BY_TAINT_MANAGER};
 use crate::api::{Kind, Object};
 use crate::apiserver::{
     ApiError, ApiServer, Delete, Get, Subresource, Trace, Update, WriteOptions,
@@ -160,10 +160,7 @@ impl TaintEvictionController {
                         _ => {}
                     }
                 });
-                self.planned.insert(
-                    key,
-                    Planned { handle },
-                );
+                self.planned.insert(key, Planned { handle });
             }
         }
     }
@@ -326,7 +323,9 @@ impl Handler<InformerEvent<Pod>> for TaintEvictionController {
             return;
         };
         let taints = taints_of(&node);
-        if no_execute_taints(&taints).is_empty() && !self.planned.contains_key(&key_of(&pod.metadata)) {
+        if no_execute_taints(&taints).is_empty()
+            && !self.planned.contains_key(&key_of(&pod.metadata))
+        {
             return;
         }
         let cx = context_of(&node.metadata);

@@ -102,12 +102,7 @@ mod tests {
         ];
         let cases: &[(&str, &[Taint], Vec<Toleration>, Decision)] = &[
             ("no taints", &[], vec![], Decision::Keep),
-            (
-                "only NoSchedule",
-                &unreachable[..1],
-                vec![],
-                Decision::Keep,
-            ),
+            ("only NoSchedule", &unreachable[..1], vec![], Decision::Keep),
             ("not tolerated", &unreachable, vec![], Decision::EvictNow),
             (
                 "tolerated for 300 s (the default toleration)",
