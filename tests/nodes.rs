@@ -599,7 +599,10 @@ mod cli {
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!("kubeactor up printed no banner within {:?}", super::DEADLINE);
+        panic!(
+            "kubeactor up printed no banner within {:?}",
+            super::DEADLINE
+        );
     }
 
     fn node_cmd(dir: &Path, action: &str, name: &str) -> Output {

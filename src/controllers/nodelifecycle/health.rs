@@ -177,8 +177,9 @@ pub fn is_lifecycle_taint(t: &Taint) -> bool {
 
 /// The node's taints as its Ready condition wants them, or `None` when they are right.
 /// Mirrors `doNoScheduleTaintingPass` and `processTaintBaseEviction`: Ready=False gives
-/// `node.kubernetes.io/not-ready` with NoSchedule and NoExecute, Ready=Unknown (or no Ready
-/// condition) `node.kubernetes.io/unreachable`, Ready=True neither. A taint that stays keeps
+/// `node.kubernetes.io/not-ready` with NoSchedule and NoExecute, Ready=Unknown
+/// `node.kubernetes.io/unreachable`, Ready=True neither. A node without a Ready condition is
+/// left alone (upstream too): the grace period gives it an Unknown one first. A taint that stays keeps
 /// its `timeAdded`; a new NoExecute taint gets `now` (the eviction clock starts there).
 /// Other taints are never touched.
 pub fn desired_taints(node: &Node, now: Timestamp) -> Option<Vec<Taint>> {
@@ -187,9 +188,9 @@ pub fn desired_taints(node: &Node, now: Timestamp) -> Option<Vec<Taint>> {
         .as_ref()
         .and_then(|s| s.taints.clone())
         .unwrap_or_default();
-    let want_key = match ready_status(node) {
-        Some("True") => None,
-        Some("False") => Some(TAINT_NODE_NOT_READY),
+    let want_key = match ready_status(node)? {
+        "True" => None,
+        "False" => Some(TAINT_NODE_NOT_READY),
         _ => Some(TAINT_NODE_UNREACHABLE),
     };
     let mut out: Vec<Taint> = current
@@ -330,6 +331,11 @@ mod tests {
     #[test]
     fn taints_follow_the_ready_condition() {
         let now = wall(5);
+        assert_eq!(
+            desired_taints(&Node::default(), now),
+            None,
+            "no Ready condition yet"
+        );
         let mut node = ready_node(0);
         assert_eq!(
             desired_taints(&node, now),
