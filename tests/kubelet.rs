@@ -608,6 +608,54 @@ async fn a_stopped_kubelet_stops_renewing_its_lease_and_resumes_its_pods_when_st
     assert_eq!(id(&after), id(&before), "the same container, not a restart");
 }
 
+/// A pod deleted (grace 0) while its kubelet was stopped still runs in the runtime; the
+/// kubelet that comes back finds it bound nowhere and removes its containers.
+#[actix_rt::test]
+async fn a_kubelet_that_comes_back_removes_the_containers_of_pods_deleted_meanwhile() {
+    use kubeactor::kubelet::actor::{StartKubelet, StopKubelet};
+    use kubeactor::runtime::ListPodSandbox;
+    let n = node_1(0.0, KubeletConfig::default()).await;
+    n.run(pod("gone", vec![container("nginx", "nginx:1.27")]))
+        .await;
+    let p = n.wait("gone", "Running and Ready", all_ready).await;
+    let uid = p.metadata.uid.clone().unwrap();
+    n._kubelet.send(StopKubelet).await.unwrap();
+    n.api
+        .send(Delete {
+            kind: Kind::Pod,
+            namespace: Some("default".into()),
+            name: "gone".into(),
+            options: k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+            write: WriteOptions::default(),
+            trace: Trace::Untraced,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let sandboxes = || async {
+        n.runtime
+            .send(ListPodSandbox {
+                pod_uid: Some(uid.clone()),
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        sandboxes().await.len(),
+        1,
+        "still there while the kubelet is away"
+    );
+    n._kubelet.send(StartKubelet).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sandboxes().await.is_empty() {
+        assert!(Instant::now() < deadline, "the orphan's sandbox is removed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The kubelet continues the binding's trace: `sync pod` (kubelet, node-1) under the bind,
 /// the runtime's spans under it, and the status update that makes the pod Running last.
 /// The lease renewals and node status writes are in no trace of the pod.

@@ -576,8 +576,69 @@ impl Handler<InformerEvent<Pod>> for Kubelet {
                     w.do_send(PodRemoved);
                 }
             }
-            InformerEvent::Synced => {}
+            InformerEvent::Synced => self.cleanup_orphaned_pods(ctx),
         }
+    }
+}
+
+impl Kubelet {
+    /// Mirrors the orphan part of `HandlePodCleanups` (pkg/kubelet/kubelet_pods.go): once the
+    /// pod list is complete, kill and remove whatever the runtime still runs for pods that are
+    /// no longer bound to this node — pods deleted while the kubelet was stopped.
+    fn cleanup_orphaned_pods(&mut self, ctx: &mut Context<Self>) {
+        use crate::runtime::{
+            ListContainers, ListPodSandbox, RemovePodSandbox, StopContainer, StopPodSandbox,
+        };
+        let Some(informer) = &self.informer else {
+            return;
+        };
+        let known: std::collections::HashSet<String> = informer
+            .store()
+            .list()
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        let runtime = self.env.runtime.clone();
+        let node = self.env.node.clone();
+        // Only what existed before this list was complete: a pod admitted since is not an orphan.
+        let listed_at = self.env.clock.wall();
+        ctx.spawn(
+            async move {
+                let sandboxes = runtime
+                    .send(ListPodSandbox { pod_uid: None })
+                    .await
+                    .unwrap_or_default();
+                let orphans = sandboxes
+                    .iter()
+                    .filter(|sb| !known.contains(&sb.config.uid) && sb.created_at < listed_at);
+                for sb in orphans {
+                    tracing::info!(%node, pod = %format!("{}/{}", sb.config.namespace, sb.config.name), "removing an orphaned pod's containers");
+                    let containers = runtime
+                        .send(ListContainers {
+                            pod_uid: Some(sb.config.uid.clone()),
+                        })
+                        .await
+                        .unwrap_or_default();
+                    for c in containers {
+                        let _ = runtime
+                            .send(StopContainer {
+                                id: c.id,
+                                timeout: std::time::Duration::ZERO,
+                                trace: None,
+                            })
+                            .await;
+                    }
+                    let _ = runtime
+                        .send(StopPodSandbox {
+                            id: sb.id.clone(),
+                            trace: None,
+                        })
+                        .await;
+                    let _ = runtime.send(RemovePodSandbox { id: sb.id.clone() }).await;
+                }
+            }
+            .into_actor(self),
+        );
     }
 }
 
