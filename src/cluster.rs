@@ -94,8 +94,12 @@ impl Cluster {
         .await
         .map_err(|e| Error::ApiServer(Box::new(e)))?;
         // --- controllers ---
-        let controllers =
-            ControllerManager::start(apiserver.clone(), &config.controllers, &telemetry);
+        let controllers = ControllerManager::start_with_clock(
+            apiserver.clone(),
+            &config.controllers,
+            config.simulation.clock(),
+            &telemetry,
+        );
         // --- end controllers ---
         // --- nodes (issue 5): a container runtime and a kubelet per node ---
         let nodes = crate::kubelet::actor::start_nodes(config, &apiserver, &telemetry)

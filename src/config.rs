@@ -118,6 +118,12 @@ pub struct ApiServerConfig {
     pub bookmark_interval_ms: u64,
     /// HTTP worker threads.
     pub http_workers: usize,
+    // --- DefaultTolerationSeconds admission (issue 5) ---
+    /// `--default-not-ready-toleration-seconds`: how long new pods tolerate a not-ready node.
+    pub default_not_ready_toleration_seconds: i64,
+    /// `--default-unreachable-toleration-seconds`: how long new pods tolerate an unreachable
+    /// node.
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 /// `[telemetry]`
@@ -170,6 +176,12 @@ pub struct ControllersConfig {
     pub event_ttl_seconds: u64,
     /// How often expired Events are looked for.
     pub event_ttl_sweep_seconds: f64,
+    // --- node lifecycle (issue 5): simulated seconds, through `[simulation] speed` ---
+    /// How often node health is checked (`--node-monitor-period`, 5 s).
+    pub node_monitor_period_seconds: f64,
+    /// A node whose Lease and status were not renewed for this long is marked Unknown
+    /// (`--node-monitor-grace-period`, 40 s).
+    pub node_monitor_grace_period_seconds: f64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -685,6 +697,34 @@ impl Config {
             ));
         }
         // --- nodes (issue 5) ---
+        for (key, v) in [
+            (
+                "controllers.node_monitor_period_seconds",
+                self.controllers.node_monitor_period_seconds,
+            ),
+            (
+                "controllers.node_monitor_grace_period_seconds",
+                self.controllers.node_monitor_grace_period_seconds,
+            ),
+        ] {
+            if !v.is_finite() || v <= 0.0 {
+                return Err((key, format!("must be a positive number, got {v}")));
+            }
+        }
+        for (key, v) in [
+            (
+                "apiserver.default_not_ready_toleration_seconds",
+                self.apiserver.default_not_ready_toleration_seconds,
+            ),
+            (
+                "apiserver.default_unreachable_toleration_seconds",
+                self.apiserver.default_unreachable_toleration_seconds,
+            ),
+        ] {
+            if v < 0 {
+                return Err((key, format!("must be 0 or more, got {v}")));
+            }
+        }
         self.simulation.validate()?;
         self.nodes.validate()?;
         self.kubelet.validate()?;

@@ -15,7 +15,8 @@
 //!   [`apiserver::http`] module is the REST API kubectl talks to.
 //! * [`informer`] — list-then-watch caches of `Arc` objects with indexes, shared per kind.
 //! * [`controllers`] — kube-controller-manager: the rate-limited work queue and the
-//!   controllers (Deployment, ReplicaSet, garbage collector, Event TTL), each an actor over
+//!   controllers (Deployment, ReplicaSet, garbage collector, Event TTL, node lifecycle, taint
+//!   eviction), each an actor over
 //!   shared informers, started together by the `ControllerManager`.
 //! * [`scheduler`] — kube-scheduler: scheduling queue, framework, the default plugins, and the
 //!   Scheduler actor that binds pods.

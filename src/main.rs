@@ -44,6 +44,64 @@ enum Command {
     /// Show the most recent trace touching an object as a waterfall, from the running
     /// daemon's span store (no Jaeger needed); `--list` lists recent traces.
     Trace(TraceArgs),
+    /// Fault injection on a running daemon's nodes: stop or start a node's kubelet.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+/// `kubeactor node stop|start NAME`.
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Stop the node's kubelet as if the node crashed or was cut off: no more Lease renewals
+    /// or status; after node_monitor_grace_period it becomes NotReady and its pods are evicted.
+    Stop(NodeArgs),
+    /// Start the node's kubelet again: it re-registers, renews its Lease and reconciles its pods.
+    Start(NodeArgs),
+}
+
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// The node, e.g. node-2.
+    name: String,
+    /// The running daemon's data directory (config key `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl NodeCommand {
+    fn args(&self) -> &NodeArgs {
+        match self {
+            NodeCommand::Stop(a) | NodeCommand::Start(a) => a,
+        }
+    }
+    fn action(&self) -> &'static str {
+        match self {
+            NodeCommand::Stop(_) => "stop",
+            NodeCommand::Start(_) => "start",
+        }
+    }
+}
+
+/// `kubeactor node stop|start NAME`: `POST /kubeactor/v1/nodes/NAME/stop|start` on the daemon
+/// whose kubeconfig is in the data directory; prints `node/NAME stopped|running`.
+fn node_command(config: &Config, cmd: &NodeCommand) -> ExitCode {
+    use kubeactor::apiserver::http::admin::NodeActionReply;
+    let name = &cmd.args().name;
+    let result = kubeactor::client::Client::from_data_dir(&config.data_dir())
+        .and_then(|c| c.post(&format!("/kubeactor/v1/nodes/{name}/{}", cmd.action())));
+    match result {
+        Ok(body) => {
+            match serde_json::from_slice::<NodeActionReply>(&body) {
+                Ok(r) => println!("node/{} {}", r.node, r.state),
+                Err(_) => println!("{}", String::from_utf8_lossy(&body)),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 // --- kubeactor trace ---
@@ -191,6 +249,9 @@ fn main() -> ExitCode {
         return trace_command(&config, args);
     }
     // --- end kubeactor trace ---
+    if let Command::Node(cmd) = &cli.command {
+        return node_command(&config, cmd);
+    }
     init_logging(&config);
     match cli.command {
         Command::Up(_) | Command::Demo(_) => {
@@ -208,7 +269,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Kubeconfig(_) | Command::Trace(_) => ExitCode::SUCCESS,
+        Command::Kubeconfig(_) | Command::Trace(_) | Command::Node(_) => ExitCode::SUCCESS,
     }
 }
 
@@ -249,6 +310,12 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
                 overrides.push(Override::flag("--data-dir", "data_dir", dir));
             }
         } // --- end kubeactor trace ---
+        Command::Node(cmd) => {
+            if let Some(dir) = &cmd.args().data_dir {
+                let dir = dir.to_string_lossy();
+                overrides.push(Override::flag("--data-dir", "data_dir", dir));
+            }
+        }
     }
     let sources = ConfigSources {
         file: cli.config.clone(),

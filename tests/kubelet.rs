@@ -502,6 +502,160 @@ async fn a_pod_that_does_not_fit_is_rejected() {
     drop(n.telemetry);
 }
 
+/// A pod created with `spec.nodeName` already set (no scheduler, no Bind) is the kubelet's
+/// at once, as with a real kubelet.
+#[actix_rt::test]
+async fn a_pod_created_with_its_node_name_runs_without_a_scheduler() {
+    let n = node_1(0.0, KubeletConfig::default()).await;
+    let mut p = pod("pinned", vec![container("nginx", "nginx:1.27")]);
+    p.spec.as_mut().unwrap().node_name = Some("node-1".into());
+    n.api
+        .send(Create {
+            object: Object::Pod(p),
+            options: WriteOptions::default(),
+            trace: Trace::Untraced,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let p = n.wait("pinned", "Running and Ready", all_ready).await;
+    assert_eq!(
+        p.status.unwrap().host_ip.as_deref(),
+        Some("172.18.0.2"),
+        "node-1's address"
+    );
+}
+
+/// A stopped kubelet (fault injection) stops renewing its Lease and leaves its containers
+/// running in the runtime; started again, it renews and picks its running pod up as it is.
+#[actix_rt::test]
+async fn a_stopped_kubelet_stops_renewing_its_lease_and_resumes_its_pods_when_started() {
+    use kubeactor::kubelet::actor::{KubeletState, StartKubelet, StopKubelet};
+    // At speed 0 every period is 1 ms: the lease is renewed every millisecond while running.
+    let n = node_1(0.0, KubeletConfig::default()).await;
+    n.run(pod("web", vec![container("nginx", "nginx:1.27")]))
+        .await;
+    let before = n.wait("web", "Running and Ready", all_ready).await;
+    assert_eq!(
+        n._kubelet.send(StopKubelet).await.unwrap(),
+        KubeletState::Stopped
+    );
+    let renew_time = || async {
+        let l = n
+            .api
+            .send(Get {
+                kind: Kind::Lease,
+                namespace: Some("kube-node-lease".into()),
+                name: "node-1".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        match &*l {
+            Object::Lease(l) => l.spec.as_ref().unwrap().renew_time.clone(),
+            _ => None,
+        }
+    };
+    // A renewal already in flight may still land; after it the lease stays put for hundreds
+    // of periods.
+    let stopped_at = renew_time().await;
+    let watch_until = Instant::now() + Duration::from_millis(500);
+    let mut last = stopped_at.clone();
+    let mut changes = 0;
+    while Instant::now() < watch_until {
+        let now = renew_time().await;
+        if now != last {
+            changes += 1;
+            last = now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        changes <= 1,
+        "the lease kept being renewed ({changes} times)"
+    );
+    let containers = n
+        .runtime
+        .send(ListContainers { pod_uid: None })
+        .await
+        .unwrap();
+    assert!(
+        containers
+            .iter()
+            .any(|c| c.name == "nginx" && c.state == kubeactor::runtime::ContainerState::Running),
+        "the runtime's container keeps running"
+    );
+    assert_eq!(
+        n._kubelet.send(StartKubelet).await.unwrap(),
+        KubeletState::Running
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while renew_time().await == last {
+        assert!(Instant::now() < deadline, "the lease is renewed again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let after = n.wait("web", "Running and Ready", all_ready).await;
+    let id = |p: &Pod| {
+        p.status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0]
+            .container_id
+            .clone()
+    };
+    assert_eq!(id(&after), id(&before), "the same container, not a restart");
+}
+
+/// A pod deleted (grace 0) while its kubelet was stopped still runs in the runtime; the
+/// kubelet that comes back finds it bound nowhere and removes its containers.
+#[actix_rt::test]
+async fn a_kubelet_that_comes_back_removes_the_containers_of_pods_deleted_meanwhile() {
+    use kubeactor::kubelet::actor::{StartKubelet, StopKubelet};
+    use kubeactor::runtime::ListPodSandbox;
+    let n = node_1(0.0, KubeletConfig::default()).await;
+    n.run(pod("gone", vec![container("nginx", "nginx:1.27")]))
+        .await;
+    let p = n.wait("gone", "Running and Ready", all_ready).await;
+    let uid = p.metadata.uid.clone().unwrap();
+    n._kubelet.send(StopKubelet).await.unwrap();
+    n.api
+        .send(Delete {
+            kind: Kind::Pod,
+            namespace: Some("default".into()),
+            name: "gone".into(),
+            options: k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+            write: WriteOptions::default(),
+            trace: Trace::Untraced,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let sandboxes = || async {
+        n.runtime
+            .send(ListPodSandbox {
+                pod_uid: Some(uid.clone()),
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        sandboxes().await.len(),
+        1,
+        "still there while the kubelet is away"
+    );
+    n._kubelet.send(StartKubelet).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sandboxes().await.is_empty() {
+        assert!(Instant::now() < deadline, "the orphan's sandbox is removed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The kubelet continues the binding's trace: `sync pod` (kubelet, node-1) under the bind,
 /// the runtime's spans under it, and the status update that makes the pod Running last.
 /// The lease renewals and node status writes are in no trace of the pod.

@@ -164,6 +164,14 @@ fn default_pod(pod: &mut Pod) {
 /// Mirrors the `DefaultTolerationSeconds` admission plugin: tolerate `not-ready` and
 /// `unreachable` nodes for 300 s unless the pod already tolerates them.
 fn add_default_tolerations(spec: &mut PodSpec) {
+    add_default_tolerations_with(spec, DEFAULT_TOLERATION_SECONDS, DEFAULT_TOLERATION_SECONDS);
+}
+
+/// The `DefaultTolerationSeconds` admission plugin with its two flags
+/// (`--default-not-ready-toleration-seconds`, `--default-unreachable-toleration-seconds`):
+/// the API server runs it on pod creation with `[apiserver]`'s values before defaulting,
+/// which then finds both tolerations present and adds nothing.
+pub fn add_default_tolerations_with(spec: &mut PodSpec, not_ready: i64, unreachable: i64) {
     let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
     let tolerates = |key: &str| {
         tolerations.iter().any(|t| {
@@ -177,11 +185,16 @@ fn add_default_tolerations(spec: &mut PodSpec) {
         .filter(|k| !tolerates(k))
         .collect();
     for key in missing {
+        let seconds = if key == TAINT_NODE_NOT_READY {
+            not_ready
+        } else {
+            unreachable
+        };
         tolerations.push(Toleration {
             key: Some(key.into()),
             operator: Some("Exists".into()),
             effect: Some("NoExecute".into()),
-            toleration_seconds: Some(DEFAULT_TOLERATION_SECONDS),
+            toleration_seconds: Some(seconds),
             value: None,
         });
     }

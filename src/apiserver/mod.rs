@@ -64,6 +64,11 @@ pub struct ApiServerOptions {
     pub watch_buffer: usize,
     /// Changes kept for resuming watches from an older resourceVersion.
     pub watch_cache_window: usize,
+    /// `DefaultTolerationSeconds` admission: the `tolerationSeconds` of the
+    /// `node.kubernetes.io/not-ready:NoExecute` toleration added to new pods.
+    pub default_not_ready_toleration_seconds: i64,
+    /// … and of the `node.kubernetes.io/unreachable:NoExecute` one.
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 impl Default for ApiServerOptions {
@@ -71,6 +76,8 @@ impl Default for ApiServerOptions {
         ApiServerOptions {
             watch_buffer: 1000,
             watch_cache_window: 100_000,
+            default_not_ready_toleration_seconds: defaults::DEFAULT_TOLERATION_SECONDS,
+            default_unreachable_toleration_seconds: defaults::DEFAULT_TOLERATION_SECONDS,
         }
     }
 }
@@ -80,6 +87,8 @@ impl From<&crate::config::ApiServerConfig> for ApiServerOptions {
         ApiServerOptions {
             watch_buffer: c.watch_buffer,
             watch_cache_window: c.watch_cache_window,
+            default_not_ready_toleration_seconds: c.default_not_ready_toleration_seconds,
+            default_unreachable_toleration_seconds: c.default_unreachable_toleration_seconds,
         }
     }
 }
@@ -528,6 +537,14 @@ impl ApiServer {
         if generated {
             let prefix = object.meta().generate_name.clone().unwrap_or_default();
             object.meta_mut().name = Some(strategy::generate_name(&prefix));
+        }
+        // Admission on create: DefaultTolerationSeconds with the configured seconds.
+        if let Object::Pod(pod) = &mut object {
+            defaults::add_default_tolerations_with(
+                pod.spec.get_or_insert_with(Default::default),
+                self.opts.default_not_ready_toleration_seconds,
+                self.opts.default_unreachable_toleration_seconds,
+            );
         }
         defaults::apply(&mut object);
         strategy::prepare_for_create(&mut object, strategy::now());

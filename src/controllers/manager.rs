@@ -9,9 +9,12 @@ use actix::Addr;
 use super::deployment::DeploymentController;
 use super::event_ttl::EventTtlController;
 use super::garbagecollector::GarbageCollector;
+use super::nodelifecycle::{NodeLifecycleController, NodeLifecycleOptions};
 use super::replicaset::{ReplicaSetController, ReplicaSetOptions};
 use super::sync_span::SyncTracer;
+use super::tainteviction::TaintEvictionController;
 use crate::apiserver::ApiServer;
+use crate::clock::{Clock, SimClock};
 use crate::config::ControllersConfig;
 use crate::informer::SharedInformerFactory;
 use crate::telemetry::{Component, Telemetry};
@@ -23,14 +26,30 @@ pub struct ControllerManager {
     pub replicaset: Addr<ReplicaSetController>,
     pub garbage_collector: Addr<GarbageCollector>,
     pub event_ttl: Addr<EventTtlController>,
+    // --- node lifecycle (issue 5) ---
+    pub node_lifecycle: Addr<NodeLifecycleController>,
+    pub taint_eviction: Addr<TaintEvictionController>,
+    // --- end node lifecycle ---
 }
 
 impl ControllerManager {
     /// Start every controller on the current actix system, then the informers they share.
-    /// Each controller waits for its caches to sync before its first sync.
+    /// Each controller waits for its caches to sync before its first sync. Node health and
+    /// taint eviction run in real time; see [`ControllerManager::start_with_clock`].
     pub fn start(
         api: Addr<ApiServer>,
         config: &ControllersConfig,
+        telemetry: &Telemetry,
+    ) -> ControllerManager {
+        Self::start_with_clock(api, config, SimClock::real().shared(), telemetry)
+    }
+
+    /// [`ControllerManager::start`] with the simulated clock (`[simulation]`) that scales the
+    /// node lifecycle's periods and the evictions' `tolerationSeconds`.
+    pub fn start_with_clock(
+        api: Addr<ApiServer>,
+        config: &ControllersConfig,
+        clock: Arc<dyn Clock>,
         telemetry: &Telemetry,
     ) -> ControllerManager {
         let informers = Arc::new(SharedInformerFactory::new(api.clone()));
@@ -58,10 +77,21 @@ impl ControllerManager {
         let garbage_collector =
             GarbageCollector::start(api.clone(), &informers, tracer(), config.gc_workers);
         let event_ttl = EventTtlController::start(
-            api,
+            api.clone(),
             Duration::from_secs(config.event_ttl_seconds),
             Duration::from_secs_f64(config.event_ttl_sweep_seconds),
         );
+        // --- node lifecycle (issue 5) ---
+        let node_lifecycle = NodeLifecycleController::start(
+            api.clone(),
+            &informers,
+            tracer(),
+            clock.clone(),
+            NodeLifecycleOptions::from(config),
+        );
+        let taint_eviction =
+            TaintEvictionController::start(api.clone(), &informers, tracer(), clock);
+        // --- end node lifecycle ---
         informers.start();
         ControllerManager {
             informers,
@@ -69,6 +99,8 @@ impl ControllerManager {
             replicaset,
             garbage_collector,
             event_ttl,
+            node_lifecycle,
+            taint_eviction,
         }
     }
 

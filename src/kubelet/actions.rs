@@ -60,6 +60,27 @@ fn restart_of(which: Which, c: &Container, latest: &ContainerStatus) -> Start {
     }
 }
 
+/// The attempt of a container the runtime has no instance of. A container that never ran
+/// starts at 0. After a node reboot the runtime has lost every container while the pod's
+/// status still shows the one that ran (it has a `containerID`): the new one is a restart,
+/// `restartCount` + 1. Mirrors the fallback of `startContainer` in
+/// pkg/kubelet/kuberuntime/kuberuntime_container.go, which reads the count from the log
+/// directory that survived the reboot (`calcRestartCountByLogDir`).
+pub fn first_attempt(pod: &Pod, which: Which, name: &str) -> u32 {
+    let status = pod.status.as_ref();
+    let statuses = match which {
+        Which::Init => status.and_then(|s| s.init_container_statuses.as_ref()),
+        Which::Regular => status.and_then(|s| s.container_statuses.as_ref()),
+    };
+    statuses
+        .into_iter()
+        .flatten()
+        .find(|c| c.name == name)
+        .filter(|c| c.container_id.as_deref().is_some_and(|id| !id.is_empty()))
+        .map(|c| c.restart_count.max(0) as u32 + 1)
+        .unwrap_or(0)
+}
+
 /// The containers to start now. Init containers run one at a time and must exit 0 before
 /// the next (a failed one is retried unless `restartPolicy: Never`); regular containers
 /// start once every init container succeeded.
@@ -72,7 +93,7 @@ pub fn compute_pod_actions(pod: &Pod, containers: &[ContainerStatus]) -> Vec<Sta
                 return vec![Start {
                     which: Which::Init,
                     container: c.clone(),
-                    attempt: 0,
+                    attempt: first_attempt(pod, Which::Init, &c.name),
                     previous_exit: None,
                 }]
             }
@@ -94,7 +115,7 @@ pub fn compute_pod_actions(pod: &Pod, containers: &[ContainerStatus]) -> Vec<Sta
             None => out.push(Start {
                 which: Which::Regular,
                 container: c.clone(),
-                attempt: 0,
+                attempt: first_attempt(pod, Which::Regular, &c.name),
                 previous_exit: None,
             }),
             Some(l) if l.state == ContainerState::Exited => {
@@ -202,5 +223,29 @@ mod tests {
         assert!(compute_pod_actions(&never, &crashed).is_empty());
         let failed_init = [instance("a", 0, ContainerState::Exited, Some(1))];
         assert!(compute_pod_actions(&pod(&["a"], &["app"], "Never"), &failed_init).is_empty());
+    }
+
+    #[test]
+    fn after_a_reboot_a_container_that_ran_restarts_with_the_next_count() {
+        use k8s_openapi::api::core::v1::{ContainerStatus as ApiStatus, PodStatus};
+        let mut p = pod(&[], &["app", "side"], "Always");
+        let api = |name: &str, id: Option<&str>, restarts: i32| ApiStatus {
+            name: name.into(),
+            container_id: id.map(str::to_string),
+            restart_count: restarts,
+            ..Default::default()
+        };
+        p.status = Some(PodStatus {
+            container_statuses: Some(vec![
+                api("app", Some("containerd://app-2"), 2),
+                api("side", None, 0),
+            ]),
+            ..Default::default()
+        });
+        assert_eq!(
+            names(&compute_pod_actions(&p, &[])),
+            [("app".into(), 3), ("side".into(), 0)],
+            "the runtime lost both; only app had run"
+        );
     }
 }

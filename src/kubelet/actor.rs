@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::admission::admit;
 use super::config::{KubeletConfig, NodeConfig};
 use super::node_status::{initial_node, internal_ip, lease, node_status, node_status_changed};
-use super::pod_worker::{Env, PodRemoved, PodWorker, UpdatePod, WorkerDone};
+use super::pod_worker::{Env, Halt, PodRemoved, PodWorker, UpdatePod, WorkerDone};
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::{Kind, Object};
 use crate::apiserver::{
@@ -83,7 +83,47 @@ pub struct Kubelet {
     rejected: std::collections::HashSet<String>,
     node: Option<Arc<Node>>,
     posted_status: Option<(NodeStatus, Instant)>,
+    // --- fault injection (`kubeactor node stop|start`) ---
+    /// Stopped: no lease, no status, no pod workers (as a crashed or partitioned node).
+    stopped: bool,
+    /// The lease and status loops, cancelled on stop.
+    timers: Vec<SpawnHandle>,
+    /// Whether this kubelet already receives its runtime's container events.
+    subscribed: bool,
 }
+
+/// Whether a kubelet is running (`kubeactor node stop|start`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, MessageResponse)]
+#[serde(rename_all = "lowercase")]
+pub enum KubeletState {
+    Running,
+    Stopped,
+}
+
+impl KubeletState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeletState::Running => "running",
+            KubeletState::Stopped => "stopped",
+        }
+    }
+}
+
+/// Fault injection: stop the kubelet as if its node crashed or was cut off. It stops renewing
+/// its Lease and posting node status, stops watching its pods and drops its pod workers
+/// without touching the runtime (containers keep running, or keep their exit state). Sent by
+/// the admin endpoint `POST /kubeactor/v1/nodes/{name}/stop`. Replies with the new state.
+#[derive(Message)]
+#[rtype(result = "KubeletState")]
+pub struct StopKubelet;
+
+/// Fault injection: start a stopped kubelet again, as after a node comes back: it registers
+/// (posting a fresh status), renews its Lease, lists its pods and reconciles each with what
+/// the runtime still has. Sent by `POST /kubeactor/v1/nodes/{name}/start`. Replies with the
+/// new state (a running kubelet is left alone).
+#[derive(Message)]
+#[rtype(result = "KubeletState")]
+pub struct StartKubelet;
 
 /// The Node as an event's `involvedObject` (upstream uses the node name as its uid).
 fn node_reference(node: &str) -> ObjectReference {
@@ -123,6 +163,9 @@ impl Kubelet {
             rejected: Default::default(),
             node: None,
             posted_status: None,
+            stopped: false,
+            timers: Vec::new(),
+            subscribed: false,
         }
     }
 
@@ -224,6 +267,9 @@ impl Kubelet {
     }
 
     fn registered(&mut self, node: Arc<Node>, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
         let name = self.env.node.clone();
         self.posted_status = node.status.clone().map(|s| (s, self.env.clock.now()));
         self.node = Some(node);
@@ -237,7 +283,7 @@ impl Kubelet {
         }
         // Lease renewals and status heartbeats: background work, untraced.
         let renew = self.env.clock.period(self.env.config.lease_renew());
-        ctx.run_interval(renew, |act, ctx| {
+        let lease_loop = ctx.run_interval(renew, |act, ctx| {
             let Some(node) = act.node.clone() else { return };
             let env = act.env.clone();
             ctx.spawn(
@@ -250,11 +296,15 @@ impl Kubelet {
             );
         });
         let every = self.env.clock.period(self.env.config.status_update());
-        ctx.run_interval(every, |act, ctx| act.update_node_status(ctx));
+        let status_loop = ctx.run_interval(every, |act, ctx| act.update_node_status(ctx));
+        self.timers = vec![lease_loop, status_loop];
 
-        self.env
-            .runtime
-            .do_send(SubscribeEvents(ctx.address().recipient()));
+        if !self.subscribed {
+            self.subscribed = true;
+            self.env
+                .runtime
+                .do_send(SubscribeEvents(ctx.address().recipient()));
+        }
         let selector = match FieldSelector::parse(&format!("spec.nodeName={name}")) {
             Ok(s) => s,
             Err(e) => {
@@ -434,6 +484,23 @@ impl Actor for Kubelet {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_kubelet(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(i) = self.informer.take() {
+            i.stop();
+        }
+    }
+}
+
+impl Kubelet {
+    /// Start (or restart) the kubelet: the `Starting` event, then registration; on success
+    /// the lease and status loops and the pod watch ([`Kubelet::registered`]).
+    fn start_kubelet(&mut self, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
         self.node_event("Starting", "Starting kubelet.".into());
         let env = self.env.clone();
         let cfg = self.opts.node.clone();
@@ -446,22 +513,59 @@ impl Actor for Kubelet {
                     Err(e) => {
                         tracing::error!(node = %act.env.node, error = %e, "node registration failed; retrying");
                         let retry = act.env.clock.period(act.env.config.lease_renew());
-                        ctx.run_later(retry, |act, ctx| act.started(ctx));
+                        ctx.run_later(retry, |act, ctx| act.start_kubelet(ctx));
                     }
                 }),
         );
     }
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
+    /// See [`StopKubelet`].
+    fn stop_kubelet(&mut self, ctx: &mut Context<Self>) {
+        self.stopped = true;
+        for t in self.timers.drain(..) {
+            ctx.cancel_future(t);
+        }
         if let Some(i) = self.informer.take() {
             i.stop();
         }
+        for (_, w) in self.workers.drain() {
+            w.do_send(Halt);
+        }
+        self.rejected.clear();
+        self.node = None;
+        self.posted_status = None;
+        tracing::info!(node = %self.env.node, "kubelet stopped (fault injection)");
+    }
+}
+
+impl Handler<StopKubelet> for Kubelet {
+    type Result = KubeletState;
+    fn handle(&mut self, _: StopKubelet, ctx: &mut Context<Self>) -> KubeletState {
+        if !self.stopped {
+            self.stop_kubelet(ctx);
+        }
+        KubeletState::Stopped
+    }
+}
+
+impl Handler<StartKubelet> for Kubelet {
+    type Result = KubeletState;
+    fn handle(&mut self, _: StartKubelet, ctx: &mut Context<Self>) -> KubeletState {
+        if self.stopped {
+            self.stopped = false;
+            tracing::info!(node = %self.env.node, "kubelet started again (fault injection)");
+            self.start_kubelet(ctx);
+        }
+        KubeletState::Running
     }
 }
 
 impl Handler<InformerEvent<Pod>> for Kubelet {
     type Result = ();
     fn handle(&mut self, ev: InformerEvent<Pod>, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
         match ev {
             InformerEvent::Added(p) | InformerEvent::Updated { new: p, .. } => {
                 self.pod_seen(p, ctx)
@@ -473,8 +577,69 @@ impl Handler<InformerEvent<Pod>> for Kubelet {
                     w.do_send(PodRemoved);
                 }
             }
-            InformerEvent::Synced => {}
+            InformerEvent::Synced => self.cleanup_orphaned_pods(ctx),
         }
+    }
+}
+
+impl Kubelet {
+    /// Mirrors the orphan part of `HandlePodCleanups` (pkg/kubelet/kubelet_pods.go): once the
+    /// pod list is complete, kill and remove whatever the runtime still runs for pods that are
+    /// no longer bound to this node — pods deleted while the kubelet was stopped.
+    fn cleanup_orphaned_pods(&mut self, ctx: &mut Context<Self>) {
+        use crate::runtime::{
+            ListContainers, ListPodSandbox, RemovePodSandbox, StopContainer, StopPodSandbox,
+        };
+        let Some(informer) = &self.informer else {
+            return;
+        };
+        let known: std::collections::HashSet<String> = informer
+            .store()
+            .list()
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        let runtime = self.env.runtime.clone();
+        let node = self.env.node.clone();
+        // Only what existed before this list was complete: a pod admitted since is not an orphan.
+        let listed_at = self.env.clock.wall();
+        ctx.spawn(
+            async move {
+                let sandboxes = runtime
+                    .send(ListPodSandbox { pod_uid: None })
+                    .await
+                    .unwrap_or_default();
+                let orphans = sandboxes
+                    .iter()
+                    .filter(|sb| !known.contains(&sb.config.uid) && sb.created_at < listed_at);
+                for sb in orphans {
+                    tracing::info!(%node, pod = %format!("{}/{}", sb.config.namespace, sb.config.name), "removing an orphaned pod's containers");
+                    let containers = runtime
+                        .send(ListContainers {
+                            pod_uid: Some(sb.config.uid.clone()),
+                        })
+                        .await
+                        .unwrap_or_default();
+                    for c in containers {
+                        let _ = runtime
+                            .send(StopContainer {
+                                id: c.id,
+                                timeout: std::time::Duration::ZERO,
+                                trace: None,
+                            })
+                            .await;
+                    }
+                    let _ = runtime
+                        .send(StopPodSandbox {
+                            id: sb.id.clone(),
+                            trace: None,
+                        })
+                        .await;
+                    let _ = runtime.send(RemovePodSandbox { id: sb.id.clone() }).await;
+                }
+            }
+            .into_actor(self),
+        );
     }
 }
 

@@ -73,6 +73,12 @@ pub struct UpdatePod(pub Arc<Pod>);
 #[rtype(result = "()")]
 pub struct PodRemoved;
 
+/// The kubelet stopped (fault injection): stop at once, without touching the runtime or the
+/// API server, as a crashed kubelet would. Sent by the Kubelet.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Halt;
+
 /// Told to the Kubelet when a worker has finished (its pod was deleted): its resources are
 /// released for admission.
 #[derive(Message)]
@@ -414,6 +420,13 @@ impl Actor for PodWorker {
         let every = self.env.clock.period(self.env.config.sync_frequency());
         ctx.run_interval(every, |act, ctx| act.request_sync(ctx));
         self.request_sync(ctx);
+    }
+}
+
+impl Handler<Halt> for PodWorker {
+    type Result = ();
+    fn handle(&mut self, _: Halt, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
