@@ -18,7 +18,8 @@
 //! * `tracing` — `scale` with tracing off, then on; prints the throughput ratio (target ≥ 0.8).
 //!
 //! Run: `cargo bench --bench chain -- latency|scale|tracing [--runs N] [--nodes N]
-//! [--deployments N] [--replicas N] [--sample RATIO] [--tracing on|off]`; with no mode, all
+//! [--deployments N] [--replicas N] [--sample RATIO] [--tracing on|off] [--set KEY=VALUE]`;
+//! with no mode, all
 //! three at the sizes. `--quick`: small sizes (100 nodes, 100 × 10) for a smoke run.
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +52,8 @@ struct Opts {
     sample: f64,
     tracing: Option<bool>,
     quick: bool,
+    /// Extra `--set section.key=value` configuration overrides.
+    sets: Vec<String>,
 }
 
 fn parse_args() -> Opts {
@@ -63,6 +66,7 @@ fn parse_args() -> Opts {
         sample: 0.01,
         tracing: None,
         quick: false,
+        sets: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -78,6 +82,7 @@ fn parse_args() -> Opts {
             "--sample" => o.sample = next("ratio").parse().expect("--sample RATIO"),
             "--tracing" => o.tracing = Some(next("on|off") == "on"),
             "--quick" => o.quick = true,
+            "--set" => o.sets.push(next("section.key=value")),
             "--bench" => {}
             m if !m.starts_with('-') => o.mode = Some(m.to_string()),
             other => panic!("unknown argument {other}"),
@@ -113,21 +118,26 @@ fn main() {
 }
 
 /// The daemon's configuration for a run: durable store in `dir`, instant work, real periods.
-fn config(dir: &Path, nodes: usize, tracing: bool, sample: f64) -> Config {
+fn config(o: &Opts, dir: &Path, nodes: usize, tracing: bool) -> Config {
     let set = |k: &str, v: &str| Override::set(k, v);
+    let sample = o.sample;
+    let mut overrides = vec![
+        set("data_dir", &dir.to_string_lossy()),
+        set("store.engine", "redb"),
+        set("simulation.speed", "0"),
+        set("simulation.period_speed", "1"),
+        set("apiserver.listen", "127.0.0.1:0"),
+        set(
+            "telemetry.sampler_ratio",
+            &if tracing { sample } else { 0.0 }.to_string(),
+        ),
+        set("log.filter", "warn"),
+    ];
+    for s in &o.sets {
+        overrides.push(Override::parse_set(s).expect("--set section.key=value"));
+    }
     let sources = ConfigSources {
-        overrides: vec![
-            set("data_dir", &dir.to_string_lossy()),
-            set("store.engine", "redb"),
-            set("simulation.speed", "0"),
-            set("simulation.period_speed", "1"),
-            set("apiserver.listen", "127.0.0.1:0"),
-            set(
-                "telemetry.sampler_ratio",
-                &if tracing { sample } else { 0.0 }.to_string(),
-            ),
-            set("log.filter", "warn"),
-        ],
+        overrides,
         ..Default::default()
     };
     let mut c = Config::load(&sources).expect("bench config");
@@ -211,8 +221,8 @@ fn create_msg(name: &str, replicas: i32, tracing: bool) -> Create {
 }
 
 /// Start a cluster (the caller runs inside an actix System).
-async fn start(dir: &Path, nodes: usize, tracing: bool, sample: f64) -> Cluster {
-    let cfg = config(dir, nodes, tracing, sample);
+async fn start(o: &Opts, dir: &Path, nodes: usize, tracing: bool) -> Cluster {
+    let cfg = config(o, dir, nodes, tracing);
     let telemetry = Telemetry::init(&cfg.telemetry).expect("telemetry");
     Cluster::start(&cfg, telemetry).await.expect("cluster")
 }
@@ -265,7 +275,7 @@ fn latency(o: &Opts) {
     let dir = tempfile::tempdir().expect("tempdir");
     let system = actix::System::new();
     system.block_on(async {
-        let cluster = start(dir.path(), nodes, tracing, o.sample).await;
+        let cluster = start(o, dir.path(), nodes, tracing).await;
         wait_nodes_ready(&cluster.apiserver, nodes).await;
         let mut watch = cluster
             .apiserver
@@ -327,7 +337,7 @@ fn scale(o: &Opts, tracing: bool) -> ScaleRun {
     let system = actix::System::new();
     let run = system.block_on(async {
         let t0 = Instant::now();
-        let cluster = start(dir.path(), o.nodes, tracing, o.sample).await;
+        let cluster = start(o, dir.path(), o.nodes, tracing).await;
         wait_nodes_ready(&cluster.apiserver, o.nodes).await;
         eprintln!(
             "scale: {} nodes Ready in {:.1} s",
