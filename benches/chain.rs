@@ -188,9 +188,11 @@ fn available(obj: &Object, replicas: i32) -> bool {
     };
     status.available_replicas == Some(replicas)
         && status.updated_replicas == Some(replicas)
-        && status.conditions.iter().flatten().any(|c| {
-            c.type_ == "Available" && c.status == "True"
-        })
+        && status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Available" && c.status == "True")
 }
 
 fn create_msg(name: &str, replicas: i32, tracing: bool) -> Create {
@@ -200,7 +202,11 @@ fn create_msg(name: &str, replicas: i32, tracing: bool) -> Create {
             dry_run: false,
             span_name: Some("bench create".into()),
         },
-        trace: if tracing { Trace::root() } else { Trace::Untraced },
+        trace: if tracing {
+            Trace::root()
+        } else {
+            Trace::Untraced
+        },
     }
 }
 
@@ -228,16 +234,17 @@ async fn wait_nodes_ready(api: &Addr<ApiServer>, nodes: usize) {
                     .status
                     .as_ref()
                     .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                    }),
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
                 _ => false,
             })
             .count();
         if ready >= nodes {
             return;
         }
-        assert!(Instant::now() < deadline, "only {ready}/{nodes} nodes Ready");
+        assert!(
+            Instant::now() < deadline,
+            "only {ready}/{nodes} nodes Ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -233,7 +233,10 @@ mod tests {
         assert_eq!(c.scale(Duration::from_secs(300)), Duration::ZERO);
         assert_eq!(c.period(Duration::from_secs(10)), Duration::from_secs(10));
         let c = SimClock::new(1.0).with_period_speed(100.0);
-        assert_eq!(c.period(Duration::from_secs(10)), Duration::from_millis(100));
+        assert_eq!(
+            c.period(Duration::from_secs(10)),
+            Duration::from_millis(100)
+        );
         assert_eq!(c.scale(Duration::from_secs(2)), Duration::from_secs(2));
     }
 
