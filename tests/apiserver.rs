@@ -869,6 +869,7 @@ async fn unconditional_writes_apply_on_top_of_a_write_not_yet_durable() {
 }
 
 #[actix_rt::test]
+#[allow(clippy::result_large_err)] // ApiError is what the change returns
 async fn a_guaranteed_update_applies_its_change_to_the_latest_accepted_state() {
     let (api, gate) = gated_server().await;
     let created = create(&api, pod("default", "p", Some("node-1")))
