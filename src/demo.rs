@@ -483,6 +483,7 @@ impl Scenario<'_> {
         WriteOptions {
             dry_run: false,
             span_name: Some(format!("{CLIENT} {verb} deployments/{}", self.name)),
+            ..Default::default()
         }
     }
 }

@@ -1010,6 +1010,36 @@ fn services_are_an_empty_read_only_resource_until_they_are_stored() {
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// kubectl's `Kubectl-Command` header names the span after the command the user ran, and is
+/// kept as the `kubectl.command` attribute.
+#[test]
+fn a_write_is_named_after_the_kubectl_command_when_kubectl_sends_it() {
+    let s = TestServer::start();
+    post(&s, DEPLOYMENTS, &deployment("web", 1));
+    let r = s
+        .client()
+        .patch(s.at(&format!("{DEPLOYMENTS}/web")))
+        .header("User-Agent", "kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07")
+        .header("Kubectl-Command", "kubectl set image")
+        .header("Content-Type", "application/strategic-merge-patch+json")
+        .body(r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.27"}]}}}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let span = eventually(10, "the set image span", || {
+        s.telemetry
+            .span_store()
+            .spans()
+            .into_iter()
+            .find(|sp| sp.name == "kubectl set image deployments/web")
+    });
+    assert_eq!(
+        span.attribute("kubectl.command").map(|v| v.to_string()),
+        Some("kubectl set image".to_string())
+    );
+    assert!(span.is_root());
+}
+
 #[test]
 fn a_write_is_one_trace_named_after_the_client_verb_and_continues_a_traceparent() {
     let s = TestServer::start();

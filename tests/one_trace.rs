@@ -237,9 +237,9 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
     let roots = root_names(&spans);
     let expected: BTreeSet<&str> = [
         "kubectl create deployments/web",
-        "kubectl create deployments/api",
+        "kubectl apply deployments/api",
         "kubectl scale deployments/web",
-        "kubectl patch deployments/web",
+        "kubectl set image deployments/web",
         "kubectl delete deployments/web",
     ]
     .into();
@@ -299,8 +299,8 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
     );
 
     // ---- 2. apply -f ----
-    let apply = trace_rooted_at(&spans, "kubectl create deployments/api");
-    assert_well_formed(&apply, "kubectl create deployments/api");
+    let apply = trace_rooted_at(&spans, "kubectl apply deployments/api");
+    assert_well_formed(&apply, "kubectl apply deployments/api");
     assert_eq!(services(&apply).len(), 6);
     for container in ["nginx", "sidecar"] {
         let starts = starting(&apply, &format!("start container {container}"));
@@ -344,8 +344,8 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
     eprintln!("scale web 3 -> 5: {} spans", scale.len());
 
     // ---- 4. set image: the rolling update as one trace ----
-    let roll = trace_rooted_at(&spans, "kubectl patch deployments/web");
-    assert_well_formed(&roll, "kubectl patch deployments/web");
+    let roll = trace_rooted_at(&spans, "kubectl set image deployments/web");
+    assert_well_formed(&roll, "kubectl set image deployments/web");
     assert_eq!(starting(&roll, "create replicasets ").len(), 1);
     let starts = starting(&roll, "start container nginx");
     assert_eq!(starts.len(), 5, "5 new pods:\n{}", describe(&roll));
@@ -354,7 +354,7 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
             &roll,
             s,
             &[
-                "kubectl patch",
+                "kubectl set image",
                 "sync deployment ",
                 "create pods ",
                 "sync pod ",
@@ -373,7 +373,7 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
             &roll,
             s,
             &[
-                "kubectl patch",
+                "kubectl set image",
                 "sync deployment ",
                 "delete pods ",
                 "sync pod ",

@@ -47,6 +47,9 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// The span name prefix, e.g. `kubectl create` (from the HTTP layer); empty = the verb.
     pub span_name: Option<String>,
+    /// The client's command (kubectl's `Kubectl-Command` header, e.g. `kubectl set image`),
+    /// recorded on the request span as `kubectl.command`.
+    pub command: Option<String>,
 }
 
 /// Create an object. Sent by the HTTP layer (POST) and by controllers (ReplicaSets, Pods,

@@ -266,6 +266,7 @@ impl ApiServer {
         trace: &Trace,
         name: impl FnOnce() -> String,
         obj: &Object,
+        command: Option<&str>,
     ) -> Option<OtelContext> {
         let Trace::Context(parent) = trace else {
             return None;
@@ -274,6 +275,9 @@ impl ApiServer {
         let obj_key = obj.key();
         let mut span = self.tracer.start_with_context(name, parent);
         span.set_attribute(Attr::new("k8s.object.key", obj_key.to_string()));
+        if let Some(command) = command {
+            span.set_attribute(Attr::new("kubectl.command", command.to_string()));
+        }
         Some(parent.with_span(span))
     }
 
@@ -538,7 +542,7 @@ impl ApiServer {
             Some(n) => n.clone(),
             None => format!("create {} {}", kind.plural(), display_name(&object)),
         };
-        let span = self.request_span(&trace, span_name, &object);
+        let span = self.request_span(&trace, span_name, &object, options.command.as_deref());
         Self::stamp_trace(&mut object, span.as_ref());
         if options.dry_run {
             end_span(span);
@@ -656,7 +660,7 @@ impl ApiServer {
                 .clone()
                 .unwrap_or_else(|| format!("{verb} {} {}", kind.plural(), display_name(&object)))
         };
-        let span = self.request_span(&trace, span_name, &object);
+        let span = self.request_span(&trace, span_name, &object, options.command.as_deref());
         if strategy::should_delete_during_update(&object) {
             // The last finalizer is gone: this update deletes.
             let (tx, rx) = oneshot::channel::<Result<Deleted, ApiError>>();
@@ -792,7 +796,7 @@ impl ApiServer {
                 .clone()
                 .unwrap_or_else(|| format!("delete {} {}", kind.plural(), display_name(&current)))
         };
-        let span = self.request_span(&trace, span_name, &current);
+        let span = self.request_span(&trace, span_name, &current, write.command.as_deref());
         match decision {
             DeleteDecision::Unchanged => {
                 end_span(span);
@@ -889,6 +893,7 @@ impl ApiServer {
             &trace,
             || format!("bind pods {namespace}/{name} to {node}"),
             &current,
+            None,
         );
         Self::stamp_trace(&mut bound, span.as_ref());
         // Cleared here rather than in `object_bytes`, which would clone the pod to do it;

@@ -212,10 +212,62 @@ fn trace_for(req: &HttpRequest) -> Trace {
     }
 }
 
-/// The span name of a write, after the client's verb: `kubectl create deployments/web`
-/// (the namespace is in the span's `k8s.object.key`). Without a User-Agent the ApiServer
-/// names the span itself.
-fn span_name(req: &HttpRequest, verb: &str, kind: Kind, name: &str) -> Option<String> {
+/// The header kubectl (1.22+) sends with every request: the command being run, e.g.
+/// `kubectl set image` (KEP-859, kubectl commands in headers).
+const KUBECTL_COMMAND: &str = "Kubectl-Command";
+
+/// The longest `Kubectl-Command` used in a span name; a longer value is ignored.
+const MAX_COMMAND_LEN: usize = 128;
+
+/// A write's options: `dryRun`, and the span name and client command from the request.
+fn write_options(
+    req: &HttpRequest,
+    dry_run: bool,
+    verb: &str,
+    kind: Kind,
+    name: &str,
+) -> WriteOptions {
+    let command = kubectl_command(req);
+    WriteOptions {
+        dry_run,
+        span_name: span_name(req, command.as_deref(), verb, kind, name),
+        command,
+    }
+}
+
+/// The `Kubectl-Command` header, if present, printable and not absurdly long.
+fn kubectl_command(req: &HttpRequest) -> Option<String> {
+    let command = req.headers().get(KUBECTL_COMMAND)?.to_str().ok()?.trim();
+    let usable = !command.is_empty()
+        && command.len() <= MAX_COMMAND_LEN
+        && command.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    usable.then(|| command.to_string())
+}
+
+/// The span name of a write, after the client's command: `kubectl set image deployments/web`
+/// from `Kubectl-Command` (`kubectl create deployment` gives `kubectl create
+/// deployments/web`), else the User-Agent's client and the verb (`kubectl patch
+/// deployments/web`); the namespace is in the span's `k8s.object.key`. Without either the
+/// ApiServer names the span itself.
+fn span_name(
+    req: &HttpRequest,
+    command: Option<&str>,
+    verb: &str,
+    kind: Kind,
+    name: &str,
+) -> Option<String> {
+    if let Some(command) = command {
+        // `kubectl create deployment` names the kind the path names again: drop it.
+        let command = match command.rsplit_once(' ') {
+            Some((rest, last))
+                if last.eq_ignore_ascii_case(kind.name()) || last == kind.plural() =>
+            {
+                rest
+            }
+            _ => command,
+        };
+        return Some(format!("{command} {}/{name}", kind.plural()));
+    }
     let client = header(req, USER_AGENT)?.split('/').next()?.trim();
     if client.is_empty() {
         return None;
@@ -585,10 +637,7 @@ async fn create(
         "" => object.meta().generate_name.clone().unwrap_or_default(),
         n => n.to_string(),
     };
-    let options = WriteOptions {
-        dry_run,
-        span_name: span_name(req, "create", rp.kind, &name),
-    };
+    let options = write_options(req, dry_run, "create", rp.kind, &name);
     let created = state
         .api
         .send(Create {
@@ -620,10 +669,7 @@ async fn update(
         Subresource::Main => "update",
         Subresource::Status => "update status",
     };
-    let options = WriteOptions {
-        dry_run,
-        span_name: span_name(req, verb, rp.kind, name),
-    };
+    let options = write_options(req, dry_run, verb, rp.kind, name);
     let updated = state
         .api
         .send(Update {
@@ -685,10 +731,7 @@ async fn delete(
             namespace: rp.namespace.clone(),
             name: name.to_string(),
             options,
-            write: WriteOptions {
-                dry_run,
-                span_name: span_name(req, "delete", rp.kind, name),
-            },
+            write: write_options(req, dry_run, "delete", rp.kind, name),
             trace: trace_for(req),
         })
         .await??;
@@ -725,10 +768,7 @@ async fn delete_collection(
                 namespace: obj.namespace().map(String::from),
                 name: obj.name().to_string(),
                 options: options.clone(),
-                write: WriteOptions {
-                    dry_run,
-                    span_name: span_name(req, "delete", rp.kind, obj.name()),
-                },
+                write: write_options(req, dry_run, "delete", rp.kind, obj.name()),
                 trace: trace_for(req),
             })
             .await?;
@@ -873,10 +913,7 @@ async fn patch(
             name: name.to_string(),
             subresource,
             change,
-            options: WriteOptions {
-                dry_run,
-                span_name: span_name(req, verb, rp.kind, name),
-            },
+            options: write_options(req, dry_run, verb, rp.kind, name),
             trace: trace_for(req),
         })
         .await?;
@@ -945,10 +982,7 @@ async fn scale(
             name: name.to_string(),
             subresource: Subresource::Main,
             change,
-            options: WriteOptions {
-                dry_run,
-                span_name: span_name(req, "scale", rp.kind, name),
-            },
+            options: write_options(req, dry_run, "scale", rp.kind, name),
             trace: trace_for(req),
         })
         .await??;
@@ -1028,10 +1062,7 @@ async fn apply_create(
         .api
         .send(Create {
             object,
-            options: WriteOptions {
-                dry_run,
-                span_name: span_name(req, "apply", rp.kind, name),
-            },
+            options: write_options(req, dry_run, "apply", rp.kind, name),
             trace: trace_for(req),
         })
         .await??;
