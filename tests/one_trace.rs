@@ -112,6 +112,14 @@ fn lineage(trace: &[ReceivedSpan], span: &ReceivedSpan) -> Vec<String> {
     names
 }
 
+/// How many Events about `pod` the kubelet wrote in `trace` (Event writes under a `sync pod`).
+fn kubelet_events_of(trace: &[ReceivedSpan], pod: &str) -> usize {
+    starting(trace, &format!("create events default/{pod}."))
+        .into_iter()
+        .filter(|e| lineage(trace, e).iter().any(|n| n.starts_with("sync pod ")))
+        .count()
+}
+
 /// `span`'s lineage contains spans starting with each of `chain`, in this order.
 fn assert_lineage(trace: &[ReceivedSpan], span: &ReceivedSpan, chain: &[&str]) {
     let names = lineage(trace, span);
@@ -292,6 +300,16 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
         assert_eq!(id.as_ref(), Some(create_id), "pod {pod}");
     }
     assert!(!starting(&create, "update status deployments default/web").is_empty());
+    // The kubelet's Events (Pulling, Pulled, Created, Started) are written in the pod's trace,
+    // under the sync that started its containers.
+    for pod in &web_pods {
+        let kubelet_events = kubelet_events_of(&create, pod);
+        assert!(
+            kubelet_events >= 2,
+            "{pod}: {kubelet_events} kubelet Events in the create trace:\n{}",
+            describe(&create)
+        );
+    }
     eprintln!(
         "create deployment web (3 replicas): {} spans {:?}",
         create.len(),
@@ -380,6 +398,20 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
             ],
         );
     }
+    // The old pods' Killing Events are in the rolling update's trace too.
+    let killing = starting(&roll, "create events ")
+        .into_iter()
+        .filter(|e| {
+            let names = lineage(&roll, e);
+            let mut rest = names.iter();
+            rest.any(|n| n.starts_with("delete pods ")) && rest.any(|n| n.starts_with("sync pod "))
+        })
+        .count();
+    assert!(
+        killing >= 5,
+        "{killing} kubelet Events:\n{}",
+        describe(&roll)
+    );
     eprintln!("set image web (5 replicas): {} spans", roll.len());
 
     // ---- 5. delete: the cascade ----

@@ -358,7 +358,8 @@ impl PodWorker {
     }
 
     fn record(&self, field: Option<String>, type_: &str, reason: &str, message: String) {
-        record(&self.env, &self.pod, field, type_, reason, message);
+        // Probe results come from the probe loop, not from a sync: untraced.
+        record(&self.env, &self.pod, &None, field, type_, reason, message);
     }
 }
 
@@ -521,8 +522,19 @@ impl Handler<ProbeResult> for PodWorker {
     }
 }
 
-/// Record an event about `pod` (or one of its containers, with `field`).
-fn record(env: &Env, pod: &Pod, field: Option<String>, type_: &str, reason: &str, message: String) {
+/// Record an event about `pod` (or one of its containers, with `field`), in the trace of the
+/// sync that caused it (`cx`): the user who created or deleted the pod sees its Pulling,
+/// Created, Started or Killing events in the same trace. Upstream events carry no trace;
+/// here they are part of the chain a user follows. `None` (probe results): untraced.
+fn record(
+    env: &Env,
+    pod: &Pod,
+    cx: &Option<OtelContext>,
+    field: Option<String>,
+    type_: &str,
+    reason: &str,
+    message: String,
+) {
     let m = &pod.metadata;
     let reference = ObjectReference {
         api_version: Some("v1".into()),
@@ -536,9 +548,10 @@ fn record(env: &Env, pod: &Pod, field: Option<String>, type_: &str, reason: &str
     let recorder = env.recorder.clone();
     let type_ = type_.to_string();
     let reason = reason.to_string();
+    let trace = trace_of(cx);
     actix::spawn(async move {
         if let Err(e) = recorder
-            .write(reference, &type_, &reason, message, Trace::Untraced)
+            .write(reference, &type_, &reason, message, trace)
             .await
         {
             tracing::debug!(error = %e, reason, "dropping event");
@@ -662,7 +675,7 @@ async fn ensure_image(
         Ok(Ok(p)) => p,
         Ok(Err(RuntimeError::InvalidImage(e))) => {
             let msg = format!("Failed to apply default image tag {image:?}: {e}");
-            record(env, pod, field, WARNING, "InspectFailed", msg.clone());
+            record(env, pod, cx, field, WARNING, "InspectFailed", msg.clone());
             return Err(("InvalidImageName".into(), msg, None));
         }
         Ok(Err(e)) => return Err(("ErrImagePull".into(), e.to_string(), None)),
@@ -673,6 +686,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 NORMAL,
                 "Pulled",
@@ -682,7 +696,15 @@ async fn ensure_image(
         }
     } else if policy == "Never" {
         let msg = format!("Container image {image:?} is not present with pull policy of Never");
-        record(env, pod, field, WARNING, "ErrImageNeverPull", msg.clone());
+        record(
+            env,
+            pod,
+            cx,
+            field,
+            WARNING,
+            "ErrImageNeverPull",
+            msg.clone(),
+        );
         return Err(("ErrImageNeverPull".into(), msg, None));
     }
     let key = format!("{}_{image}", pod.metadata.uid.as_deref().unwrap_or(""));
@@ -691,6 +713,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field.clone(),
                 NORMAL,
                 "BackOff",
@@ -699,6 +722,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 WARNING,
                 "Failed",
@@ -715,6 +739,7 @@ async fn ensure_image(
     record(
         env,
         pod,
+        cx,
         field.clone(),
         NORMAL,
         "Pulling",
@@ -736,6 +761,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 NORMAL,
                 "Pulled",
@@ -753,6 +779,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field.clone(),
                 WARNING,
                 "Failed",
@@ -761,6 +788,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 WARNING,
                 "Failed",
@@ -806,7 +834,15 @@ async fn start_container(
     let id = match created {
         Ok(Ok(id)) => id,
         Ok(Err(e)) => {
-            record(env, pod, field, WARNING, "Failed", format!("Error: {e}"));
+            record(
+                env,
+                pod,
+                cx,
+                field,
+                WARNING,
+                "Failed",
+                format!("Error: {e}"),
+            );
             st.waiting
                 .insert(name, ("CreateContainerError".into(), e.to_string()));
             return Err(Some(env.clock.period(env.config.backoff_initial())));
@@ -820,6 +856,7 @@ async fn start_container(
     record(
         env,
         pod,
+        cx,
         field.clone(),
         NORMAL,
         "Created",
@@ -837,6 +874,7 @@ async fn start_container(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 NORMAL,
                 "Started",
@@ -846,7 +884,15 @@ async fn start_container(
             Ok(())
         }
         Ok(Err(e)) => {
-            record(env, pod, field, WARNING, "Failed", format!("Error: {e}"));
+            record(
+                env,
+                pod,
+                cx,
+                field,
+                WARNING,
+                "Failed",
+                format!("Error: {e}"),
+            );
             st.waiting
                 .insert(name, ("RunContainerError".into(), e.to_string()));
             Err(Some(env.clock.period(env.config.backoff_initial())))
@@ -931,6 +977,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
         record(
             &env,
             &pod,
+            &cx,
             Some(field_path(Which::Regular, &name)),
             NORMAL,
             "Killing",
@@ -987,6 +1034,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
                     record(
                         &env,
                         &pod,
+                        &cx,
                         None,
                         WARNING,
                         "FailedCreatePodSandBox",
@@ -1026,6 +1074,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
                 record(
                     &env,
                     &pod,
+                    &cx,
                     Some(start.field_path()),
                     WARNING,
                     "BackOff",
@@ -1122,6 +1171,7 @@ async fn terminate(
             record(
                 env,
                 pod,
+                cx,
                 Some(field_path(which, &c.name)),
                 NORMAL,
                 "Killing",
