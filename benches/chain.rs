@@ -211,6 +211,7 @@ fn create_msg(name: &str, replicas: i32, tracing: bool) -> Create {
         options: WriteOptions {
             dry_run: false,
             span_name: Some("bench create".into()),
+            ..Default::default()
         },
         trace: if tracing {
             Trace::root()

@@ -347,28 +347,26 @@ impl Scenario<'_> {
     /// `demo delete deployments/<name>` (background propagation), then wait until its
     /// ReplicaSets and pods are gone.
     async fn delete(&self) -> Result<(), DemoError> {
-        loop {
-            let reply = self
-                .api
-                .send(Delete {
-                    kind: Kind::Deployment,
-                    namespace: Some(self.config.namespace.clone()),
-                    name: self.name.to_owned(),
-                    options: DeleteOptions {
-                        propagation_policy: Some("Background".into()),
-                        ..Default::default()
-                    },
-                    write: self.span("delete"),
-                    trace: Trace::root(),
-                })
-                .await;
-            match flatten("delete", reply) {
-                Ok(_) => break,
-                Err(e) if e.is_not_found() => break,
-                // A write to the Deployment (its status) was still being committed.
-                Err(e) if e.is_conflict() => tokio::time::sleep(POLL).await,
-                Err(e) => return Err(e),
-            }
+        // No retry on Conflict: a delete without preconditions applies to the API server's
+        // latest state, even while the controller's status write is being committed.
+        let reply = self
+            .api
+            .send(Delete {
+                kind: Kind::Deployment,
+                namespace: Some(self.config.namespace.clone()),
+                name: self.name.to_owned(),
+                options: DeleteOptions {
+                    propagation_policy: Some("Background".into()),
+                    ..Default::default()
+                },
+                write: self.span("delete"),
+                trace: Trace::root(),
+            })
+            .await;
+        match flatten("delete", reply) {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
         }
         self.wait_until("delete", || async {
             let mut left = self.names(Kind::ReplicaSet).await?;
@@ -485,6 +483,7 @@ impl Scenario<'_> {
         WriteOptions {
             dry_run: false,
             span_name: Some(format!("{CLIENT} {verb} deployments/{}", self.name)),
+            ..Default::default()
         }
     }
 }

@@ -720,3 +720,251 @@ async fn restart_keeps_objects(engine: StoreEngine) {
         "system namespaces are not created twice"
     );
 }
+
+// ---- writes racing a write that is accepted but not yet durable ----
+
+/// A commit gate: while closed, the store accepts writes but makes none durable, so a write
+/// stays "accepted, not committed" for as long as a test needs.
+#[derive(Clone, Default)]
+struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    /// Hold every commit until the returned guard is dropped (also on a failed assertion,
+    /// so a failing test never leaves the committer blocked).
+    fn close(&self) -> GateClosed {
+        *self.0 .0.lock().unwrap() = true;
+        GateClosed(self.clone())
+    }
+
+    fn wait_open(&self) {
+        let (closed, cv) = &*self.0;
+        let mut c = closed.lock().unwrap();
+        while *c {
+            c = cv.wait(c).unwrap();
+        }
+    }
+}
+
+struct GateClosed(Gate);
+
+impl Drop for GateClosed {
+    fn drop(&mut self) {
+        *self.0 .0 .0.lock().unwrap() = false;
+        self.0 .0 .1.notify_all();
+    }
+}
+
+/// The memory engine, committing only while the gate is open.
+struct GatedEngine(Gate);
+
+impl store::Engine for GatedEngine {
+    fn load(&mut self) -> Result<(Vec<store::KeyValue>, store::Revision), store::StoreError> {
+        Ok((Vec::new(), 1))
+    }
+
+    fn commit(
+        &mut self,
+        _batch: &[Arc<store::Event>],
+        _new_revision: store::Revision,
+    ) -> Result<(), store::StoreError> {
+        self.0.wait_open();
+        Ok(())
+    }
+}
+
+async fn gated_server() -> (Addr<ApiServer>, Gate) {
+    let gate = Gate::default();
+    let store = store::CoreStore::new(GatedEngine(gate.clone()), StoreOptions::default()).unwrap();
+    let api = ApiServer::new(store, Default::default(), &Telemetry::in_memory(10))
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    (api, gate)
+}
+
+/// Wait until the API server has handled every message sent before this one (its mailbox is
+/// first in, first out).
+async fn handled(api: &Addr<ApiServer>) {
+    api.send(CurrentRevision).await.unwrap();
+}
+
+fn running(pod: &Object) -> Object {
+    let mut p = pod.clone();
+    p.meta_mut().resource_version = None;
+    if let Object::Pod(p) = &mut p {
+        p.status.get_or_insert_with(Default::default).phase = Some("Running".into());
+    }
+    p
+}
+
+fn phase(obj: &Object) -> Option<&str> {
+    obj.as_pod()?.status.as_ref()?.phase.as_deref()
+}
+
+#[actix_rt::test]
+async fn unconditional_writes_apply_on_top_of_a_write_not_yet_durable() {
+    let (api, gate) = gated_server().await;
+    let created = create(&api, pod("default", "p", Some("node-1")))
+        .await
+        .unwrap();
+    let closed = gate.close();
+    // The kubelet's status update is accepted but not committed…
+    let status = api.send(Update {
+        object: running(&created),
+        subresource: Subresource::Status,
+        options: WriteOptions::default(),
+        trace: Trace::Untraced,
+    });
+    // …when a PUT without resourceVersion and a delete without preconditions arrive.
+    let mut labelled = (*created).clone();
+    labelled.meta_mut().resource_version = None;
+    labelled
+        .meta_mut()
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("tier".into(), "front".into());
+    let put = api.send(Update {
+        object: labelled,
+        subresource: Subresource::Main,
+        options: WriteOptions::default(),
+        trace: Trace::Untraced,
+    });
+    let del = api.send(Delete {
+        kind: Kind::Pod,
+        namespace: Some("default".into()),
+        name: "p".into(),
+        options: DeleteOptions::default(),
+        write: WriteOptions::default(),
+        trace: Trace::Untraced,
+    });
+    handled(&api).await;
+    drop(closed);
+    let status = status.await.unwrap().expect("the status update succeeds");
+    let put = put
+        .await
+        .unwrap()
+        .expect("the PUT without resourceVersion succeeds");
+    let del = del
+        .await
+        .unwrap()
+        .expect("the delete without preconditions succeeds");
+    assert_eq!(phase(&status), Some("Running"));
+    assert_eq!(
+        phase(&put),
+        Some("Running"),
+        "the PUT kept the pending status"
+    );
+    let Deleted::Pending(last) = del else {
+        panic!("a scheduled pod terminates gracefully")
+    };
+    let stored = get(&api, Kind::Pod, "default", "p").await.unwrap();
+    assert_eq!(stored, last, "the delete's reply is the stored state");
+    assert_eq!(phase(&stored), Some("Running"));
+    assert_eq!(
+        stored.meta().labels.as_ref().and_then(|l| l.get("tier")),
+        Some(&"front".to_string())
+    );
+    assert!(stored.meta().deletion_timestamp.is_some());
+}
+
+#[actix_rt::test]
+#[allow(clippy::result_large_err)] // ApiError is what the change returns
+async fn a_guaranteed_update_applies_its_change_to_the_latest_accepted_state() {
+    let (api, gate) = gated_server().await;
+    let created = create(&api, pod("default", "p", Some("node-1")))
+        .await
+        .unwrap();
+    let closed = gate.close();
+    let status = api.send(Update {
+        object: running(&created),
+        subresource: Subresource::Status,
+        options: WriteOptions::default(),
+        trace: Trace::Untraced,
+    });
+    let label = api.send(GuaranteedUpdate {
+        kind: Kind::Pod,
+        namespace: Some("default".into()),
+        name: "p".into(),
+        subresource: Subresource::Main,
+        change: Box::new(|current: &Object| {
+            let mut next = current.clone();
+            next.meta_mut()
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert("tier".into(), "front".into());
+            Ok(next)
+        }),
+        options: WriteOptions::default(),
+        trace: Trace::Untraced,
+    });
+    handled(&api).await;
+    drop(closed);
+    status.await.unwrap().unwrap();
+    let labelled = label
+        .await
+        .unwrap()
+        .expect("the guaranteed update succeeds");
+    assert_eq!(phase(&labelled), Some("Running"));
+    assert_eq!(
+        labelled.meta().labels.as_ref().and_then(|l| l.get("tier")),
+        Some(&"front".to_string())
+    );
+}
+
+#[actix_rt::test]
+async fn a_stale_precondition_is_a_conflict_while_a_write_is_pending() {
+    let (api, gate) = gated_server().await;
+    let created = create(&api, pod("default", "p", Some("node-1")))
+        .await
+        .unwrap();
+    let closed = gate.close();
+    let status = api.send(Update {
+        object: running(&created),
+        subresource: Subresource::Status,
+        options: WriteOptions::default(),
+        trace: Trace::Untraced,
+    });
+    // Both name the resourceVersion the client read, which the pending write replaces.
+    let mut pinned = (*created).clone();
+    pinned
+        .meta_mut()
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("tier".into(), "front".into());
+    let put = api.send(Update {
+        object: pinned,
+        subresource: Subresource::Main,
+        options: WriteOptions::default(),
+        trace: Trace::Untraced,
+    });
+    let del = api.send(Delete {
+        kind: Kind::Pod,
+        namespace: Some("default".into()),
+        name: "p".into(),
+        options: DeleteOptions {
+            preconditions: Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Preconditions {
+                    resource_version: created.meta().resource_version.clone(),
+                    uid: None,
+                },
+            ),
+            ..Default::default()
+        },
+        write: WriteOptions::default(),
+        trace: Trace::Untraced,
+    });
+    handled(&api).await;
+    drop(closed);
+    status.await.unwrap().unwrap();
+    let err = put.await.unwrap().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Operation cannot be fulfilled on pods \"p\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    let err = del.await.unwrap().unwrap_err();
+    assert_eq!((err.code(), err.reason()), (409, "Conflict"));
+    let stored = get(&api, Kind::Pod, "default", "p").await.unwrap();
+    assert!(stored.meta().labels.as_ref().unwrap().get("tier").is_none());
+    assert!(stored.meta().deletion_timestamp.is_none());
+}

@@ -841,6 +841,80 @@ fn merge_json_and_strategic_patches_update_the_object() {
     assert_eq!(s.revision(), before);
 }
 
+/// `kubectl label`, `kubectl scale` and `kubectl patch` at once on one object: each is applied
+/// to the latest state inside the API server, so none gets a spurious 409 and none is lost.
+#[test]
+fn concurrent_patches_and_scales_of_one_object_all_succeed() {
+    let s = TestServer::start();
+    post(&s, DEPLOYMENTS, &deployment("web", 1));
+    let web = format!("{DEPLOYMENTS}/web");
+    let statuses: Vec<StatusCode> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..16)
+            .map(|i| {
+                let (s, web) = (&s, &web);
+                scope.spawn(move || {
+                    let r = if i % 4 == 0 {
+                        patch(
+                            s,
+                            &format!("{web}/scale"),
+                            "application/merge-patch+json",
+                            json!({"spec": {"replicas": 3}}),
+                        )
+                    } else {
+                        patch(
+                            s,
+                            web,
+                            "application/merge-patch+json",
+                            json!({"metadata": {"labels": {format!("l{i}"): "x"}}}),
+                        )
+                    };
+                    r.status()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert!(
+        statuses.iter().all(|c| *c == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let d = body(s.client().get(s.at(&web)).send().unwrap());
+    let labels = d["metadata"]["labels"].as_object().unwrap();
+    assert_eq!(
+        labels.len(),
+        1 + 12,
+        "every label patch was kept: {labels:?}"
+    );
+    assert_eq!(d["spec"]["replicas"], 3);
+}
+
+/// A patch naming a stale `metadata.resourceVersion` is the caller's precondition: 409.
+#[test]
+fn a_patch_with_a_stale_resource_version_is_a_conflict() {
+    let s = TestServer::start();
+    let created = body(post(&s, DEPLOYMENTS, &deployment("web", 1)));
+    let web = format!("{DEPLOYMENTS}/web");
+    let rv = created["metadata"]["resourceVersion"].clone();
+    let r = patch(
+        &s,
+        &web,
+        "application/merge-patch+json",
+        json!({"spec": {"replicas": 2}}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = patch(
+        &s,
+        &web,
+        "application/merge-patch+json",
+        json!({"metadata": {"resourceVersion": rv}, "spec": {"replicas": 5}}),
+    );
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        body(r)["message"],
+        "Operation cannot be fulfilled on deployments.apps \"web\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+}
+
 #[test]
 fn the_scale_subresource_reads_and_writes_replicas() {
     let s = TestServer::start();
@@ -934,6 +1008,36 @@ fn services_are_an_empty_read_only_resource_until_they_are_stored() {
         &json!({"kind": "Service"}),
     );
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// kubectl's `Kubectl-Command` header names the span after the command the user ran, and is
+/// kept as the `kubectl.command` attribute.
+#[test]
+fn a_write_is_named_after_the_kubectl_command_when_kubectl_sends_it() {
+    let s = TestServer::start();
+    post(&s, DEPLOYMENTS, &deployment("web", 1));
+    let r = s
+        .client()
+        .patch(s.at(&format!("{DEPLOYMENTS}/web")))
+        .header("User-Agent", "kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07")
+        .header("Kubectl-Command", "kubectl set image")
+        .header("Content-Type", "application/strategic-merge-patch+json")
+        .body(r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.27"}]}}}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let span = eventually(10, "the set image span", || {
+        s.telemetry
+            .span_store()
+            .spans()
+            .into_iter()
+            .find(|sp| sp.name == "kubectl set image deployments/web")
+    });
+    assert_eq!(
+        span.attribute("kubectl.command").map(|v| v.to_string()),
+        Some("kubectl set image".to_string())
+    );
+    assert!(span.is_root());
 }
 
 #[test]

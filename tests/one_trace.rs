@@ -112,6 +112,14 @@ fn lineage(trace: &[ReceivedSpan], span: &ReceivedSpan) -> Vec<String> {
     names
 }
 
+/// How many Events about `pod` the kubelet wrote in `trace` (Event writes under a `sync pod`).
+fn kubelet_events_of(trace: &[ReceivedSpan], pod: &str) -> usize {
+    starting(trace, &format!("create events default/{pod}."))
+        .into_iter()
+        .filter(|e| lineage(trace, e).iter().any(|n| n.starts_with("sync pod ")))
+        .count()
+}
+
 /// `span`'s lineage contains spans starting with each of `chain`, in this order.
 fn assert_lineage(trace: &[ReceivedSpan], span: &ReceivedSpan, chain: &[&str]) {
     let names = lineage(trace, span);
@@ -237,9 +245,9 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
     let roots = root_names(&spans);
     let expected: BTreeSet<&str> = [
         "kubectl create deployments/web",
-        "kubectl create deployments/api",
+        "kubectl apply deployments/api",
         "kubectl scale deployments/web",
-        "kubectl patch deployments/web",
+        "kubectl set image deployments/web",
         "kubectl delete deployments/web",
     ]
     .into();
@@ -292,6 +300,16 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
         assert_eq!(id.as_ref(), Some(create_id), "pod {pod}");
     }
     assert!(!starting(&create, "update status deployments default/web").is_empty());
+    // The kubelet's Events (Pulling, Pulled, Created, Started) are written in the pod's trace,
+    // under the sync that started its containers.
+    for pod in &web_pods {
+        let kubelet_events = kubelet_events_of(&create, pod);
+        assert!(
+            kubelet_events >= 2,
+            "{pod}: {kubelet_events} kubelet Events in the create trace:\n{}",
+            describe(&create)
+        );
+    }
     eprintln!(
         "create deployment web (3 replicas): {} spans {:?}",
         create.len(),
@@ -299,8 +317,8 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
     );
 
     // ---- 2. apply -f ----
-    let apply = trace_rooted_at(&spans, "kubectl create deployments/api");
-    assert_well_formed(&apply, "kubectl create deployments/api");
+    let apply = trace_rooted_at(&spans, "kubectl apply deployments/api");
+    assert_well_formed(&apply, "kubectl apply deployments/api");
     assert_eq!(services(&apply).len(), 6);
     for container in ["nginx", "sidecar"] {
         let starts = starting(&apply, &format!("start container {container}"));
@@ -344,8 +362,8 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
     eprintln!("scale web 3 -> 5: {} spans", scale.len());
 
     // ---- 4. set image: the rolling update as one trace ----
-    let roll = trace_rooted_at(&spans, "kubectl patch deployments/web");
-    assert_well_formed(&roll, "kubectl patch deployments/web");
+    let roll = trace_rooted_at(&spans, "kubectl set image deployments/web");
+    assert_well_formed(&roll, "kubectl set image deployments/web");
     assert_eq!(starting(&roll, "create replicasets ").len(), 1);
     let starts = starting(&roll, "start container nginx");
     assert_eq!(starts.len(), 5, "5 new pods:\n{}", describe(&roll));
@@ -354,7 +372,7 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
             &roll,
             s,
             &[
-                "kubectl patch",
+                "kubectl set image",
                 "sync deployment ",
                 "create pods ",
                 "sync pod ",
@@ -373,13 +391,27 @@ fn each_kubectl_action_on_a_deployment_is_one_trace() {
             &roll,
             s,
             &[
-                "kubectl patch",
+                "kubectl set image",
                 "sync deployment ",
                 "delete pods ",
                 "sync pod ",
             ],
         );
     }
+    // The old pods' Killing Events are in the rolling update's trace too.
+    let killing = starting(&roll, "create events ")
+        .into_iter()
+        .filter(|e| {
+            let names = lineage(&roll, e);
+            let mut rest = names.iter();
+            rest.any(|n| n.starts_with("delete pods ")) && rest.any(|n| n.starts_with("sync pod "))
+        })
+        .count();
+    assert!(
+        killing >= 5,
+        "{killing} kubelet Events:\n{}",
+        describe(&roll)
+    );
     eprintln!("set image web (5 replicas): {} spans", roll.len());
 
     // ---- 5. delete: the cascade ----

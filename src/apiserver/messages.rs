@@ -47,6 +47,9 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// The span name prefix, e.g. `kubectl create` (from the HTTP layer); empty = the verb.
     pub span_name: Option<String>,
+    /// The client's command (kubectl's `Kubectl-Command` header, e.g. `kubectl set image`),
+    /// recorded on the request span as `kubectl.command`.
+    pub command: Option<String>,
 }
 
 /// Create an object. Sent by the HTTP layer (POST) and by controllers (ReplicaSets, Pods,
@@ -137,7 +140,9 @@ pub enum Subresource {
 }
 
 /// Replace an object (PUT). If `metadata.resourceVersion` is set it must equal the stored one
-/// (else 409 Conflict); if unset the update is unconditional. Replies with the stored object
+/// (else 409 Conflict); if unset the update is unconditional: it applies to the latest
+/// accepted state, including a write not yet durable (as upstream's `GuaranteedUpdate`
+/// retries internally when the request carries no precondition). Replies with the stored object
 /// (unchanged and not rewritten if the update changes nothing), NotFound, Conflict, Invalid.
 /// Removing the last finalizer of an object being deleted deletes it.
 #[derive(Message)]
@@ -145,6 +150,31 @@ pub enum Subresource {
 pub struct Update {
     pub object: Object,
     pub subresource: Subresource,
+    pub options: WriteOptions,
+    pub trace: Trace,
+}
+
+/// The change a [`GuaranteedUpdate`] makes: given the object's latest state, the object to
+/// store (or an error, sent back as the reply).
+pub type UpdateFn = Box<dyn FnOnce(&Object) -> Result<Object, ApiError> + Send>;
+
+/// Read-modify-write inside the API server: `change` is applied to the object's *latest
+/// accepted* state (including writes not yet durable), and the result is written as an
+/// [`Update`] against that state — so no concurrent write makes it fail with a spurious 409.
+/// The HTTP layer's PATCH and `scale` use it. If `change` sets a `metadata.resourceVersion`
+/// other than the current one (a patch that names one), that is the caller's precondition
+/// and a mismatch is a Conflict, as for an Update.
+///
+/// Mirrors `GuaranteedUpdate` in k8s.io/apiserver/pkg/storage/etcd3/store.go (its
+/// `tryUpdate` function), as upstream's patcher uses it.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Object>, ApiError>")]
+pub struct GuaranteedUpdate {
+    pub kind: Kind,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub subresource: Subresource,
+    pub change: UpdateFn,
     pub options: WriteOptions,
     pub trace: Trace,
 }
@@ -170,7 +200,9 @@ impl Deleted {
 
 /// Delete an object with DeleteOptions (propagationPolicy, gracePeriodSeconds,
 /// preconditions). Sent by the HTTP layer, the garbage collector, the kubelet (grace 0 after
-/// termination) and the node lifecycle controller (eviction).
+/// termination) and the node lifecycle controller (eviction). Without a
+/// `preconditions.resourceVersion` it applies to the latest accepted state, including a write
+/// not yet durable; with one, a mismatch is 409 Conflict.
 #[derive(Message)]
 #[rtype(result = "Result<Deleted, ApiError>")]
 pub struct Delete {

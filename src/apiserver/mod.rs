@@ -117,6 +117,9 @@ struct PendingWrite {
     /// The object as it will be stored (resourceVersion set); `None` for a delete.
     object: Option<Arc<Object>>,
     reply: Reply,
+    /// Others answered with `object` once it is durable: a no-op update or delete whose
+    /// current state is this write (see [`ApiServer::when_durable`]).
+    waiters: Vec<oneshot::Sender<Result<Arc<Object>, ApiError>>>,
     /// The request span and the etcd span, ended when durable.
     spans: Option<(OtelContext, OtelContext)>,
     /// When the write went to the store (`etcd_request_duration_seconds`).
@@ -136,6 +139,11 @@ pub struct ApiServer {
     window_floor: Revision,
     registry: Registry,
     pending: HashMap<Revision, PendingWrite>,
+    /// The latest accepted state of each key with a write not yet durable: that write's
+    /// revision and the object as it will be (`None`: deleted). Writes without a user
+    /// precondition start from this, not from `objects`, so they never conflict with a write
+    /// still being committed. Removed once the revision is applied.
+    accepted: HashMap<String, (Revision, Option<Arc<Object>>)>,
     tracer: SdkTracer,
     etcd_tracer: SdkTracer,
     /// Taken in `started`: the store's stream of durable batches.
@@ -219,6 +227,7 @@ impl ApiServer {
             window_floor: range.revision,
             registry: Registry::default(),
             pending: HashMap::new(),
+            accepted: HashMap::new(),
             tracer: telemetry.tracer(Component::ApiServer),
             etcd_tracer: telemetry.tracer(Component::Etcd),
             commits: Some(commits),
@@ -272,6 +281,36 @@ impl ApiServer {
         self.objects.get(&kind.key(namespace, name))
     }
 
+    /// The object's latest accepted state: the last write to it that the store accepted,
+    /// durable or not (`None`: absent or deleted). What a write starts from — as upstream's
+    /// `GuaranteedUpdate` re-reads the current state from etcd on a compare-and-swap failure
+    /// (k8s.io/apiserver/pkg/storage/etcd3/store.go) — while reads stay on durable state.
+    fn latest_object(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<Object>> {
+        let key = kind.key(namespace, name);
+        match self.accepted.get(&key) {
+            Some((_, accepted)) => accepted.clone(),
+            None => self.objects.get(&key).cloned(),
+        }
+    }
+
+    /// Answer with `obj` once it is durable: at once if it is, else when its pending write
+    /// is applied (so a reply never names a state a following read could not see).
+    fn when_durable(&mut self, obj: Arc<Object>) -> Answer<Arc<Object>> {
+        match self.pending.get_mut(&obj.resource_version()) {
+            Some(p) => {
+                let (tx, rx) = oneshot::channel();
+                p.waiters.push(tx);
+                Answer::Later(rx)
+            }
+            None => Answer::Ready(Ok(obj)),
+        }
+    }
+
     /// Start the request span (if traced). Returns the context holding it.
     /// The name and key are computed only for traced requests: untraced writes are the bulk
     /// at scale and need neither.
@@ -280,6 +319,7 @@ impl ApiServer {
         trace: &Trace,
         name: impl FnOnce() -> String,
         obj: &Object,
+        command: Option<&str>,
     ) -> Option<OtelContext> {
         let Trace::Context(parent) = trace else {
             return None;
@@ -288,6 +328,9 @@ impl ApiServer {
         let obj_key = obj.key();
         let mut span = self.tracer.start_with_context(name, parent);
         span.set_attribute(Attr::new("k8s.object.key", obj_key.to_string()));
+        if let Some(command) = command {
+            span.set_attribute(Attr::new("kubectl.command", command.to_string()));
+        }
         Some(parent.with_span(span))
     }
 
@@ -356,6 +399,9 @@ impl ApiServer {
         if let Some(obj) = object.as_mut() {
             obj.meta_mut().resource_version = Some(revision.to_string());
         }
+        let object = object.map(Arc::new);
+        self.accepted
+            .insert(key.clone(), (revision, object.clone()));
         let spans = span.map(|cx| {
             let mut etcd = self
                 .etcd_tracer
@@ -369,8 +415,9 @@ impl ApiServer {
         self.pending.insert(
             revision,
             PendingWrite {
-                object: object.map(Arc::new),
+                object,
                 reply,
+                waiters: Vec::new(),
                 spans,
                 submitted: std::time::Instant::now(),
             },
@@ -387,6 +434,13 @@ impl ApiServer {
             }
             self.revision = rev;
             let pending = self.pending.remove(&rev);
+            if self
+                .accepted
+                .get(&event.kv.key)
+                .is_some_and(|(accepted, _)| *accepted <= rev)
+            {
+                self.accepted.remove(&event.kv.key);
+            }
             let Some(kind) = Object::kind_of_key(&event.kv.key) else {
                 continue;
             };
@@ -463,6 +517,9 @@ impl ApiServer {
                         .set_attribute(Attr::new("k8s.resource_version", rev as i64));
                     cx.span().end();
                 }
+                for waiter in p.waiters {
+                    let _ = waiter.send(Ok(object.clone()));
+                }
                 match p.reply {
                     Reply::Object(tx) => {
                         let _ = tx.send(Ok(object));
@@ -477,6 +534,8 @@ impl ApiServer {
 
     /// A write failed after it was accepted (the engine failed): answer its waiter.
     fn fail_pending(&mut self, revision: Revision, err: StoreError) {
+        self.accepted
+            .retain(|_, (accepted, _)| *accepted != revision);
         if let Some(p) = self.pending.remove(&revision) {
             if let Some((cx, etcd_cx)) = p.spans {
                 etcd_cx
@@ -486,6 +545,9 @@ impl ApiServer {
                 cx.span().end();
             }
             let e = ApiError::Internal(err.to_string());
+            for waiter in p.waiters {
+                let _ = waiter.send(Err(e.clone()));
+            }
             match p.reply {
                 Reply::Object(tx) => {
                     let _ = tx.send(Err(e));
@@ -557,7 +619,7 @@ impl ApiServer {
             Some(n) => n.clone(),
             None => format!("create {} {}", kind.plural(), display_name(&object)),
         };
-        let span = self.request_span(&trace, span_name, &object);
+        let span = self.request_span(&trace, span_name, &object, options.command.as_deref());
         Self::stamp_trace(&mut object, span.as_ref());
         if options.dry_run {
             end_span(span);
@@ -626,7 +688,9 @@ impl ApiServer {
             object.meta_mut().namespace = Some("default".into());
         }
         let name = object.name().to_string();
-        let Some(old) = self.get_object(kind, object.namespace(), &name).cloned() else {
+        // A given resourceVersion is the caller's precondition, checked against the latest
+        // accepted state; without one the update applies on top of that state.
+        let Some(old) = self.latest_object(kind, object.namespace(), &name) else {
             return Answer::Ready(Err(ApiError::not_found(kind, &name)));
         };
         if let Some(rv) = object
@@ -660,7 +724,7 @@ impl ApiServer {
             return Answer::Ready(Err(ApiError::invalid(kind, &name, errors)));
         }
         if strategy::is_noop(&object, &old) {
-            return Answer::Ready(Ok(old));
+            return self.when_durable(old);
         }
         let verb = if subresource == Subresource::Status {
             "update status"
@@ -673,7 +737,7 @@ impl ApiServer {
                 .clone()
                 .unwrap_or_else(|| format!("{verb} {} {}", kind.plural(), display_name(&object)))
         };
-        let span = self.request_span(&trace, span_name, &object);
+        let span = self.request_span(&trace, span_name, &object, options.command.as_deref());
         if strategy::should_delete_during_update(&object) {
             // The last finalizer is gone: this update deletes.
             let (tx, rx) = oneshot::channel::<Result<Deleted, ApiError>>();
@@ -717,6 +781,36 @@ impl ApiServer {
         }
     }
 
+    fn guaranteed_update(&mut self, msg: GuaranteedUpdate) -> Answer<Arc<Object>> {
+        let GuaranteedUpdate {
+            kind,
+            namespace,
+            name,
+            subresource,
+            change,
+            options,
+            trace,
+        } = msg;
+        let namespace = if kind.namespaced() {
+            Some(namespace.unwrap_or_else(|| "default".into()))
+        } else {
+            None
+        };
+        let Some(current) = self.latest_object(kind, namespace.as_deref(), &name) else {
+            return Answer::Ready(Err(ApiError::not_found(kind, &name)));
+        };
+        let object = match change(&current) {
+            Ok(o) => o,
+            Err(e) => return Answer::Ready(Err(e)),
+        };
+        self.update(Update {
+            object,
+            subresource,
+            options,
+            trace,
+        })
+    }
+
     fn delete(&mut self, msg: Delete) -> Answer<Deleted> {
         let Delete {
             kind,
@@ -731,7 +825,9 @@ impl ApiServer {
         } else {
             None
         };
-        let Some(current) = self.get_object(kind, namespace.as_deref(), &name).cloned() else {
+        // Preconditions are checked against, and the delete applies to, the latest accepted
+        // state (see `latest_object`).
+        let Some(current) = self.latest_object(kind, namespace.as_deref(), &name) else {
             return Answer::Ready(Err(ApiError::not_found(kind, &name)));
         };
         if let Some(pre) = &options.preconditions {
@@ -777,11 +873,24 @@ impl ApiServer {
                 .clone()
                 .unwrap_or_else(|| format!("delete {} {}", kind.plural(), display_name(&current)))
         };
-        let span = self.request_span(&trace, span_name, &current);
+        let span = self.request_span(&trace, span_name, &current, write.command.as_deref());
         match decision {
             DeleteDecision::Unchanged => {
                 end_span(span);
-                Answer::Ready(Ok(Deleted::Pending(current)))
+                match self.when_durable(current) {
+                    Answer::Ready(r) => Answer::Ready(r.map(Deleted::Pending)),
+                    Answer::Later(rx) => {
+                        let (dtx, drx) = oneshot::channel();
+                        actix::spawn(async move {
+                            let r = match rx.await {
+                                Ok(r) => r.map(Deleted::Pending),
+                                Err(_) => Err(ApiError::Internal("api server stopped".into())),
+                            };
+                            let _ = dtx.send(r);
+                        });
+                        Answer::Later(drx)
+                    }
+                }
             }
             DeleteDecision::Update(new) => {
                 let mut new = *new;
@@ -837,7 +946,7 @@ impl ApiServer {
             trace,
         } = msg;
         let name = binding.metadata.name.clone().unwrap_or_default();
-        let Some(current) = self.get_object(Kind::Pod, Some(&namespace), &name).cloned() else {
+        let Some(current) = self.latest_object(Kind::Pod, Some(&namespace), &name) else {
             return Answer::Ready(Err(ApiError::not_found(Kind::Pod, &name)));
         };
         let Some(pod) = current.as_pod() else {
@@ -861,6 +970,7 @@ impl ApiServer {
             &trace,
             || format!("bind pods {namespace}/{name} to {node}"),
             &current,
+            None,
         );
         Self::stamp_trace(&mut bound, span.as_ref());
         // Cleared here rather than in `object_bytes`, which would clone the pod to do it;
@@ -1119,6 +1229,13 @@ impl Handler<Update> for ApiServer {
     type Result = ResponseFuture<Result<Arc<Object>, ApiError>>;
     fn handle(&mut self, msg: Update, _ctx: &mut Self::Context) -> Self::Result {
         respond(self.update(msg))
+    }
+}
+
+impl Handler<GuaranteedUpdate> for ApiServer {
+    type Result = ResponseFuture<Result<Arc<Object>, ApiError>>;
+    fn handle(&mut self, msg: GuaranteedUpdate, _ctx: &mut Self::Context) -> Self::Result {
+        respond(self.guaranteed_update(msg))
     }
 }
 

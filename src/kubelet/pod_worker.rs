@@ -364,7 +364,8 @@ impl PodWorker {
     }
 
     fn record(&self, field: Option<String>, type_: &str, reason: &str, message: String) {
-        record(&self.env, &self.pod, field, type_, reason, message);
+        // Probe results come from the probe loop, not from a sync: untraced.
+        record(&self.env, &self.pod, &None, field, type_, reason, message);
     }
 }
 
@@ -534,8 +535,19 @@ impl Handler<ProbeResult> for PodWorker {
     }
 }
 
-/// Record an event about `pod` (or one of its containers, with `field`).
-fn record(env: &Env, pod: &Pod, field: Option<String>, type_: &str, reason: &str, message: String) {
+/// Record an event about `pod` (or one of its containers, with `field`), in the trace of the
+/// sync that caused it (`cx`): the user who created or deleted the pod sees its Pulling,
+/// Created, Started or Killing events in the same trace. Upstream events carry no trace;
+/// here they are part of the chain a user follows. `None` (probe results): untraced.
+fn record(
+    env: &Env,
+    pod: &Pod,
+    cx: &Option<OtelContext>,
+    field: Option<String>,
+    type_: &str,
+    reason: &str,
+    message: String,
+) {
     let m = &pod.metadata;
     let reference = ObjectReference {
         api_version: Some("v1".into()),
@@ -549,9 +561,10 @@ fn record(env: &Env, pod: &Pod, field: Option<String>, type_: &str, reason: &str
     let recorder = env.recorder.clone();
     let type_ = type_.to_string();
     let reason = reason.to_string();
+    let trace = trace_of(cx);
     actix::spawn(async move {
         if let Err(e) = recorder
-            .write(reference, &type_, &reason, message, Trace::Untraced)
+            .write(reference, &type_, &reason, message, trace)
             .await
         {
             tracing::debug!(error = %e, reason, "dropping event");
@@ -675,7 +688,7 @@ async fn ensure_image(
         Ok(Ok(p)) => p,
         Ok(Err(RuntimeError::InvalidImage(e))) => {
             let msg = format!("Failed to apply default image tag {image:?}: {e}");
-            record(env, pod, field, WARNING, "InspectFailed", msg.clone());
+            record(env, pod, cx, field, WARNING, "InspectFailed", msg.clone());
             return Err(("InvalidImageName".into(), msg, None));
         }
         Ok(Err(e)) => return Err(("ErrImagePull".into(), e.to_string(), None)),
@@ -686,6 +699,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 NORMAL,
                 "Pulled",
@@ -695,7 +709,15 @@ async fn ensure_image(
         }
     } else if policy == "Never" {
         let msg = format!("Container image {image:?} is not present with pull policy of Never");
-        record(env, pod, field, WARNING, "ErrImageNeverPull", msg.clone());
+        record(
+            env,
+            pod,
+            cx,
+            field,
+            WARNING,
+            "ErrImageNeverPull",
+            msg.clone(),
+        );
         return Err(("ErrImageNeverPull".into(), msg, None));
     }
     let key = format!("{}_{image}", pod.metadata.uid.as_deref().unwrap_or(""));
@@ -704,6 +726,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field.clone(),
                 NORMAL,
                 "BackOff",
@@ -712,6 +735,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 WARNING,
                 "Failed",
@@ -728,6 +752,7 @@ async fn ensure_image(
     record(
         env,
         pod,
+        cx,
         field.clone(),
         NORMAL,
         "Pulling",
@@ -749,6 +774,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 NORMAL,
                 "Pulled",
@@ -766,6 +792,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field.clone(),
                 WARNING,
                 "Failed",
@@ -774,6 +801,7 @@ async fn ensure_image(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 WARNING,
                 "Failed",
@@ -819,7 +847,15 @@ async fn start_container(
     let id = match created {
         Ok(Ok(id)) => id,
         Ok(Err(e)) => {
-            record(env, pod, field, WARNING, "Failed", format!("Error: {e}"));
+            record(
+                env,
+                pod,
+                cx,
+                field,
+                WARNING,
+                "Failed",
+                format!("Error: {e}"),
+            );
             st.waiting
                 .insert(name, ("CreateContainerError".into(), e.to_string()));
             return Err(Some(env.clock.period(env.config.backoff_initial())));
@@ -833,6 +869,7 @@ async fn start_container(
     record(
         env,
         pod,
+        cx,
         field.clone(),
         NORMAL,
         "Created",
@@ -850,6 +887,7 @@ async fn start_container(
             record(
                 env,
                 pod,
+                cx,
                 field,
                 NORMAL,
                 "Started",
@@ -859,7 +897,15 @@ async fn start_container(
             Ok(())
         }
         Ok(Err(e)) => {
-            record(env, pod, field, WARNING, "Failed", format!("Error: {e}"));
+            record(
+                env,
+                pod,
+                cx,
+                field,
+                WARNING,
+                "Failed",
+                format!("Error: {e}"),
+            );
             st.waiting
                 .insert(name, ("RunContainerError".into(), e.to_string()));
             Err(Some(env.clock.period(env.config.backoff_initial())))
@@ -944,6 +990,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
         record(
             &env,
             &pod,
+            &cx,
             Some(field_path(Which::Regular, &name)),
             NORMAL,
             "Killing",
@@ -1000,6 +1047,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
                     record(
                         &env,
                         &pod,
+                        &cx,
                         None,
                         WARNING,
                         "FailedCreatePodSandBox",
@@ -1039,6 +1087,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
                 record(
                     &env,
                     &pod,
+                    &cx,
                     Some(start.field_path()),
                     WARNING,
                     "BackOff",
@@ -1144,6 +1193,7 @@ async fn terminate(
             record(
                 env,
                 pod,
+                cx,
                 Some(field_path(which, &c.name)),
                 NORMAL,
                 "Killing",

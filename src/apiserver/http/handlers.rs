@@ -24,8 +24,8 @@ use super::{admin, auth, discovery, logs, openapi, protobuf, watch, HttpError, H
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::{Kind, Object};
 use crate::apiserver::{
-    ApiError, ApiServer, Bind, Create, Delete, Deleted, Get, List, ListVersion, ObjectList,
-    Subresource, Trace, Update, Watch, WatchFrom, WriteOptions,
+    ApiError, ApiServer, Bind, Create, Delete, Deleted, Get, GuaranteedUpdate, List, ListVersion,
+    ObjectList, Subresource, Trace, Update, UpdateFn, Watch, WatchFrom, WriteOptions,
 };
 use crate::telemetry;
 
@@ -282,10 +282,62 @@ fn trace_for(req: &HttpRequest) -> Trace {
     }
 }
 
-/// The span name of a write, after the client's verb: `kubectl create deployments/web`
-/// (the namespace is in the span's `k8s.object.key`). Without a User-Agent the ApiServer
-/// names the span itself.
-fn span_name(req: &HttpRequest, verb: &str, kind: Kind, name: &str) -> Option<String> {
+/// The header kubectl (1.22+) sends with every request: the command being run, e.g.
+/// `kubectl set image` (KEP-859, kubectl commands in headers).
+const KUBECTL_COMMAND: &str = "Kubectl-Command";
+
+/// The longest `Kubectl-Command` used in a span name; a longer value is ignored.
+const MAX_COMMAND_LEN: usize = 128;
+
+/// A write's options: `dryRun`, and the span name and client command from the request.
+fn write_options(
+    req: &HttpRequest,
+    dry_run: bool,
+    verb: &str,
+    kind: Kind,
+    name: &str,
+) -> WriteOptions {
+    let command = kubectl_command(req);
+    WriteOptions {
+        dry_run,
+        span_name: span_name(req, command.as_deref(), verb, kind, name),
+        command,
+    }
+}
+
+/// The `Kubectl-Command` header, if present, printable and not absurdly long.
+fn kubectl_command(req: &HttpRequest) -> Option<String> {
+    let command = req.headers().get(KUBECTL_COMMAND)?.to_str().ok()?.trim();
+    let usable = !command.is_empty()
+        && command.len() <= MAX_COMMAND_LEN
+        && command.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    usable.then(|| command.to_string())
+}
+
+/// The span name of a write, after the client's command: `kubectl set image deployments/web`
+/// from `Kubectl-Command` (`kubectl create deployment` gives `kubectl create
+/// deployments/web`), else the User-Agent's client and the verb (`kubectl patch
+/// deployments/web`); the namespace is in the span's `k8s.object.key`. Without either the
+/// ApiServer names the span itself.
+fn span_name(
+    req: &HttpRequest,
+    command: Option<&str>,
+    verb: &str,
+    kind: Kind,
+    name: &str,
+) -> Option<String> {
+    if let Some(command) = command {
+        // `kubectl create deployment` names the kind the path names again: drop it.
+        let command = match command.rsplit_once(' ') {
+            Some((rest, last))
+                if last.eq_ignore_ascii_case(kind.name()) || last == kind.plural() =>
+            {
+                rest
+            }
+            _ => command,
+        };
+        return Some(format!("{command} {}/{name}", kind.plural()));
+    }
     let client = header(req, USER_AGENT)?.split('/').next()?.trim();
     if client.is_empty() {
         return None;
@@ -655,10 +707,7 @@ async fn create(
         "" => object.meta().generate_name.clone().unwrap_or_default(),
         n => n.to_string(),
     };
-    let options = WriteOptions {
-        dry_run,
-        span_name: span_name(req, "create", rp.kind, &name),
-    };
+    let options = write_options(req, dry_run, "create", rp.kind, &name);
     let created = state
         .api
         .send(Create {
@@ -690,10 +739,7 @@ async fn update(
         Subresource::Main => "update",
         Subresource::Status => "update status",
     };
-    let options = WriteOptions {
-        dry_run,
-        span_name: span_name(req, verb, rp.kind, name),
-    };
+    let options = write_options(req, dry_run, verb, rp.kind, name);
     let updated = state
         .api
         .send(Update {
@@ -755,10 +801,7 @@ async fn delete(
             namespace: rp.namespace.clone(),
             name: name.to_string(),
             options,
-            write: WriteOptions {
-                dry_run,
-                span_name: span_name(req, "delete", rp.kind, name),
-            },
+            write: write_options(req, dry_run, "delete", rp.kind, name),
             trace: trace_for(req),
         })
         .await??;
@@ -795,10 +838,7 @@ async fn delete_collection(
                 namespace: obj.namespace().map(String::from),
                 name: obj.name().to_string(),
                 options: options.clone(),
-                write: WriteOptions {
-                    dry_run,
-                    span_name: span_name(req, "delete", rp.kind, obj.name()),
-                },
+                write: write_options(req, dry_run, "delete", rp.kind, obj.name()),
                 trace: trace_for(req),
             })
             .await?;
@@ -860,9 +900,6 @@ async fn bind(
 
 // ---- patch and scale ----
 
-/// How often a patch is re-applied when the object changed underneath it.
-const PATCH_RETRIES: usize = 5;
-
 async fn current(state: &State, rp: &ResourcePath, name: &str) -> Result<Arc<Object>, HttpError> {
     Ok(state
         .api
@@ -874,9 +911,19 @@ async fn current(state: &State, rp: &ResourcePath, name: &str) -> Result<Arc<Obj
         .await??)
 }
 
-/// PATCH: apply the patch to the current object and update with its resourceVersion as the
-/// precondition; on a conflict the patch is applied again to the newer object, unless the
-/// patch itself named a resourceVersion (upstream's patcher).
+/// The ApiError inside an HttpError (what a [`GuaranteedUpdate`]'s change may return).
+fn into_api_error(e: HttpError) -> ApiError {
+    match e {
+        HttpError::Api(e) => *e,
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+/// PATCH: the patch is applied by the ApiServer to the object's latest state and written
+/// against it ([`GuaranteedUpdate`]), so a concurrent write never makes it fail; only a patch
+/// that names a `metadata.resourceVersion` can get 409 Conflict. Mirrors upstream's patcher
+/// (`patchResource` in k8s.io/apiserver/pkg/endpoints/handlers/patch.go), whose
+/// `applyPatch` is the update function of `GuaranteedUpdate`.
 async fn patch(
     req: &HttpRequest,
     payload: web::Payload,
@@ -908,47 +955,50 @@ async fn patch(
         }
         .into());
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let current = match current(state, rp, name).await {
-            Ok(c) => c,
-            // Apply creates what does not exist yet.
-            Err(HttpError::Api(e))
-                if ty == PatchType::Apply
-                    && subresource == Subresource::Main
-                    && matches!(*e, ApiError::NotFound { .. }) =>
-            {
-                return apply_create(req, state, rp, name, &bytes, validation, dry_run).await;
-            }
-            Err(e) => return Err(e),
-        };
-        let original =
-            serde_json::to_value(&*current).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let patched = patch::apply(&original, &bytes, ty)?;
-        let pinned = patched.pointer("/metadata/resourceVersion")
-            != original.pointer("/metadata/resourceVersion");
-        let decoded = body::decode_value(rp.kind, patched, validation)?;
-        let mut object = decoded.object;
-        ensure_name(&object, name)?;
-        ensure_namespace(&mut object, rp.namespace.as_deref())?;
-        let result = state
-            .api
-            .send(Update {
-                object,
-                subresource,
-                options: WriteOptions {
-                    dry_run,
-                    span_name: span_name(req, verb, rp.kind, name),
-                },
-                trace: trace_for(req),
-            })
-            .await?;
-        match result {
-            Ok(updated) => return Ok(object_response(StatusCode::OK, &updated, &decoded.warnings)),
-            Err(ApiError::Conflict { .. }) if !pinned && attempt < PATCH_RETRIES => continue,
-            Err(e) => return Err(e.into()),
+    let (warnings_tx, mut warnings_rx) = tokio::sync::oneshot::channel();
+    let change: UpdateFn = {
+        let (kind, namespace, name, bytes) = (
+            rp.kind,
+            rp.namespace.clone(),
+            name.to_string(),
+            bytes.clone(),
+        );
+        Box::new(move |current: &Object| {
+            let original =
+                serde_json::to_value(current).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let patched = patch::apply(&original, &bytes, ty)?;
+            let decoded = body::decode_value(kind, patched, validation)?;
+            let mut object = decoded.object;
+            ensure_name(&object, &name).map_err(into_api_error)?;
+            ensure_namespace(&mut object, namespace.as_deref()).map_err(into_api_error)?;
+            let _ = warnings_tx.send(decoded.warnings);
+            Ok(object)
+        })
+    };
+    let result = state
+        .api
+        .send(GuaranteedUpdate {
+            kind: rp.kind,
+            namespace: rp.namespace.clone(),
+            name: name.to_string(),
+            subresource,
+            change,
+            options: write_options(req, dry_run, verb, rp.kind, name),
+            trace: trace_for(req),
+        })
+        .await?;
+    match result {
+        Ok(updated) => {
+            let warnings = warnings_rx.try_recv().unwrap_or_default();
+            Ok(object_response(StatusCode::OK, &updated, &warnings))
         }
+        // Apply creates what does not exist yet.
+        Err(ApiError::NotFound { .. })
+            if ty == PatchType::Apply && subresource == Subresource::Main =>
+        {
+            apply_create(req, state, rp, name, &bytes, validation, dry_run).await
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -961,7 +1011,9 @@ async fn get_scale(
     Ok(json_value(StatusCode::OK, &patch::scale_of(&obj)?))
 }
 
-/// PUT or PATCH of `…/scale`: the replicas of an autoscaling/v1 Scale onto the object.
+/// PUT or PATCH of `…/scale`: the replicas of an autoscaling/v1 Scale onto the object's latest
+/// state ([`GuaranteedUpdate`]); a Scale naming a `metadata.resourceVersion` is a
+/// precondition (upstream's `scaleUpdatedObjectInfo`).
 async fn scale(
     req: &HttpRequest,
     payload: web::Payload,
@@ -971,47 +1023,40 @@ async fn scale(
     name: &str,
 ) -> Result<HttpResponse, HttpError> {
     let dry_run = q.dry_run()?;
-    let is_patch = req.method() == Method::PATCH;
-    let ty = if is_patch {
+    let ty = if req.method() == Method::PATCH {
         Some(patch::patch_type(header(req, CONTENT_TYPE))?)
     } else {
         None
     };
     let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let current = current(state, rp, name).await?;
-        let scale_now = patch::scale_of(&current)?;
-        let scale = match ty {
-            Some(ty) => patch::apply(&scale_now, &bytes, ty)?,
-            None => {
-                let format = body::body_format(header(req, CONTENT_TYPE))?;
-                body::parse_value(&bytes, format).map_err(bad_request)?
-            }
-        };
-        let pinned = !is_patch
-            || scale.pointer("/metadata/resourceVersion")
-                != scale_now.pointer("/metadata/resourceVersion");
-        let object = patch::apply_scale(&current, &scale)?;
-        let result = state
-            .api
-            .send(Update {
-                object,
-                subresource: Subresource::Main,
-                options: WriteOptions {
-                    dry_run,
-                    span_name: span_name(req, "scale", rp.kind, name),
-                },
-                trace: trace_for(req),
-            })
-            .await?;
-        match result {
-            Ok(updated) => return Ok(json_value(StatusCode::OK, &patch::scale_of(&updated)?)),
-            Err(ApiError::Conflict { .. }) if !pinned && attempt < PATCH_RETRIES => continue,
-            Err(e) => return Err(e.into()),
+    let put = match ty {
+        Some(_) => None,
+        None => {
+            let format = body::body_format(header(req, CONTENT_TYPE))?;
+            Some(body::parse_value(&bytes, format).map_err(bad_request)?)
         }
-    }
+    };
+    let change: UpdateFn = Box::new(move |current: &Object| {
+        let scale = match (ty, put) {
+            (Some(ty), _) => patch::apply(&patch::scale_of(current)?, &bytes, ty)?,
+            (None, Some(put)) => put,
+            (None, None) => return Err(ApiError::Internal("a scale without a body".into())),
+        };
+        patch::apply_scale(current, &scale)
+    });
+    let updated = state
+        .api
+        .send(GuaranteedUpdate {
+            kind: rp.kind,
+            namespace: rp.namespace.clone(),
+            name: name.to_string(),
+            subresource: Subresource::Main,
+            change,
+            options: write_options(req, dry_run, "scale", rp.kind, name),
+            trace: trace_for(req),
+        })
+        .await??;
+    Ok(json_value(StatusCode::OK, &patch::scale_of(&updated)?))
 }
 
 // ---- services (not stored yet) ----
@@ -1087,10 +1132,7 @@ async fn apply_create(
         .api
         .send(Create {
             object,
-            options: WriteOptions {
-                dry_run,
-                span_name: span_name(req, "apply", rp.kind, name),
-            },
+            options: write_options(req, dry_run, "apply", rp.kind, name),
             trace: trace_for(req),
         })
         .await??;

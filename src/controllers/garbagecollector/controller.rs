@@ -357,9 +357,9 @@ impl Item {
                 match res {
                     // Gone already.
                     Ok(_) | Err(ApiError::NotFound { .. }) => Ok(vec![]),
-                    // The name belongs to a new object (uid precondition), or a write to the
-                    // object raced this one (a kubelet's status update while the pod is
-                    // marked for deletion): look again. The next attempt reads it live and
+                    // The name belongs to a new object (uid precondition): look again. (A
+                    // concurrent write no longer conflicts: a delete without a resourceVersion
+                    // precondition applies to the API server's latest accepted state.) The next attempt reads it live and
                     // does nothing if the uid has changed. Treating this as done left
                     // running pods of deleted ReplicaSets behind (seen in tests/demo.rs).
                     Err(ApiError::Conflict { .. }) => {
