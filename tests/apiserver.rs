@@ -968,3 +968,29 @@ async fn a_stale_precondition_is_a_conflict_while_a_write_is_pending() {
     assert!(stored.meta().labels.as_ref().unwrap().get("tier").is_none());
     assert!(stored.meta().deletion_timestamp.is_none());
 }
+
+#[actix_rt::test]
+async fn a_panicking_update_function_is_a_500_and_the_api_server_carries_on() {
+    let (api, _gate) = gated_server().await;
+    create(&api, pod("default", "p", Some("node-1")))
+        .await
+        .unwrap();
+    let reply = api
+        .send(GuaranteedUpdate {
+            kind: Kind::Pod,
+            namespace: Some("default".into()),
+            name: "p".into(),
+            subresource: Subresource::Main,
+            change: Box::new(|_: &Object| panic!("a bug in a patch")),
+            options: WriteOptions::default(),
+            trace: Trace::Untraced,
+        })
+        .await
+        .expect("the actor is alive");
+    let err = reply.expect_err("a panic is an error");
+    assert_eq!(err.to_status().code, Some(500));
+    assert!(err.to_string().contains("a bug in a patch"), "{err}");
+    create(&api, pod("default", "q", Some("node-1")))
+        .await
+        .expect("the API server still serves writes");
+}

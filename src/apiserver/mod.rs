@@ -799,9 +799,24 @@ impl ApiServer {
         let Some(current) = self.latest_object(kind, namespace.as_deref(), &name) else {
             return Answer::Ready(Err(ApiError::not_found(kind, &name)));
         };
-        let object = match change(&current) {
-            Ok(o) => o,
-            Err(e) => return Answer::Ready(Err(e)),
+        // `change` runs user input (a patch) on the ApiServer's thread: a bug in it must fail
+        // this request with a 500, never stop the actor that owns the store.
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change(&current)));
+        let object = match applied {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return Answer::Ready(Err(e)),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                tracing::error!(%what, kind = kind.name(), %name, "update function panicked");
+                return Answer::Ready(Err(ApiError::Internal(format!(
+                    "the update of {} {name:?} failed: {what}",
+                    kind.name()
+                ))));
+            }
         };
         self.update(Update {
             object,
