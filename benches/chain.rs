@@ -39,6 +39,7 @@ use kubeactor::config::{Config, ConfigSources, Override};
 use kubeactor::kubelet::config::NodeConfig;
 use kubeactor::telemetry::Telemetry;
 
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
