@@ -15,6 +15,8 @@
 //! * [`protobuf`] — protobuf object bodies (Deployment, Pod, Namespace).
 //! * [`discovery`], [`openapi`] — the documents kubectl reads before it does anything.
 //! * [`patch`] — JSON, merge and strategic merge patches; the `scale` subresource.
+//! * [`managedfields`] — `metadata.managedFields` on every HTTP write, and server-side
+//!   apply's ownership, pruning and 409 conflicts between field managers.
 //! * [`table`] — server-side printing with kube-apiserver's columns.
 //! * [`watch`] — the chunked watch stream, bookmarks, 410 Gone.
 //! * [`auth`] — the bearer token and the kubeconfig that carries it.
@@ -24,8 +26,9 @@
 //!
 //! # What is not served yet
 //!
-//! Server-side apply is served without field management (no managedFields, no conflicts;
-//! see [`patch`]). Protobuf bodies of other kinds than Deployment, Pod and Namespace, the
+//! Field management covers HTTP writers only: in-process components write through the
+//! ApiServer's messages without a manager, so their changes are nobody's (see
+//! [`managedfields`]). Protobuf bodies of other kinds than Deployment, Pod and Namespace, the
 //! `log` subresource and real OpenAPI schemas answer 415 / 404 / minimal documents for now.
 
 pub mod admin;
@@ -34,6 +37,7 @@ pub mod backends;
 pub mod body;
 pub mod discovery;
 pub mod handlers;
+pub mod managedfields;
 pub mod openapi;
 pub mod patch;
 pub mod path;
