@@ -220,8 +220,19 @@ async fn kube_rs_server_side_apply_tracks_managers_and_conflicts() {
         .managed_fields
         .unwrap_or_default()
         .into_iter()
-        .map(|m| (m.manager.unwrap_or_default(), m.operation.unwrap_or_default()))
+        .map(|m| {
+            (
+                m.manager.unwrap_or_default(),
+                m.operation.unwrap_or_default(),
+            )
+        })
         .collect();
-    assert!(owners.contains(&("mgr".into(), "Apply".into())), "{owners:?}");
-    assert!(owners.contains(&("other".into(), "Apply".into())), "{owners:?}");
+    assert!(
+        owners.contains(&("mgr".into(), "Apply".into())),
+        "{owners:?}"
+    );
+    assert!(
+        owners.contains(&("other".into(), "Apply".into())),
+        "{owners:?}"
+    );
 }

@@ -566,7 +566,10 @@ fn server_side_apply_conflicts_with_kubectl_scale_until_forced() {
         "deployment.apps/web scaled\n"
     );
     let yaml = k.ok(&["get", "deploy", "web", "-o", "yaml"]);
-    assert!(!yaml.contains("managedFields"), "hidden by default:\n{yaml}");
+    assert!(
+        !yaml.contains("managedFields"),
+        "hidden by default:\n{yaml}"
+    );
     let shown = k.ok(&[
         "get",
         "deploy",
@@ -579,12 +582,21 @@ fn server_side_apply_conflicts_with_kubectl_scale_until_forced() {
 
     let out = k.run(&["apply", "--server-side", "-f", &manifest]);
     assert!(!out.ok, "the conflicting apply must fail:\n{}", out.stdout);
-    let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(
-        lines[..2],
+        out.stderr.lines().collect::<Vec<_>>(),
         [
             "error: Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas",
             "Please review the fields above--they currently have other managers. Here",
+            "are the ways you can resolve this warning:",
+            "* If you intend to manage all of these fields, please re-run the apply",
+            "  command with the `--force-conflicts` flag.",
+            "* If you do not intend to manage all of the fields, please edit your",
+            "  manifest to remove references to the fields that should keep their",
+            "  current managers.",
+            "* You may co-own fields by updating your manifest to match the existing",
+            "  value; in this case, you'll become the manager if the other manager(s)",
+            "  stop managing the field (remove it from their configuration).",
+            "See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts",
         ],
         "stderr:\n{}",
         out.stderr
@@ -595,14 +607,27 @@ fn server_side_apply_conflicts_with_kubectl_scale_until_forced() {
     );
 
     assert_eq!(
-        k.ok(&["apply", "--server-side", "--force-conflicts", "-f", &manifest]),
+        k.ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &manifest
+        ]),
         "deployment.apps/web serverside-applied\n"
     );
     assert_eq!(
         k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
         "2"
     );
-    let yaml = k.ok(&["get", "deploy", "web", "-o", "yaml", "--show-managed-fields"]);
+    let yaml = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "yaml",
+        "--show-managed-fields",
+    ]);
     assert!(yaml.contains("manager: kubectl\n"), "{yaml}");
     assert!(yaml.contains("operation: Apply\n"), "{yaml}");
     assert!(yaml.contains("fieldsType: FieldsV1\n"), "{yaml}");
@@ -630,5 +655,8 @@ fn client_side_apply_and_set_image_record_update_managers() {
         "jsonpath={range .metadata.managedFields[*]}{.manager} {.operation};{end}",
         "--show-managed-fields",
     ]);
-    assert_eq!(shown, "kubectl-client-side-apply Update;kubectl-set Update;");
+    assert_eq!(
+        shown,
+        "kubectl-client-side-apply Update;kubectl-set Update;"
+    );
 }

@@ -86,6 +86,8 @@ impl TestServer {
 
     /// A client that sends the token.
     pub fn client(&self) -> reqwest::blocking::Client {
+        // reqwest is built with `rustls-no-provider` (Cargo.toml): name ring once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(t) = &self.token {
             headers.insert(

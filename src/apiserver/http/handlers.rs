@@ -1001,17 +1001,24 @@ async fn patch(
                     && matches!(*e, ApiError::NotFound { .. }) =>
             {
                 let config = config.as_ref().unwrap_or(&Value::Null);
-                return apply_create(req, state, rp, name, config, &manager, force, validation, dry_run)
-                    .await;
+                return apply_create(
+                    req, state, rp, name, config, &manager, force, validation, dry_run,
+                )
+                .await;
             }
             Err(e) => return Err(e),
         };
         let original =
             serde_json::to_value(&*current).map_err(|e| ApiError::Internal(e.to_string()))?;
         let patched = match &config {
-            Some(config) => {
-                server_side_apply(Some(&current), config, rp.kind, &manager, subresource, force)?
-            }
+            Some(config) => server_side_apply(
+                Some(&current),
+                config,
+                rp.kind,
+                &manager,
+                subresource,
+                force,
+            )?,
             None => patch::apply(&original, &bytes, ty)?,
         };
         let pinned = patched.pointer("/metadata/resourceVersion")

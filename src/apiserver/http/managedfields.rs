@@ -409,7 +409,8 @@ fn strip(set: &mut FieldSet, scope: Scope) {
     for f in ["apiVersion", "kind", "metadata"] {
         set.members.remove(&PathElement::Field(f.into()));
     }
-    set.children.remove(&PathElement::Field("apiVersion".into()));
+    set.children
+        .remove(&PathElement::Field("apiVersion".into()));
     set.children.remove(&PathElement::Field("kind".into()));
     let status = PathElement::Field("status".into());
     match scope {
@@ -529,7 +530,9 @@ fn compare_node(pe: PathElement, old: &Value, new: &Value, field: &str, out: &mu
             match list_type(field) {
                 ListType::Set => {
                     for v in o.iter().filter(|v| !n.contains(v)) {
-                        sub.removed.members.insert(PathElement::Value(v.to_string()));
+                        sub.removed
+                            .members
+                            .insert(PathElement::Value(v.to_string()));
                     }
                     for v in n.iter().filter(|v| !o.contains(v)) {
                         sub.added.members.insert(PathElement::Value(v.to_string()));
@@ -665,13 +668,20 @@ pub fn encode(managers: &[Managed]) -> Vec<ManagedFieldsEntry> {
     let mut sorted: Vec<&Managed> = managers.iter().collect();
     let secs = |m: &Managed| m.time.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
     sorted.sort_by(|p, q| {
-        (&p.operation, secs(p), &p.manager, &p.api_version, &p.subresource).cmp(&(
-            &q.operation,
-            secs(q),
-            &q.manager,
-            &q.api_version,
-            &q.subresource,
-        ))
+        (
+            &p.operation,
+            secs(p),
+            &p.manager,
+            &p.api_version,
+            &p.subresource,
+        )
+            .cmp(&(
+                &q.operation,
+                secs(q),
+                &q.manager,
+                &q.api_version,
+                &q.subresource,
+            ))
     });
     sorted
         .into_iter()
@@ -988,7 +998,10 @@ mod tests {
         let a = set(json!({"f:a": {}, "f:b": {"f:c": {}, "f:d": {}}}));
         let b = set(json!({"f:b": {"f:c": {}}, "f:e": {}}));
         let cases = [
-            (a.union(&b), json!({"f:a": {}, "f:b": {"f:c": {}, "f:d": {}}, "f:e": {}})),
+            (
+                a.union(&b),
+                json!({"f:a": {}, "f:b": {"f:c": {}, "f:d": {}}, "f:e": {}}),
+            ),
             (a.difference(&b), json!({"f:a": {}, "f:b": {"f:d": {}}})),
             (a.intersection(&b), json!({"f:b": {"f:c": {}}})),
             (b.difference(&b), json!({})),
@@ -1042,7 +1055,11 @@ mod tests {
             let c = compare(&old, &new, Scope::Main);
             assert_eq!(c.added.to_fields_v1(), added, "added: {old} -> {new}");
             assert_eq!(c.removed.to_fields_v1(), removed, "removed: {old} -> {new}");
-            assert_eq!(c.modified.to_fields_v1(), modified, "modified: {old} -> {new}");
+            assert_eq!(
+                c.modified.to_fields_v1(),
+                modified,
+                "modified: {old} -> {new}"
+            );
         }
     }
 
@@ -1099,7 +1116,15 @@ mod tests {
         force: bool,
     ) -> Result<Applied, ApiError> {
         let merged = super::super::patch::merge_apply(live, config).unwrap();
-        apply(live, config, merged, managers, &writer(manager), force, &now())
+        apply(
+            live,
+            config,
+            merged,
+            managers,
+            &writer(manager),
+            force,
+            &now(),
+        )
     }
 
     #[test]
@@ -1113,12 +1138,24 @@ mod tests {
             &now(),
         );
         // Same values: co-owned, no conflict.
-        let same = applied(&live, &deployment(2, "nginx"), managers.clone(), "kubectl", false)
-            .unwrap();
+        let same = applied(
+            &live,
+            &deployment(2, "nginx"),
+            managers.clone(),
+            "kubectl",
+            false,
+        )
+        .unwrap();
         assert_eq!(same.managers.len(), 2);
         // A different replicas: one conflict, worded as upstream.
-        let err = applied(&live, &deployment(3, "nginx"), managers.clone(), "kubectl", false)
-            .unwrap_err();
+        let err = applied(
+            &live,
+            &deployment(3, "nginx"),
+            managers.clone(),
+            "kubectl",
+            false,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
@@ -1130,15 +1167,20 @@ mod tests {
         assert_eq!(cause.reason.as_deref(), Some("FieldManagerConflict"));
         assert_eq!(cause.field.as_deref(), Some(".spec.replicas"));
         // Two conflicts are listed per manager.
-        let err = applied(&live, &deployment(3, "httpd"), managers.clone(), "kubectl", false)
-            .unwrap_err();
+        let err = applied(
+            &live,
+            &deployment(3, "httpd"),
+            managers.clone(),
+            "kubectl",
+            false,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "Apply failed with 2 conflicts: conflicts with \"kubectl-client-side-apply\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name=\"nginx\"].image"
         );
         // Forced: the applier takes the field.
-        let forced =
-            applied(&live, &deployment(3, "nginx"), managers, "kubectl", true).unwrap();
+        let forced = applied(&live, &deployment(3, "nginx"), managers, "kubectl", true).unwrap();
         assert_eq!(forced.object["spec"]["replicas"], json!(3));
         let csa = forced
             .managers
@@ -1153,15 +1195,27 @@ mod tests {
 
     #[test]
     fn apply_removes_fields_the_applier_no_longer_sends() {
-        let first = applied(&json!({}), &deployment(2, "nginx"), Vec::new(), "kubectl", false)
-            .unwrap();
+        let first = applied(
+            &json!({}),
+            &deployment(2, "nginx"),
+            Vec::new(),
+            "kubectl",
+            false,
+        )
+        .unwrap();
         assert_eq!(first.managers.len(), 1);
         assert_eq!(first.managers[0].operation, APPLY);
         let mut config = deployment(2, "nginx");
         config["metadata"]["labels"] = json!({"tier": "web"});
         config["spec"].as_object_mut().unwrap().remove("replicas");
-        let second =
-            applied(&first.object, &config, first.managers.clone(), "kubectl", false).unwrap();
+        let second = applied(
+            &first.object,
+            &config,
+            first.managers.clone(),
+            "kubectl",
+            false,
+        )
+        .unwrap();
         assert_eq!(second.object["metadata"]["labels"], json!({"tier": "web"}));
         assert!(second.object["spec"].get("replicas").is_none());
 
@@ -1182,8 +1236,16 @@ mod tests {
     #[test]
     fn managers_come_from_the_query_or_the_user_agent() {
         let cases = [
-            (Some("kubectl-client-side-apply"), Some("kubectl/v1.32.4 (linux/amd64)"), "kubectl-client-side-apply"),
-            (None, Some("kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07"), "kubectl"),
+            (
+                Some("kubectl-client-side-apply"),
+                Some("kubectl/v1.32.4 (linux/amd64)"),
+                "kubectl-client-side-apply",
+            ),
+            (
+                None,
+                Some("kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07"),
+                "kubectl",
+            ),
             (Some(""), Some("kube-rs/0.99"), "kube-rs"),
             (None, None, ""),
         ];
