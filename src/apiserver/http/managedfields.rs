@@ -885,7 +885,9 @@ fn remove_path(v: &mut Value, path: &[PathElement]) {
                         .iter()
                         .enumerate()
                         .position(|(i, e)| element_pe(e, i, keys) == *pe),
-                    (PathElement::Value(s), _) => a.iter().position(|e| e.to_string() == *s),
+                    (PathElement::Value(_), _) => a
+                        .iter()
+                        .position(|e| PathElement::Value(e.to_string()) == *pe),
                     (PathElement::Index(i), _) => (*i < a.len()).then_some(*i),
                     _ => None,
                 };
