@@ -130,6 +130,8 @@ fn main() {
     println!("stored {pods} pods in {:.1} s", t.elapsed().as_secs_f64());
 
     // 1. GET pods as a Table and as JSON.
+    // reqwest is built with `rustls-no-provider` (Cargo.toml): it panics without a provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let list_url = format!("{url}/api/v1/namespaces/default/pods");
     for (label, accept) in [("Table", TABLE), ("JSON ", "application/json")] {

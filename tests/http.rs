@@ -1099,7 +1099,7 @@ fn a_write_is_one_trace_named_after_the_client_verb_and_continues_a_traceparent(
 }
 
 #[test]
-fn server_side_apply_creates_then_merges_without_field_management() {
+fn server_side_apply_creates_merges_and_refuses_another_managers_change() {
     let s = TestServer::start();
     let path = format!("{DEPLOYMENTS}/web3?fieldManager=kubectl&force=false");
     let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web3\n";
@@ -1132,6 +1132,32 @@ fn server_side_apply_creates_then_merges_without_field_management() {
     let d = body(r);
     assert_eq!(d["spec"]["replicas"], 4);
     assert_eq!(d["metadata"]["generation"], 2);
+    let managers = d["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(managers.len(), 1);
+    assert_eq!(managers[0]["manager"], "kubectl");
+    assert_eq!(managers[0]["operation"], "Apply");
+    assert_eq!(managers[0]["fieldsV1"]["f:spec"]["f:replicas"], json!({}));
+
+    // Another manager changing kubectl's field: 409, nothing stored.
+    let before = s.revision();
+    let r = patch(
+        &s,
+        &path.replace("fieldManager=kubectl", "fieldManager=other"),
+        "application/apply-patch+yaml",
+        deployment("web3", 6),
+    );
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let status = body(r);
+    assert_eq!(status["reason"], "Conflict");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"
+    );
+    assert_eq!(
+        status["details"]["causes"][0],
+        json!({"reason": "FieldManagerConflict", "message": "conflict with \"kubectl\"", "field": ".spec.replicas"})
+    );
+    assert_eq!(s.revision(), before, "nothing stored");
 }
 
 // ---- OpenAPI v3 documents and pods/log ----

@@ -165,3 +165,74 @@ async fn kube_runtime_watcher_sees_objects_appear_and_go() {
         }
     }
 }
+
+/// Server-side apply through kube-rs: `Patch::Apply` creates, records the applier as an
+/// `Apply` manager, and a second manager changing its field is refused with a 409 Conflict
+/// naming the field, unless it forces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_server_side_apply_tracks_managers_and_conflicts() {
+    let s = open_server();
+    let deployments: Api<Deployment> = Api::namespaced(client(&s), "default");
+    let mut config = deployment("ssa");
+    config.metadata.namespace = Some("default".into());
+
+    let created = deployments
+        .patch("ssa", &PatchParams::apply("mgr"), &Patch::Apply(&config))
+        .await
+        .unwrap();
+    let managers = created.metadata.managed_fields.clone().unwrap_or_default();
+    assert_eq!(managers.len(), 1, "{managers:?}");
+    assert_eq!(managers[0].manager.as_deref(), Some("mgr"));
+    assert_eq!(managers[0].operation.as_deref(), Some("Apply"));
+    assert_eq!(managers[0].fields_type.as_deref(), Some("FieldsV1"));
+    let fields = &managers[0].fields_v1.as_ref().unwrap().0;
+    assert_eq!(fields["f:spec"]["f:replicas"], json!({}));
+
+    let mut other = config.clone();
+    other.spec.as_mut().unwrap().replicas = Some(7);
+    let err = deployments
+        .patch("ssa", &PatchParams::apply("other"), &Patch::Apply(&other))
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, 409);
+            assert_eq!(status.reason, "Conflict");
+            assert_eq!(
+                status.message,
+                "Apply failed with 1 conflict: conflict with \"mgr\": .spec.replicas"
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    let forced = deployments
+        .patch(
+            "ssa",
+            &PatchParams::apply("other").force(),
+            &Patch::Apply(&other),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.spec.unwrap().replicas, Some(7));
+    let owners: Vec<(String, String)> = forced
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            (
+                m.manager.unwrap_or_default(),
+                m.operation.unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        owners.contains(&("mgr".into(), "Apply".into())),
+        "{owners:?}"
+    );
+    assert!(
+        owners.contains(&("other".into(), "Apply".into())),
+        "{owners:?}"
+    );
+}

@@ -815,3 +815,119 @@ fn logs_follow_streams_new_lines_until_the_container_exits() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}: {lines:?}");
 }
+
+/// Server-side apply with field management, as kubectl prints it: apply creates and
+/// re-applies; `kubectl scale` takes `.spec.replicas` (an `Update` by manager `kubectl` on
+/// the `scale` subresource); applying another replicas value is then a conflict naming that
+/// manager, until `--force-conflicts`; `--show-managed-fields` shows the managers.
+#[test]
+fn server_side_apply_conflicts_with_kubectl_scale_until_forced() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+    for _ in 0..2 {
+        assert_eq!(
+            k.ok(&["apply", "--server-side", "-f", &manifest]),
+            "deployment.apps/web serverside-applied\n"
+        );
+    }
+    assert_eq!(
+        k.ok(&["scale", "deployment", "web", "--replicas=5"]),
+        "deployment.apps/web scaled\n"
+    );
+    let yaml = k.ok(&["get", "deploy", "web", "-o", "yaml"]);
+    assert!(
+        !yaml.contains("managedFields"),
+        "hidden by default:\n{yaml}"
+    );
+    let shown = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager} {.operation} {.subresource};{end}",
+        "--show-managed-fields",
+    ]);
+    assert_eq!(shown, "kubectl Apply ;kubectl Update scale;");
+
+    let out = k.run(&["apply", "--server-side", "-f", &manifest]);
+    assert!(!out.ok, "the conflicting apply must fail:\n{}", out.stdout);
+    assert_eq!(
+        out.stderr.lines().collect::<Vec<_>>(),
+        [
+            "error: Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas",
+            "Please review the fields above--they currently have other managers. Here",
+            "are the ways you can resolve this warning:",
+            "* If you intend to manage all of these fields, please re-run the apply",
+            "  command with the `--force-conflicts` flag.",
+            "* If you do not intend to manage all of the fields, please edit your",
+            "  manifest to remove references to the fields that should keep their",
+            "  current managers.",
+            "* You may co-own fields by updating your manifest to match the existing",
+            "  value; in this case, you'll become the manager if the other manager(s)",
+            "  stop managing the field (remove it from their configuration).",
+            "See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts",
+        ],
+        "stderr:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "5"
+    );
+
+    assert_eq!(
+        k.ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &manifest
+        ]),
+        "deployment.apps/web serverside-applied\n"
+    );
+    assert_eq!(
+        k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "2"
+    );
+    let yaml = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "yaml",
+        "--show-managed-fields",
+    ]);
+    assert!(yaml.contains("manager: kubectl\n"), "{yaml}");
+    assert!(yaml.contains("operation: Apply\n"), "{yaml}");
+    assert!(yaml.contains("fieldsType: FieldsV1\n"), "{yaml}");
+    assert!(
+        !yaml.contains("subresource: scale"),
+        "the scaler lost its only field:\n{yaml}"
+    );
+}
+
+/// Client-side apply's fields belong to `kubectl-client-side-apply`; an `Update` by another
+/// client (`kubectl set image`) takes the image from it.
+#[test]
+fn client_side_apply_and_set_image_record_update_managers() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+    k.ok(&["apply", "-f", &manifest]);
+    k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.27"]);
+    let shown = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager} {.operation};{end}",
+        "--show-managed-fields",
+    ]);
+    assert_eq!(
+        shown,
+        "kubectl-client-side-apply Update;kubectl-set Update;"
+    );
+}

@@ -38,6 +38,15 @@ pub enum ApiError {
         kind: String,
         detail: String,
     },
+    /// 409 `Conflict` of a server-side apply: fields the configuration would change are owned
+    /// by other field managers (`Apply failed with 1 conflict: conflict with "kubectl" …`).
+    /// Mirrors `NewApplyConflict`: no name or kind in the details, one cause per field.
+    #[error("{message}")]
+    ApplyConflict {
+        message: String,
+        /// `(field, message)`: `(".spec.replicas", "conflict with \"kubectl\" …")`.
+        causes: Vec<(String, String)>,
+    },
     /// 422 `Invalid`: `Deployment.apps "bad" is invalid: spec.replicas: …`.
     #[error("{qualified_kind} \"{name}\" is invalid: {}", aggregate(.causes))]
     Invalid {
@@ -160,7 +169,9 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             ApiError::NotFound { .. } => 404,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
+            ApiError::AlreadyExists { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::ApplyConflict { .. } => 409,
             ApiError::Invalid { .. } => 422,
             ApiError::BadRequest(_) => 400,
             ApiError::Gone(_) => 410,
@@ -176,7 +187,7 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Gone(_) => "Expired",
@@ -224,6 +235,19 @@ impl ApiError {
                             field: Some(c.field.clone()),
                             message: Some(c.message()),
                             reason: Some(c.reason().to_string()),
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ApiError::ApplyConflict { causes, .. } => Some(StatusDetails {
+                causes: Some(
+                    causes
+                        .iter()
+                        .map(|(field, message)| StatusCause {
+                            field: Some(field.clone()),
+                            message: Some(message.clone()),
+                            reason: Some("FieldManagerConflict".to_string()),
                         })
                         .collect(),
                 ),

@@ -132,7 +132,8 @@ fn without_trace(meta: &ObjectMeta) -> Option<std::collections::BTreeMap<String,
 
 /// Carry over what an update may not change and apply the subresource's rules. Mirrors
 /// `rest.BeforeUpdate` and each kind's `PrepareForUpdate` (main resource: status is kept;
-/// `status` subresource: only status changes, as `ResetObjectMetaForStatus`). Bumps
+/// `status` subresource: only status changes, as `ResetObjectMetaForStatus`). Keeps the live
+/// `metadata.managedFields` unless the writer sent its own (see `http::managedfields`). Bumps
 /// `metadata.generation` when the spec changes (for Deployments also when annotations other
 /// than kubeactor's own `traceparent` change, as upstream).
 pub fn prepare_for_update(new: &mut Object, old: &Object, sub: Subresource) {
@@ -146,6 +147,17 @@ pub fn prepare_for_update(new: &mut Object, old: &Object, sub: Subresource) {
             .cloned();
         let mut merged = old.clone();
         copy_status(new, &mut merged);
+        // A status writer that read the live object (its resourceVersion was checked) may
+        // record its managedFields entry (the HTTP layer does); others keep the live ones.
+        if new
+            .meta()
+            .resource_version
+            .as_deref()
+            .is_some_and(|rv| !rv.is_empty())
+            && new.meta().managed_fields.is_some()
+        {
+            merged.meta_mut().managed_fields = new.meta().managed_fields.clone();
+        }
         let ann = merged
             .meta_mut()
             .annotations
@@ -181,6 +193,11 @@ pub fn prepare_for_update(new: &mut Object, old: &Object, sub: Subresource) {
         n.namespace = o.namespace.clone();
         n.generation = o.generation;
         n.generate_name = o.generate_name.clone();
+        // A writer that sends no managedFields (in-process components, clients that drop
+        // them) keeps the live ones, as upstream's field manager does.
+        if n.managed_fields.is_none() {
+            n.managed_fields = o.managed_fields.clone();
+        }
     }
     copy_status(old, new);
     let spec_changed = match (&*new, old) {

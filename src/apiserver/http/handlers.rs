@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use serde_json::{json, Value};
 
 use super::body::{self, FieldValidation, Output};
+use super::managedfields::{self, Writer};
 use super::patch::{self, PatchType};
 use super::path::{self, ResourcePath, Route};
 use super::table::{self, ListMeta};
@@ -25,7 +26,7 @@ use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::{Kind, Object};
 use crate::apiserver::{
     ApiError, ApiServer, Bind, Create, Delete, Deleted, Get, GuaranteedUpdate, List, ListVersion,
-    ObjectList, Subresource, Trace, Update, UpdateFn, Watch, WatchFrom, WriteOptions,
+    ObjectList, Subresource, Trace, UpdateFn, Watch, WatchFrom, WriteOptions,
 };
 use crate::telemetry;
 
@@ -702,7 +703,10 @@ async fn create(
 ) -> Result<HttpResponse, HttpError> {
     let dry_run = q.dry_run()?;
     let decoded = decode_body(req, payload, state, rp, q).await?;
-    let object = decoded.object;
+    let mut object = decoded.object;
+    let manager = field_manager(req, q)?;
+    crate::api::defaults::apply(&mut object);
+    record_update(None, &mut object, &manager, Subresource::Main, "")?;
     let name = match object.name() {
         "" => object.meta().generate_name.clone().unwrap_or_default(),
         n => n.to_string(),
@@ -723,6 +727,10 @@ async fn create(
     ))
 }
 
+/// PUT: the object replaces the latest state ([`GuaranteedUpdate`], so the `Update`
+/// managedFields entry is computed against exactly what it replaces); only an object that
+/// names a `metadata.resourceVersion` can get 409 Conflict (upstream's `UpdateResource` with
+/// `GuaranteedUpdate` underneath).
 async fn update(
     req: &HttpRequest,
     payload: web::Payload,
@@ -735,21 +743,172 @@ async fn update(
     let dry_run = q.dry_run()?;
     let decoded = decode_body(req, payload, state, rp, q).await?;
     ensure_name(&decoded.object, name)?;
+    let manager = field_manager(req, q)?;
     let verb = match subresource {
         Subresource::Main => "update",
         Subresource::Status => "update status",
     };
     let options = write_options(req, dry_run, verb, rp.kind, name);
+    let pinned = decoded
+        .object
+        .meta()
+        .resource_version
+        .as_deref()
+        .is_some_and(|rv| !rv.is_empty());
+    let mut object = decoded.object;
+    let change: UpdateFn = Box::new(move |live: &Object| {
+        if subresource == Subresource::Main {
+            crate::api::defaults::apply(&mut object);
+        }
+        record_update(Some(live), &mut object, &manager, subresource, "")
+            .map_err(into_api_error)?;
+        if !pinned {
+            object.meta_mut().resource_version = live.meta().resource_version.clone();
+        }
+        Ok(object)
+    });
     let updated = state
         .api
-        .send(Update {
-            object: decoded.object,
+        .send(GuaranteedUpdate {
+            kind: rp.kind,
+            namespace: rp.namespace.clone(),
+            name: name.to_string(),
             subresource,
+            change,
             options,
             trace: trace_for(req),
         })
         .await??;
     Ok(object_response(StatusCode::OK, &updated, &decoded.warnings))
+}
+
+// ---- field management ----
+
+/// The field manager of a write: `fieldManager`, or the User-Agent's program name.
+fn field_manager(req: &HttpRequest, q: &Query) -> Result<String, HttpError> {
+    let manager =
+        managedfields::manager_or_user_agent(q.get("fieldManager"), header(req, USER_AGENT));
+    managedfields::validate_manager(&manager).map_err(|m| {
+        HttpError::from(ApiError::Invalid {
+            qualified_kind: "PatchOptions.meta.k8s.io".into(),
+            name: String::new(),
+            group: "meta.k8s.io".into(),
+            kind: "PatchOptions".into(),
+            causes: vec![crate::api::validation::FieldError::invalid(
+                &crate::api::validation::Path::new("fieldManager"),
+                manager.clone(),
+                &m,
+            )],
+        })
+    })?;
+    Ok(manager)
+}
+
+fn to_value(obj: &Object) -> Result<Value, HttpError> {
+    serde_json::to_value(obj).map_err(|e| ApiError::Internal(e.to_string()).into())
+}
+
+fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(crate::apiserver::strategy::now())
+}
+
+fn subresource_name(sub: Subresource, scale: &str) -> &str {
+    match sub {
+        Subresource::Status => "status",
+        Subresource::Main => scale,
+    }
+}
+
+/// Record `manager`'s `Update` entry on `new`, a write over `live` (`None`: a create). The
+/// managers are the ones `new` carries, or the live ones when it carries none (upstream's
+/// field manager does the same: a client may reset them, not drop them by omission).
+fn record_update(
+    live: Option<&Object>,
+    new: &mut Object,
+    manager: &str,
+    subresource: Subresource,
+    other_subresource: &str,
+) -> Result<(), HttpError> {
+    let scope = match subresource {
+        Subresource::Main => managedfields::Scope::Main,
+        Subresource::Status => managedfields::Scope::Status,
+    };
+    let live_value = match live {
+        Some(l) => to_value(l)?,
+        None => json!({}),
+    };
+    let cmp = managedfields::compare(&live_value, &to_value(new)?, scope);
+    let live_entries = live.and_then(|l| l.meta().managed_fields.as_deref());
+    let base = match new.meta().managed_fields.as_deref() {
+        Some(m) if !m.is_empty() => m,
+        _ => live_entries.unwrap_or(&[]),
+    };
+    // Entries that do not parse are dropped, as upstream resets undecodable managedFields.
+    let mut managers = managedfields::decode(base).unwrap_or_default();
+    let writer = Writer {
+        manager,
+        subresource: subresource_name(subresource, other_subresource),
+        api_version: new.kind().api_version(),
+    };
+    managedfields::update(&mut managers, &cmp, &writer, &now());
+    set_managers(new, &managers, live_entries.is_some_and(|e| !e.is_empty()));
+    Ok(())
+}
+
+/// Put the managers on the object; an empty list is written only to clear live entries.
+fn set_managers(obj: &mut Object, managers: &[managedfields::Managed], live_had_some: bool) {
+    obj.meta_mut().managed_fields = if managers.is_empty() && !live_had_some {
+        None
+    } else {
+        Some(managedfields::encode(managers))
+    };
+}
+
+/// Server-side apply of `config` onto `live` (`None`: the object is new): the object to
+/// store, with its managedFields, or the 409 of conflicting fields.
+fn server_side_apply(
+    live: Option<&Object>,
+    config: &Value,
+    kind: Kind,
+    manager: &str,
+    subresource: Subresource,
+    force: bool,
+) -> Result<Value, HttpError> {
+    if config.pointer("/metadata/managedFields").is_some() {
+        return Err(bad_request("metadata.managedFields must be nil"));
+    }
+    let live_value = match live {
+        Some(l) => to_value(l)?,
+        None => json!({}),
+    };
+    let merged = patch::merge_apply(&live_value, config)?;
+    let managers = live
+        .and_then(|l| l.meta().managed_fields.as_deref())
+        .map(|m| managedfields::decode(m).unwrap_or_default())
+        .unwrap_or_default();
+    let writer = Writer {
+        manager,
+        subresource: subresource_name(subresource, ""),
+        api_version: kind.api_version(),
+    };
+    let applied = managedfields::apply(
+        &live_value,
+        config,
+        merged,
+        managers,
+        &writer,
+        force,
+        &now(),
+    )?;
+    let mut object = applied.object;
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let entries = managedfields::encode(&applied.managers);
+        meta.insert(
+            "managedFields".into(),
+            serde_json::to_value(entries).map_err(|e| ApiError::Internal(e.to_string()))?,
+        );
+    }
+    Ok(object)
 }
 
 /// DeleteOptions from the body (JSON or YAML) or, when there is none, the query.
@@ -955,22 +1114,45 @@ async fn patch(
         }
         .into());
     }
+    let manager = field_manager(req, q)?;
+    let force = q.flag("force");
+    let config = match ty {
+        PatchType::Apply => Some(patch::parse(&bytes, PatchType::Apply)?),
+        _ => None,
+    };
     let (warnings_tx, mut warnings_rx) = tokio::sync::oneshot::channel();
     let change: UpdateFn = {
-        let (kind, namespace, name, bytes) = (
+        let (kind, namespace, name, bytes, manager, config) = (
             rp.kind,
             rp.namespace.clone(),
             name.to_string(),
             bytes.clone(),
+            manager.clone(),
+            config.clone(),
         );
         Box::new(move |current: &Object| {
-            let original =
-                serde_json::to_value(current).map_err(|e| ApiError::Internal(e.to_string()))?;
-            let patched = patch::apply(&original, &bytes, ty)?;
+            let patched = match &config {
+                Some(config) => {
+                    server_side_apply(Some(current), config, kind, &manager, subresource, force)
+                        .map_err(into_api_error)?
+                }
+                None => {
+                    let original = serde_json::to_value(current)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    patch::apply(&original, &bytes, ty)?
+                }
+            };
             let decoded = body::decode_value(kind, patched, validation)?;
             let mut object = decoded.object;
             ensure_name(&object, &name).map_err(into_api_error)?;
             ensure_namespace(&mut object, namespace.as_deref()).map_err(into_api_error)?;
+            if config.is_none() {
+                if subresource == Subresource::Main {
+                    crate::api::defaults::apply(&mut object);
+                }
+                record_update(Some(current), &mut object, &manager, subresource, "")
+                    .map_err(into_api_error)?;
+            }
             let _ = warnings_tx.send(decoded.warnings);
             Ok(object)
         })
@@ -996,7 +1178,11 @@ async fn patch(
         Err(ApiError::NotFound { .. })
             if ty == PatchType::Apply && subresource == Subresource::Main =>
         {
-            apply_create(req, state, rp, name, &bytes, validation, dry_run).await
+            let config = config.unwrap_or(Value::Null);
+            apply_create(
+                req, state, rp, name, &config, &manager, force, validation, dry_run,
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }
@@ -1036,13 +1222,25 @@ async fn scale(
             Some(body::parse_value(&bytes, format).map_err(bad_request)?)
         }
     };
+    let manager = field_manager(req, q)?;
     let change: UpdateFn = Box::new(move |current: &Object| {
         let scale = match (ty, put) {
             (Some(ty), _) => patch::apply(&patch::scale_of(current)?, &bytes, ty)?,
             (None, Some(put)) => put,
             (None, None) => return Err(ApiError::Internal("a scale without a body".into())),
         };
-        patch::apply_scale(current, &scale)
+        let mut object = patch::apply_scale(current, &scale)?;
+        // Recorded on the Deployment as `.spec.replicas`, with subresource `scale` (upstream's
+        // ScaleHandler maps the Scale's fields onto the parent's).
+        record_update(
+            Some(current),
+            &mut object,
+            &manager,
+            Subresource::Main,
+            "scale",
+        )
+        .map_err(into_api_error)?;
+        Ok(object)
     });
     let updated = state
         .api
@@ -1114,17 +1312,20 @@ async fn services(req: &HttpRequest, name: Option<&str>) -> Result<HttpResponse,
 }
 
 /// Server-side apply of an absent object: create it from the configuration (201).
+#[allow(clippy::too_many_arguments)]
 async fn apply_create(
     req: &HttpRequest,
     state: &State,
     rp: &ResourcePath,
     name: &str,
-    bytes: &[u8],
+    config: &Value,
+    manager: &str,
+    force: bool,
     validation: FieldValidation,
     dry_run: bool,
 ) -> Result<HttpResponse, HttpError> {
-    let config = patch::parse(bytes, PatchType::Apply)?;
-    let decoded = body::decode_value(rp.kind, config, validation)?;
+    let object = server_side_apply(None, config, rp.kind, manager, Subresource::Main, force)?;
+    let decoded = body::decode_value(rp.kind, object, validation)?;
     let mut object = decoded.object;
     ensure_name(&object, name)?;
     ensure_namespace(&mut object, rp.namespace.as_deref())?;

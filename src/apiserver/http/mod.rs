@@ -15,6 +15,8 @@
 //! * [`protobuf`] — protobuf object bodies (Deployment, Pod, Namespace).
 //! * [`discovery`], [`openapi`] — the documents kubectl reads before it does anything.
 //! * [`patch`] — JSON, merge and strategic merge patches; the `scale` subresource.
+//! * [`managedfields`] — `metadata.managedFields` on every HTTP write, and server-side
+//!   apply's ownership, pruning and 409 conflicts between field managers.
 //! * [`table`] — server-side printing with kube-apiserver's columns.
 //! * [`watch`] — the chunked watch stream, bookmarks, 410 Gone.
 //! * [`auth`] — the bearer token and the kubeconfig that carries it.
@@ -25,8 +27,9 @@
 //!
 //! # What is not served yet
 //!
-//! Server-side apply is served without field management (no managedFields, no conflicts;
-//! see [`patch`]). Protobuf bodies of other kinds than Deployment, Pod and Namespace answer
+//! Field management covers HTTP writers only: in-process components write through the
+//! ApiServer's messages without a manager, so their changes are nobody's (see
+//! [`managedfields`]). Protobuf bodies of other kinds than Deployment, Pod and Namespace answer
 //! 415. `pods/log` ignores `timestamps`, `sinceSeconds` and `sinceTime` (the simulated
 //! runtime keeps no time per line; see [`logs`]). `/openapi/v2` is still the minimal
 //! protobuf document kubectl 1.27 and 1.28 check `fieldValidation` in, without schemas
@@ -40,6 +43,7 @@ pub mod body;
 pub mod discovery;
 pub mod handlers;
 pub mod logs;
+pub mod managedfields;
 pub mod openapi;
 pub mod patch;
 pub mod path;

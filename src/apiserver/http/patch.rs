@@ -10,10 +10,12 @@
 //! ([`merge_key`]); it handles the directives kubectl sends (`$patch: replace|delete|merge`,
 //! `$retainKeys`, `$setElementOrder/<field>`, `$deleteFromPrimitiveList/<field>`).
 //!
-//! Server-side apply (`application/apply-patch+yaml`) is served WITHOUT field management:
-//! the applied configuration creates the object when it is absent and is otherwise merged
-//! into it like a strategic merge patch. There are no managedFields, no conflicts between
-//! managers (`force` is ignored), and a field dropped from a configuration is not removed.
+//! Server-side apply (`application/apply-patch+yaml`) merges the configuration into the live
+//! object with the same merge keys ([`merge_apply`]); who owns which field, what an applier
+//! dropped from its configuration, and conflicts between managers are
+//! [`managedfields`](super::managedfields)' business. Known difference from upstream's
+//! structured merge: the merge itself is the strategic one (label selectors merge instead
+//! of being replaced whole; `ports` merge by `containerPort` alone).
 
 use serde_json::{Map, Value};
 
@@ -27,7 +29,7 @@ pub enum PatchType {
     Json,
     Merge,
     Strategic,
-    /// Server-side apply, without field management (see the module documentation).
+    /// Server-side apply (see [`super::managedfields`]).
     Apply,
 }
 
@@ -87,6 +89,18 @@ pub fn apply(original: &Value, patch: &[u8], ty: PatchType) -> Result<Value, Api
             Ok(Value::Object(merged.unwrap_or_default()))
         }
     }
+}
+
+/// Merge an apply configuration (already parsed, directives stripped) into the live object:
+/// maps merge, lists with merge keys merge by key, other lists are replaced.
+pub fn merge_apply(original: &Value, config: &Value) -> Result<Value, ApiError> {
+    let (Value::Object(o), Value::Object(c)) = (original, config) else {
+        return Err(ApiError::BadRequest(
+            "error decoding patch: an apply configuration must be an object".into(),
+        ));
+    };
+    let merged = merge_map(o, c).map_err(ApiError::BadRequest)?;
+    Ok(Value::Object(merged.unwrap_or_default()))
 }
 
 /// Parse a patch body: JSON, or YAML for an apply configuration.
