@@ -359,7 +359,15 @@ pub struct Snapshot {
     /// `HavePodsWithAffinityList` / `HavePodsWithRequiredAntiAffinityList` for the same).
     num_pods_with_affinity: usize,
     num_pods_with_required_anti_affinity: usize,
+    /// Placed pods by (namespace, label key, label value): PodTopologySpread counts the pods
+    /// matching a selector in every topology domain, and with this index it visits only the
+    /// pods carrying one of the selector's `key=value` labels instead of every pod on every
+    /// node ([`Snapshot::pods_with_label`]).
+    label_index: HashMap<LabelEntry, Vec<Arc<PodInfo>>>,
 }
+
+/// A key of [`Snapshot`]'s label index: (namespace, label key, label value).
+type LabelEntry = (String, String, String);
 
 impl Snapshot {
     pub fn new() -> Snapshot {
@@ -484,7 +492,48 @@ impl Snapshot {
         Ok(())
     }
 
+    fn index_labels(&mut self, pi: &Arc<PodInfo>) {
+        for (k, v) in pi.pod.metadata.labels.iter().flatten() {
+            self.label_index
+                .entry((pi.namespace.clone(), k.clone(), v.clone()))
+                .or_default()
+                .push(pi.clone());
+        }
+    }
+
+    fn unindex_labels(&mut self, pi: &PodInfo) {
+        for (k, v) in pi.pod.metadata.labels.iter().flatten() {
+            let entry = (pi.namespace.clone(), k.clone(), v.clone());
+            if let Some(list) = self.label_index.get_mut(&entry) {
+                list.retain(|p| p.key != pi.key);
+                if list.is_empty() {
+                    self.label_index.remove(&entry);
+                }
+            }
+        }
+    }
+
+    /// The placed pods of `namespace` labelled `key=value`, each with the node it is on;
+    /// pods whose node the snapshot does not have (orphans) are left out.
+    pub fn pods_with_label<'a>(
+        &'a self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+    ) -> impl Iterator<Item = (&'a NodeInfo, &'a PodInfo)> + 'a {
+        let entry = (namespace.to_string(), key.to_string(), value.to_string());
+        self.label_index
+            .get(&entry)
+            .into_iter()
+            .flatten()
+            .filter_map(move |pi| {
+                let node = self.pods.get(&pi.key)?;
+                Some((self.node(&node.node)?, &**pi))
+            })
+    }
+
     fn place(&mut self, pi: Arc<PodInfo>, node: &str) {
+        self.index_labels(&pi);
         let (affinity, anti) = (
             pi.has_affinity() as usize,
             !pi.required_anti_affinity_terms.is_empty() as usize,
@@ -507,9 +556,17 @@ impl Snapshot {
                         !pi.required_anti_affinity_terms.is_empty() as usize,
                         false,
                     );
+                    self.unindex_labels(&pi);
                 }
             }
             None => {
+                let orphan = self
+                    .orphans
+                    .get(node)
+                    .and_then(|v| v.iter().find(|p| p.key == key).cloned());
+                if let Some(pi) = orphan {
+                    self.unindex_labels(&pi);
+                }
                 if let Some(v) = self.orphans.get_mut(node) {
                     v.retain(|p| p.key != key);
                     if v.is_empty() {
@@ -747,6 +804,50 @@ mod tests {
     use super::*;
 
     const GI: i64 = 1 << 30;
+
+    fn labelled(s: &Snapshot, key: &str, value: &str) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = s
+            .pods_with_label("default", key, value)
+            .map(|(n, p)| (n.name().to_string(), p.key.clone()))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The label index follows binds, assumes, forgets, deletes and node removal.
+    #[test]
+    fn pods_are_found_by_label_on_the_nodes_they_are_placed_on() {
+        let mut s = Snapshot::new();
+        s.add_node(arc(node("n1", 4000, 8 * GI)));
+        s.add_node(arc(node("n2", 4000, 8 * GI)));
+        let web = |name: &str| with_pod_labels(pod(name, 100, GI), &[("app", "web")]);
+        s.add_pod(arc(on(web("a"), "n1")));
+        s.assume(arc(web("b")), "n2").unwrap();
+        s.add_pod(arc(on(
+            with_pod_labels(pod("c", 100, GI), &[("app", "db")]),
+            "n1",
+        )));
+        assert_eq!(
+            labelled(&s, "app", "web"),
+            [
+                ("n1".to_string(), "default/a".to_string()),
+                ("n2".to_string(), "default/b".to_string())
+            ]
+        );
+        s.forget("default/b").unwrap();
+        s.remove_pod("default/c");
+        assert_eq!(labelled(&s, "app", "web").len(), 1);
+        assert!(labelled(&s, "app", "db").is_empty());
+        // A pod on a removed node is not counted until the node is back.
+        s.remove_node("n1").unwrap();
+        assert!(labelled(&s, "app", "web").is_empty());
+        s.add_node(arc(node("n1", 4000, 8 * GI)));
+        assert_eq!(labelled(&s, "app", "web").len(), 1);
+        s.remove_node("n1").unwrap();
+        s.remove_pod("default/a");
+        s.add_node(arc(node("n1", 4000, 8 * GI)));
+        assert!(labelled(&s, "app", "web").is_empty());
+    }
 
     /// The snapshot knows whether any placed pod has (anti-)affinity, through assume,
     /// forget, node removal and the node coming back.

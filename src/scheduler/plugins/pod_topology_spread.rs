@@ -81,6 +81,18 @@ fn count_pods_match_selector(node: &NodeInfo, selector: &Selector, namespace: &s
         .count() as i64
 }
 
+/// A `key=value` every pod matching `selector` must carry (an `In` requirement with one
+/// value, as `matchLabels` gives), if there is one.
+fn equality(selector: &Selector) -> Option<(&str, &str)> {
+    match selector {
+        Selector::Requirements(reqs) => reqs.iter().find_map(|r| match (r.op, &r.values[..]) {
+            (LabelOp::In, [v]) => Some((r.key.as_str(), v.as_str())),
+            _ => None,
+        }),
+        Selector::Nothing => None,
+    }
+}
+
 /// `nodeLabelsMatchSpreadConstraints`.
 fn node_has_all_keys(node: &Node, constraints: &[Constraint]) -> bool {
     let labels = node_labels(node);
@@ -356,21 +368,49 @@ impl PreScorePlugin for PodTopologySpread {
                 topology_normalizing_weight(size)
             })
             .collect();
-        for ni in snapshot.nodes() {
-            let node = ni.node();
-            if require_all_topologies && !node_has_all_keys(node, &constraints) {
+        // `processAllNode`: the matching pods of every domain the scored nodes are in. The
+        // hostname constraint's counts are the scored node's own pods (see `score`).
+        for (i, c) in constraints.iter().enumerate() {
+            if c.topology_key == LABEL_HOSTNAME || counts[i].is_empty() {
                 continue;
             }
-            let labels = node_labels(node);
-            for (i, c) in constraints.iter().enumerate() {
-                if !c.includes_node(pod, node) {
-                    continue;
+            let counted = |node: &Node| {
+                !(require_all_topologies && !node_has_all_keys(node, &constraints))
+                    && c.includes_node(pod, node)
+            };
+            match equality(&c.selector) {
+                // Only pods labelled key=value can match: visit those (snapshot's label
+                // index) instead of every pod on every node. Same counts, far fewer visits.
+                Some((key, value)) => {
+                    for (ni, p) in snapshot.pods_with_label(&pod.namespace, key, value) {
+                        if p.is_terminating() || !c.selector.matches(pod_labels(&p.pod)) {
+                            continue;
+                        }
+                        let node = ni.node();
+                        if !counted(node) {
+                            continue;
+                        }
+                        if let Some(n) = node_labels(node)
+                            .get(&c.topology_key)
+                            .and_then(|v| counts[i].get_mut(v))
+                        {
+                            *n += 1;
+                        }
+                    }
                 }
-                let Some(v) = labels.get(&c.topology_key) else {
-                    continue;
-                };
-                if let Some(n) = counts[i].get_mut(v) {
-                    *n += count_pods_match_selector(ni, &c.selector, &pod.namespace);
+                None => {
+                    for ni in snapshot.nodes() {
+                        let node = ni.node();
+                        if !counted(node) {
+                            continue;
+                        }
+                        let Some(v) = node_labels(node).get(&c.topology_key) else {
+                            continue;
+                        };
+                        if let Some(n) = counts[i].get_mut(v) {
+                            *n += count_pods_match_selector(ni, &c.selector, &pod.namespace);
+                        }
+                    }
                 }
             }
         }
