@@ -975,13 +975,17 @@ async fn a_panicking_update_function_is_a_500_and_the_api_server_carries_on() {
     create(&api, pod("default", "p", Some("node-1")))
         .await
         .unwrap();
+    #[allow(clippy::result_large_err)] // the signature of UpdateFn
+    fn buggy_patch(_: &Object) -> Result<Object, ApiError> {
+        panic!("a bug in a patch")
+    }
     let reply = api
         .send(GuaranteedUpdate {
             kind: Kind::Pod,
             namespace: Some("default".into()),
             name: "p".into(),
             subresource: Subresource::Main,
-            change: Box::new(|_: &Object| panic!("a bug in a patch")),
+            change: Box::new(buggy_patch),
             options: WriteOptions::default(),
             trace: Trace::Untraced,
         })

@@ -375,7 +375,7 @@ impl PreScorePlugin for PodTopologySpread {
                 continue;
             }
             let counted = |node: &Node| {
-                !(require_all_topologies && !node_has_all_keys(node, &constraints))
+                (!require_all_topologies || node_has_all_keys(node, &constraints))
                     && c.includes_node(pod, node)
             };
             match equality(&c.selector) {
