@@ -527,24 +527,8 @@ impl Scenario<'_> {
     ) -> Result<(), DemoError> {
         self.wait_until(step, || async {
             let d = self.deployment(step).await?;
-            let status = d.status.unwrap_or_default();
             let pods = self.count(Kind::Pod).await?;
-            let progress = (
-                status.replicas.unwrap_or(0),
-                status.updated_replicas.unwrap_or(0),
-                status.available_replicas.unwrap_or(0),
-            );
-            let current_image = d
-                .spec
-                .and_then(|s| s.template.spec)
-                .and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
-            let done = progress == (replicas, replicas, replicas)
-                && pods == replicas as usize
-                && current_image.as_deref() == Some(image);
-            let last = format!(
-                "replicas/updated/available {progress:?}, {pods} pods, want {replicas} of {image}"
-            );
-            Ok((done, last))
+            Ok(rolled_out(&d, pods, replicas, image))
         })
         .await
     }
@@ -627,6 +611,35 @@ impl Scenario<'_> {
             ..Default::default()
         }
     }
+}
+
+/// Whether the Deployment is rolled out to `replicas` of `image` with no other pod left
+/// (`pods`: how many of its pods exist, terminating ones included), and what it looks like.
+/// As `kubectl rollout status` (DeploymentStatusViewer in kubectl's polymorphichelpers), the
+/// status only counts once the controller has observed the latest spec: right after a
+/// `set image` the old status still says "5 updated, 5 available".
+fn rolled_out(d: &Deployment, pods: usize, replicas: i32, image: &str) -> (bool, String) {
+    let status = d.status.clone().unwrap_or_default();
+    let observed = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    let progress = (
+        status.replicas.unwrap_or(0),
+        status.updated_replicas.unwrap_or(0),
+        status.available_replicas.unwrap_or(0),
+    );
+    let current_image = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first().and_then(|c| c.image.as_deref()));
+    let done = observed
+        && progress == (replicas, replicas, replicas)
+        && pods == replicas as usize
+        && current_image == Some(image);
+    let last = format!(
+        "replicas/updated/available {progress:?}{}, {pods} pods, want {replicas} of {image}",
+        if observed { "" } else { " (not yet observed)" }
+    );
+    (done, last)
 }
 
 /// The node the node-failure step stops: the one running most of `placed` (the node names
@@ -790,6 +803,25 @@ mod tests {
             break_it(&mut c);
             assert_eq!(c.validate().map_err(|e| e.0), Err(key));
         }
+    }
+
+    #[test]
+    fn a_status_the_controller_wrote_for_an_older_spec_is_not_rolled_out() {
+        use k8s_openapi::api::apps::v1::DeploymentStatus;
+        let mut d = deployment(&DemoConfig::default(), "demo-1-1");
+        d.metadata.generation = Some(3);
+        d.status = Some(DeploymentStatus {
+            observed_generation: Some(2),
+            replicas: Some(3),
+            updated_replicas: Some(3),
+            available_replicas: Some(3),
+            ..Default::default()
+        });
+        assert!(!rolled_out(&d, 3, 3, "nginx:1.27").0);
+        d.status.as_mut().unwrap().observed_generation = Some(3);
+        assert!(rolled_out(&d, 3, 3, "nginx:1.27").0);
+        // An old pod still terminating: not yet.
+        assert!(!rolled_out(&d, 4, 3, "nginx:1.27").0);
     }
 
     #[test]
