@@ -137,7 +137,7 @@ impl Cluster {
         let demo = config
             .demo
             .enabled
-            .then(|| crate::demo::start(apiserver.clone(), config.demo.clone()));
+            .then(|| crate::demo::start(apiserver.clone(), nodes.clone(), config.demo.clone()));
         // ---- end demo ----
         Ok(Cluster {
             apiserver,
@@ -230,7 +230,7 @@ fn print_banner(config: &Config, cluster: &Cluster) {
     println!("  export KUBECONFIG={}", cluster.kubeconfig.display());
     if config.demo.enabled {
         println!(
-            "  demo:           a scenario every {}s (create, scale, set image, delete)",
+            "  demo:           a scenario every {}s (create, scale, set image, fail a node, delete)",
             config.demo.interval_seconds
         );
     }

@@ -10,7 +10,9 @@
 //! 2. scale it to `scaled_replicas` → wait until all are available;
 //! 3. roll out `updated_image` (`set image`) → wait until every replica is updated and the
 //!    old pods are gone;
-//! 4. *(hook)* fail and restore a node — see [`node_fault_step`];
+//! 4. fail and restore a node (`[demo] node_failure`): stop the kubelet of a node running
+//!    some of its pods → wait until the node is NotReady and its pods are replaced on
+//!    another node → start it → wait until it is Ready (see `Scenario::node_failure`);
 //! 5. delete it (background propagation: the garbage collector deletes its ReplicaSets and
 //!    pods, the kubelets stop their containers) → wait until nothing of it is left.
 //!
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     DeleteOptions, LabelSelector as ApiLabelSelector, ObjectMeta,
 };
@@ -41,6 +43,7 @@ use crate::api::{Kind, Object};
 use crate::apiserver::{
     ApiError, ApiServer, Create, Delete, Get, List, Trace, Update, WriteOptions,
 };
+use crate::kubelet::actor::{Kubelet, NodeHandle, StartKubelet, StopKubelet};
 
 /// The client name in the demo's span names (`demo create deployments/demo-1`), where the
 /// HTTP layer puts the User-Agent's (`kubectl create deployments/web`).
@@ -73,6 +76,13 @@ pub struct DemoConfig {
     pub updated_image: String,
     /// Longest a step waits for convergence before the scenario is cut short.
     pub step_timeout_seconds: f64,
+    /// Run step 4: stop the kubelet of a node running some of the Deployment's pods, wait
+    /// until the node is NotReady and its pods are replaced elsewhere, start it again.
+    pub node_failure: bool,
+    /// The demo pods' own `tolerationSeconds` for `node.kubernetes.io/unreachable` and
+    /// `not-ready` (NoExecute), simulated seconds: how long they stay on a failed node
+    /// before eviction (instead of the API server's default 300 s).
+    pub node_failure_toleration_seconds: i64,
 }
 
 impl Default for DemoConfig {
@@ -87,6 +97,8 @@ impl Default for DemoConfig {
             image: "nginx:1.27".into(),
             updated_image: "nginx:1.28".into(),
             step_timeout_seconds: 120.0,
+            node_failure: true,
+            node_failure_toleration_seconds: 10,
         }
     }
 }
@@ -113,6 +125,15 @@ impl DemoConfig {
             if v < 1 {
                 return Err((key, format!("must be at least 1, got {v}")));
             }
+        }
+        if self.node_failure_toleration_seconds < 0 {
+            return Err((
+                "demo.node_failure_toleration_seconds",
+                format!(
+                    "must be a number of seconds >= 0, got {}",
+                    self.node_failure_toleration_seconds
+                ),
+            ));
         }
         for (key, v) in [
             ("demo.image", &self.image),
@@ -201,12 +222,13 @@ impl DemoHandle {
     }
 }
 
-/// Start the loop on the current actix arbiter.
-pub fn start(api: Addr<ApiServer>, config: DemoConfig) -> DemoHandle {
+/// Start the loop on the current actix arbiter. `nodes` are the kubelets the node-failure
+/// step may stop and start (`Cluster::nodes`).
+pub fn start(api: Addr<ApiServer>, nodes: Vec<NodeHandle>, config: DemoConfig) -> DemoHandle {
     let stats = Arc::new(Mutex::new(DemoStats::default()));
     let s = stats.clone();
     let task = actix::spawn(async move {
-        run(api, config, s).await;
+        run(api, nodes, config, s).await;
     });
     DemoHandle {
         stats,
@@ -214,7 +236,12 @@ pub fn start(api: Addr<ApiServer>, config: DemoConfig) -> DemoHandle {
     }
 }
 
-async fn run(api: Addr<ApiServer>, config: DemoConfig, stats: Arc<Mutex<DemoStats>>) {
+async fn run(
+    api: Addr<ApiServer>,
+    nodes: Vec<NodeHandle>,
+    config: DemoConfig,
+    stats: Arc<Mutex<DemoStats>>,
+) {
     let interval = Duration::from_secs_f64(config.interval_seconds);
     // Names stay unique across restarts of the daemon on the same data directory.
     let epoch = jiff::Timestamp::now().as_second() % 100_000;
@@ -231,6 +258,7 @@ async fn run(api: Addr<ApiServer>, config: DemoConfig, stats: Arc<Mutex<DemoStat
         stats.lock().started += 1;
         let scenario = Scenario {
             api: &api,
+            nodes: &nodes,
             config: &config,
             name: &name,
         };
@@ -255,6 +283,7 @@ async fn run(api: Addr<ApiServer>, config: DemoConfig, stats: Arc<Mutex<DemoStat
 /// One scenario on one Deployment.
 struct Scenario<'a> {
     api: &'a Addr<ApiServer>,
+    nodes: &'a [NodeHandle],
     config: &'a DemoConfig,
     name: &'a str,
 }
@@ -277,7 +306,119 @@ impl Scenario<'_> {
         self.set_image(&c.updated_image).await?;
         self.wait_rolled_out("set image", c.scaled_replicas, &c.updated_image)
             .await?;
-        node_fault_step(self.api, self.name).await
+        if c.node_failure {
+            self.node_failure().await?;
+        }
+        Ok(())
+    }
+
+    /// Step 4: fail a node and restore it. Stopping a kubelet is not an API write, so the
+    /// step starts no trace itself: the node lifecycle controller's `node <name> NotReady`
+    /// is the root of the failure's trace (taints → evictions → the ReplicaSet's
+    /// replacement pods, scheduled, bound and started on another node).
+    ///
+    /// 1. pick the node running most of this Deployment's pods ([`node_to_fail`]); none
+    ///    (e.g. a single node: the pods would have nowhere to go) skips the step;
+    /// 2. stop its kubelet; wait until the node is not Ready and the Deployment is
+    ///    available again with no live pod on it (the evicted ones stay Terminating: their
+    ///    kubelet is gone);
+    /// 3. start the kubelet; wait until the node is Ready and the kubelet has finished the
+    ///    evicted pods, so the Deployment is exactly rolled out again.
+    ///
+    /// The kubelet is started again whatever happens, also when the loop is stopped midway.
+    async fn node_failure(&self) -> Result<(), DemoError> {
+        let c = self.config;
+        let pods = self.list(Kind::Pod).await?;
+        let placed: Vec<&str> = pods
+            .iter()
+            .filter_map(|o| match o.as_ref() {
+                Object::Pod(p) if p.metadata.deletion_timestamp.is_none() => {
+                    p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                }
+                _ => None,
+            })
+            .collect();
+        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        let Some(node) = node_to_fail(&names, &placed) else {
+            tracing::info!(deployment = %self.name, nodes = ?names, "demo: no node to fail, step skipped");
+            return Ok(());
+        };
+        let Some(handle) = self.nodes.iter().find(|n| n.name == node) else {
+            return Ok(());
+        };
+        tracing::info!(deployment = %self.name, node = %node, "demo: stopping the node's kubelet");
+        let stopped = StoppedKubelet::stop(handle).await?;
+        let failed = self
+            .wait_until("node failure", || async {
+                let ready = self.node_ready(node).await?;
+                let (live_on_node, available) = self.live_on(node).await?;
+                let done = ready != "True" && live_on_node == 0 && available == c.scaled_replicas;
+                let last = format!(
+                    "node {node} Ready={ready}, {live_on_node} live pods on it, \
+                     {available}/{} available",
+                    c.scaled_replicas
+                );
+                Ok((done, last))
+            })
+            .await;
+        tracing::info!(deployment = %self.name, node = %node, "demo: starting the node's kubelet");
+        let started = stopped.start().await;
+        failed?;
+        started?;
+        self.wait_until("node restore", || async {
+            let ready = self.node_ready(node).await?;
+            Ok((ready == "True", format!("node {node} Ready={ready}")))
+        })
+        .await?;
+        self.wait_rolled_out("node restore", c.scaled_replicas, &c.updated_image)
+            .await
+    }
+
+    /// The status of the node's Ready condition (`True`, `False`, `Unknown`; `missing`).
+    async fn node_ready(&self, node: &str) -> Result<String, DemoError> {
+        let reply = self
+            .api
+            .send(Get {
+                kind: Kind::Node,
+                namespace: None,
+                name: node.to_owned(),
+            })
+            .await;
+        let object = flatten("node failure", reply)?;
+        let ready = match object.as_ref() {
+            Object::Node(n) => n
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+                .map(|c| c.status.clone()),
+            _ => None,
+        };
+        Ok(ready.unwrap_or_else(|| "missing".into()))
+    }
+
+    /// (pods of this Deployment on `node` not being deleted, the Deployment's available
+    /// replicas).
+    async fn live_on(&self, node: &str) -> Result<(usize, i32), DemoError> {
+        let live = self
+            .list(Kind::Pod)
+            .await?
+            .iter()
+            .filter(|o| match o.as_ref() {
+                Object::Pod(p) => {
+                    p.metadata.deletion_timestamp.is_none()
+                        && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+                }
+                _ => false,
+            })
+            .count();
+        let available = self
+            .deployment("node failure")
+            .await?
+            .status
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
+        Ok((live, available))
     }
 
     /// `demo create deployments/<name>`.
@@ -386,24 +527,8 @@ impl Scenario<'_> {
     ) -> Result<(), DemoError> {
         self.wait_until(step, || async {
             let d = self.deployment(step).await?;
-            let status = d.status.unwrap_or_default();
             let pods = self.count(Kind::Pod).await?;
-            let progress = (
-                status.replicas.unwrap_or(0),
-                status.updated_replicas.unwrap_or(0),
-                status.available_replicas.unwrap_or(0),
-            );
-            let current_image = d
-                .spec
-                .and_then(|s| s.template.spec)
-                .and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
-            let done = progress == (replicas, replicas, replicas)
-                && pods == replicas as usize
-                && current_image.as_deref() == Some(image);
-            let last = format!(
-                "replicas/updated/available {progress:?}, {pods} pods, want {replicas} of {image}"
-            );
-            Ok((done, last))
+            Ok(rolled_out(&d, pods, replicas, image))
         })
         .await
     }
@@ -488,14 +613,92 @@ impl Scenario<'_> {
     }
 }
 
-/// Step 4, a hook: fail a node and restore it (lease expiry → NotReady → eviction →
-/// replacement pods running), each as a trace of its own.
-///
-/// TODO(issue 7, node lifecycle): call the node stop/start that `kubeactor node stop|start`
-/// will use (branch `nodes`), then wait until the Deployment is available again. Until then
-/// this step does nothing.
-async fn node_fault_step(_api: &Addr<ApiServer>, _deployment: &str) -> Result<(), DemoError> {
-    Ok(())
+/// Whether the Deployment is rolled out to `replicas` of `image` with no other pod left
+/// (`pods`: how many of its pods exist, terminating ones included), and what it looks like.
+/// As `kubectl rollout status` (DeploymentStatusViewer in kubectl's polymorphichelpers), the
+/// status only counts once the controller has observed the latest spec: right after a
+/// `set image` the old status still says "5 updated, 5 available".
+fn rolled_out(d: &Deployment, pods: usize, replicas: i32, image: &str) -> (bool, String) {
+    let status = d.status.clone().unwrap_or_default();
+    let observed = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    let progress = (
+        status.replicas.unwrap_or(0),
+        status.updated_replicas.unwrap_or(0),
+        status.available_replicas.unwrap_or(0),
+    );
+    let current_image = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first().and_then(|c| c.image.as_deref()));
+    let done = observed
+        && progress == (replicas, replicas, replicas)
+        && pods == replicas as usize
+        && current_image == Some(image);
+    let last = format!(
+        "replicas/updated/available {progress:?}{}, {pods} pods, want {replicas} of {image}",
+        if observed { "" } else { " (not yet observed)" }
+    );
+    (done, last)
+}
+
+/// The node the node-failure step stops: the one running most of `placed` (the node names
+/// of the Deployment's live pods; ties go to the first name in `nodes`), provided another
+/// node is left for the replacements. `None`: no such node.
+fn node_to_fail<'a>(nodes: &[&'a str], placed: &[&str]) -> Option<&'a str> {
+    if nodes.len() < 2 {
+        return None;
+    }
+    let count = |n: &str| placed.iter().filter(|p| **p == n).count();
+    let mut best: Option<(&'a str, usize)> = None;
+    for n in nodes {
+        let c = count(n);
+        if c > 0 && best.is_none_or(|(_, b)| c > b) {
+            best = Some((n, c));
+        }
+    }
+    best.map(|(n, _)| n)
+}
+
+/// A stopped kubelet that is started again when this is dropped (the demo loop stopped or
+/// aborted midway must not leave a node down), or by [`StoppedKubelet::start`].
+struct StoppedKubelet {
+    kubelet: Option<Addr<Kubelet>>,
+}
+
+impl StoppedKubelet {
+    async fn stop(node: &NodeHandle) -> Result<StoppedKubelet, DemoError> {
+        node.kubelet
+            .send(StopKubelet)
+            .await
+            .map_err(|_| DemoError::Mailbox {
+                step: "node failure",
+            })?;
+        Ok(StoppedKubelet {
+            kubelet: Some(node.kubelet.clone()),
+        })
+    }
+
+    async fn start(mut self) -> Result<(), DemoError> {
+        match self.kubelet.take() {
+            Some(k) => k
+                .send(StartKubelet)
+                .await
+                .map(drop)
+                .map_err(|_| DemoError::Mailbox {
+                    step: "node restore",
+                }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for StoppedKubelet {
+    fn drop(&mut self) {
+        if let Some(k) = self.kubelet.take() {
+            k.do_send(StartKubelet);
+        }
+    }
 }
 
 fn flatten<T>(
@@ -507,6 +710,26 @@ fn flatten<T>(
         Ok(Err(source)) => Err(DemoError::api(step, source)),
         Err(_) => Err(DemoError::Mailbox { step }),
     }
+}
+
+/// The demo pods tolerate a failed node (`unreachable` / `not-ready`, NoExecute) for
+/// `node_failure_toleration_seconds`, so the DefaultTolerationSeconds admission does not add
+/// its 300 s ones and the node-failure step's evictions come soon (the same thing a workload
+/// does in a real cluster to move off a dead node sooner).
+fn node_failure_tolerations(c: &DemoConfig) -> Vec<Toleration> {
+    [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ]
+    .into_iter()
+    .map(|key| Toleration {
+        key: Some(key.into()),
+        operator: Some("Exists".into()),
+        effect: Some("NoExecute".into()),
+        toleration_seconds: Some(c.node_failure_toleration_seconds),
+        ..Default::default()
+    })
+    .collect()
 }
 
 /// The demo Deployment: `replicas` of one `nginx` container.
@@ -539,6 +762,7 @@ fn deployment(c: &DemoConfig, name: &str) -> Deployment {
                         image: Some(c.image.clone()),
                         ..Default::default()
                     }],
+                    tolerations: Some(node_failure_tolerations(c)),
                     ..Default::default()
                 }),
             },
@@ -562,7 +786,7 @@ mod tests {
     #[test]
     fn invalid_values_name_their_key() {
         type Break = fn(&mut DemoConfig);
-        let cases: [(&str, Break); 5] = [
+        let cases: [(&str, Break); 6] = [
             ("demo.interval_seconds", |c| c.interval_seconds = -1.0),
             ("demo.step_timeout_seconds", |c| {
                 c.step_timeout_seconds = 0.0
@@ -570,12 +794,73 @@ mod tests {
             ("demo.replicas", |c| c.replicas = 0),
             ("demo.scaled_replicas", |c| c.scaled_replicas = -2),
             ("demo.updated_image", |c| c.updated_image = " ".into()),
+            ("demo.node_failure_toleration_seconds", |c| {
+                c.node_failure_toleration_seconds = -1
+            }),
         ];
         for (key, break_it) in cases {
             let mut c = DemoConfig::default();
             break_it(&mut c);
             assert_eq!(c.validate().map_err(|e| e.0), Err(key));
         }
+    }
+
+    #[test]
+    fn a_status_the_controller_wrote_for_an_older_spec_is_not_rolled_out() {
+        use k8s_openapi::api::apps::v1::DeploymentStatus;
+        let mut d = deployment(&DemoConfig::default(), "demo-1-1");
+        d.metadata.generation = Some(3);
+        d.status = Some(DeploymentStatus {
+            observed_generation: Some(2),
+            replicas: Some(3),
+            updated_replicas: Some(3),
+            available_replicas: Some(3),
+            ..Default::default()
+        });
+        assert!(!rolled_out(&d, 3, 3, "nginx:1.27").0);
+        d.status.as_mut().unwrap().observed_generation = Some(3);
+        assert!(rolled_out(&d, 3, 3, "nginx:1.27").0);
+        // An old pod still terminating: not yet.
+        assert!(!rolled_out(&d, 4, 3, "nginx:1.27").0);
+    }
+
+    #[test]
+    fn the_node_running_most_pods_fails_if_another_is_left() {
+        let nodes = ["node-1", "node-2", "node-3"];
+        let placed = ["node-2", "node-1", "node-2"];
+        assert_eq!(node_to_fail(&nodes, &placed), Some("node-2"));
+        // A tie goes to the first node.
+        assert_eq!(node_to_fail(&nodes, &["node-3", "node-2"]), Some("node-2"));
+        // No pods placed: nothing to show.
+        assert_eq!(node_to_fail(&nodes, &[]), None);
+        // A single node: the pods would have nowhere to go.
+        assert_eq!(node_to_fail(&["node-1"], &["node-1"]), None);
+    }
+
+    #[test]
+    fn the_demo_pods_tolerate_a_failed_node_for_the_configured_seconds() {
+        let c = DemoConfig {
+            node_failure_toleration_seconds: 7,
+            ..DemoConfig::default()
+        };
+        let d = deployment(&c, "demo-1-1");
+        let tolerations = d.spec.unwrap().template.spec.unwrap().tolerations.unwrap();
+        let keys: Vec<(&str, i64)> = tolerations
+            .iter()
+            .map(|t| {
+                (
+                    t.key.as_deref().unwrap_or(""),
+                    t.toleration_seconds.unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("node.kubernetes.io/not-ready", 7),
+                ("node.kubernetes.io/unreachable", 7)
+            ]
+        );
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! `kubeactor demo`: the scenario loop runs a few scenarios back to back (tiny interval, fast
-//! simulated time), each leaves nothing behind, every trace in the span store is rooted at a
-//! demo step (no background work starts traces), and the memory bounds hold: the span store
-//! stays within its capacity and the store's event log within its window.
+//! simulated time), each with its node failure (a kubelet stopped and started again), each
+//! leaves nothing behind (no objects, every node Ready), every trace in the span store is
+//! rooted at a demo step or at the node lifecycle controller's `node <name> NotReady` (no
+//! background work starts traces), the node failure is ONE trace from NotReady through the
+//! evictions to the replacement pods' container starts, and the memory bounds hold: the span
+//! store stays within its capacity and the store's event log within its window.
 //!
 //! Timing: the test polls the loop's stats with a deadline; simulated time runs 100x.
 
 use std::time::{Duration, Instant};
 
-use kubeactor::api::Kind;
+use kubeactor::api::{Kind, Object};
 use kubeactor::apiserver::List;
 use kubeactor::cluster::Cluster;
 use kubeactor::config::{Config, StoreEngine};
@@ -34,6 +37,9 @@ fn config(dir: &std::path::Path) -> Config {
         replicas: 2,
         scaled_replicas: 3,
         step_timeout_seconds: 10.0,
+        node_failure: true,
+        // 0.1 s real at speed 100; the grace period (40 s) is floored at 1 s real.
+        node_failure_toleration_seconds: 10,
         ..DemoConfig::default()
     };
     c
@@ -78,6 +84,31 @@ async fn the_demo_loop_cleans_up_after_itself_within_bounded_memory() {
         let names: Vec<&str> = left.items.iter().map(|o| o.name()).collect();
         assert!(names.is_empty(), "{kind:?} left behind: {names:?}");
     }
+    // Every node the node-failure steps stopped is back.
+    let nodes = cluster
+        .apiserver
+        .send(List::all(Kind::Node))
+        .await
+        .unwrap()
+        .unwrap();
+    for n in &nodes.items {
+        let Object::Node(node) = n.as_ref() else {
+            panic!("a Node key holds another kind")
+        };
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.as_str());
+        assert_eq!(ready, Some("True"), "node {} is Ready again", n.name());
+        let taints = node.spec.as_ref().and_then(|s| s.taints.clone());
+        assert!(
+            taints.unwrap_or_default().is_empty(),
+            "node {} untainted",
+            n.name()
+        );
+    }
 
     // The span store is full but not over: old spans were dropped, the newest kept.
     let spans = telemetry.span_store();
@@ -88,10 +119,59 @@ async fn the_demo_loop_cleans_up_after_itself_within_bounded_memory() {
         .filter(|s| s.is_root())
         .map(|s| s.name.into_owned())
         .collect();
+    let node_failure = |r: &str| r.starts_with("node ") && r.ends_with(" NotReady");
     assert!(
-        roots.iter().all(|r| r.starts_with("demo ")),
-        "only demo steps start traces: {roots:?}"
+        roots
+            .iter()
+            .all(|r| r.starts_with("demo ") || node_failure(r)),
+        "only demo steps and node failures start traces: {roots:?}"
     );
+
+    // The last node failure is ONE trace: NotReady → evictions → the replacement pods'
+    // container starts, each start a descendant of an eviction.
+    let failure = spans
+        .find_traces(|s| s.is_root() && node_failure(&s.name))
+        .first()
+        .map(|id| spans.trace(*id))
+        .expect("a node failure's trace in the span store");
+    let root = failure.iter().find(|s| s.is_root()).expect("its root");
+    assert_eq!(&*root.service_name, "kube-controller-manager");
+    let ancestors = |span: &kubeactor::telemetry::StoredSpan| {
+        let mut names = Vec::new();
+        let mut parent = span.parent_span_id;
+        while let Some(id) = parent {
+            let Some(p) = failure.iter().find(|s| s.span_id == id) else {
+                break;
+            };
+            names.push(p.name.to_string());
+            parent = p.parent_span_id;
+        }
+        names
+    };
+    let evictions = failure
+        .iter()
+        .filter(|s| s.name.starts_with("evict pod "))
+        .count();
+    let starts: Vec<Vec<String>> = failure
+        .iter()
+        .filter(|s| s.name == "start container nginx")
+        .map(ancestors)
+        .collect();
+    let names: Vec<&str> = failure.iter().map(|s| &*s.name).collect();
+    assert!(evictions >= 1, "evictions in {names:?}");
+    assert!(
+        starts.len() >= evictions,
+        "one replacement container start per eviction: {names:?}"
+    );
+    for chain in &starts {
+        assert!(
+            chain.iter().any(|n| n.starts_with("evict pod "))
+                && chain.iter().any(|n| n.starts_with("sync pod "))
+                && chain.last() == Some(&root.name.to_string()),
+            "start container nginx ← sync pod ← … ← evict pod ← {}: {chain:?}",
+            root.name
+        );
+    }
     let last = format!("-{SCENARIOS}");
     assert!(
         roots
