@@ -325,6 +325,41 @@ fn latency(o: &Opts) {
     });
 }
 
+/// Pods seen created, bound and Running, by uid.
+#[derive(Default)]
+struct PodProgress {
+    created: HashMap<String, u8>,
+}
+
+impl PodProgress {
+    fn observe(&mut self, obj: &Object) {
+        let Object::Pod(p) = obj else { return };
+        let stage = if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
+            2
+        } else if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+            1
+        } else {
+            0
+        };
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        let e = self.created.entry(uid).or_insert(0);
+        *e = (*e).max(stage);
+    }
+}
+
+impl std::fmt::Display for PodProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at_least = |n: u8| self.created.values().filter(|s| **s >= n).count();
+        write!(
+            f,
+            "created {}, bound {}, running {}",
+            self.created.len(),
+            at_least(1),
+            at_least(2)
+        )
+    }
+}
+
 struct ScaleRun {
     pods: usize,
     wall: Duration,
@@ -354,6 +389,22 @@ fn scale(o: &Opts, tracing: bool) -> ScaleRun {
             .await
             .expect("mailbox")
             .expect("watch");
+        // Progress of the pods through the chain: created, bound, Running (printed every 5 s).
+        let mut pods = cluster
+            .apiserver
+            .send(Watch::all(Kind::Pod))
+            .await
+            .expect("mailbox")
+            .expect("watch pods");
+        let progress = std::rc::Rc::new(std::cell::RefCell::new(PodProgress::default()));
+        let p = progress.clone();
+        actix::spawn(async move {
+            while let Some(ev) = pods.rx.recv().await {
+                if let WatchEvent::Added(obj) | WatchEvent::Modified(obj) = ev {
+                    p.borrow_mut().observe(&obj);
+                }
+            }
+        });
         let started = Instant::now();
         let api = cluster.apiserver.clone();
         let (d, r) = (o.deployments, o.replicas);
@@ -389,9 +440,10 @@ fn scale(o: &Opts, tracing: bool) -> ScaleRun {
             if last_report.elapsed() > Duration::from_secs(5) {
                 last_report = Instant::now();
                 eprintln!(
-                    "scale: {:.0} s: {}/{d} deployments available",
+                    "scale: {:.0} s: {}/{d} deployments available; pods {}",
                     started.elapsed().as_secs_f64(),
-                    done.len()
+                    done.len(),
+                    progress.borrow()
                 );
             }
         }
