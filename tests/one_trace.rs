@@ -525,3 +525,138 @@ fn in_link_mode_each_reconcile_is_a_trace_linked_to_its_cause() {
         spans.len()
     );
 }
+
+/// A node failure as Jaeger receives it: `kubeactor`'s fault injection stops node-2's kubelet
+/// (`POST /kubeactor/v1/nodes/node-2/stop`, as `kubeactor node stop` sends it); the lease
+/// expires, the node lifecycle controller marks it NotReady and taints it, the taint eviction
+/// controller evicts its pods and the ReplicaSet replaces them on node-1 — ONE trace rooted
+/// at `node node-2 NotReady` (kube-controller-manager), with every replacement's chain down to
+/// its container start, and no span whose parent is missing.
+#[test]
+fn a_node_failure_is_one_trace_from_notready_to_the_replacements_running() {
+    let Some(kubectl) = daemon::kubectl_binary() else {
+        return;
+    };
+    let receiver = OtlpReceiver::http();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = daemon::config(dir.path(), &receiver.endpoint());
+    // At 100x: the 40 s grace period is its 1 s floor, the pods tolerate the taint 1 s.
+    config.apiserver.default_unreachable_toleration_seconds = 100;
+    let d = Daemon::start(kubectl, dir, config);
+    d.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=4",
+    ]);
+    d.wait_for_rollout("web", 4);
+    d.wait_for_running_pods("web", 4);
+    let placed = d.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+    ]);
+    let on_node_2: Vec<String> = placed
+        .lines()
+        .filter(|l| l.ends_with(" node-2"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert!(!on_node_2.is_empty(), "4 replicas over 2 nodes: {placed}");
+
+    let client = kubeactor::client::Client::from_data_dir(d.dir.path()).expect("kubeconfig");
+    client
+        .post("/kubeactor/v1/nodes/node-2/stop")
+        .expect("node-2 stops");
+    d.wait_for(
+        "4 Running replicas, none of them on node-2",
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeName} {.status.phase} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
+        ],
+        |out| {
+            let live: Vec<&str> = out
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.split_whitespace().count() == 2)
+                .collect();
+            live.len() == 4 && live.iter().all(|l| *l == "node-1 Running")
+        },
+    );
+    client
+        .post("/kubeactor/v1/nodes/node-2/start")
+        .expect("node-2 starts");
+    d.wait_for(
+        "node-2 Ready again",
+        &[
+            "get",
+            "node",
+            "node-2",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+        |out| out == "True",
+    );
+    d.stop();
+
+    let spans = receiver.spans();
+    let trace = trace_rooted_at(&spans, "node node-2 NotReady");
+    assert_one_trace(&trace);
+    let root = assert_one_root(&trace);
+    assert_eq!(root.service_name, "kube-controller-manager");
+    assert_no_dangling_parents(&trace);
+    assert_eq!(
+        spans
+            .iter()
+            .filter(|s| s.name == "node node-2 NotReady")
+            .count(),
+        1,
+        "one trace for one failure"
+    );
+    for pod in &on_node_2 {
+        assert!(
+            trace
+                .iter()
+                .any(|s| s.name == format!("evict pod default/{pod}")),
+            "the eviction of {pod} is in the trace"
+        );
+    }
+    let services: BTreeSet<&str> = trace.iter().map(|s| s.service_name.as_str()).collect();
+    for s in ALL_SERVICES {
+        assert!(services.contains(s), "{s} in the node failure's trace");
+    }
+    // Each replacement: evicted → RS sync → create → schedule → bind → kubelet → start.
+    let starts = starting(&trace, "start container nginx");
+    assert_eq!(
+        starts.len(),
+        on_node_2.len(),
+        "one container start per replacement"
+    );
+    for start in starts {
+        assert_lineage(
+            &trace,
+            start,
+            &[
+                "node node-2 NotReady",
+                "evict pod ",
+                "sync replicaset ",
+                "create pods ",
+                "schedule pod ",
+                "bind pods ",
+                "sync pod ",
+                "start container ",
+            ],
+        );
+        assert_eq!(
+            start.resource.get("k8s.node.name").map(String::as_str),
+            Some("node-1")
+        );
+    }
+}
