@@ -314,7 +314,9 @@ fn main() {
     if let Some(n) = flag("--runs").and_then(|n| n.parse().ok()) {
         runs = n;
     }
-    let nodes = flag("--nodes").and_then(|n| n.parse().ok()).unwrap_or(nodes);
+    let nodes = flag("--nodes")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(nodes);
     let pods = flag("--pods").and_then(|n| n.parse().ok()).unwrap_or(pods);
     let sample_ratio: Option<f64> = flag("--sample-ratio").and_then(|r| r.parse().ok());
     println!(

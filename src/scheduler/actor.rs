@@ -43,6 +43,7 @@
 //! fit has an `unschedulable` event with the message instead.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -430,12 +431,12 @@ impl ScheduleReport {
                 .top_nodes
                 .iter()
                 .map(|n| {
-                    let scores = n
-                        .scores
-                        .iter()
-                        .map(|(p, s)| format!("{p}={s}"))
-                        .collect::<Vec<_>>()
-                        .join(" ");
+                    // "Plugin=score Plugin=score …", written into one string.
+                    let mut scores = String::with_capacity(32 * n.scores.len());
+                    for (i, (p, s)) in n.scores.iter().enumerate() {
+                        let sep = if i == 0 { "" } else { " " };
+                        let _ = write!(scores, "{sep}{p}={s}");
+                    }
                     (n.node.clone(), scores, n.total)
                 })
                 .collect(),

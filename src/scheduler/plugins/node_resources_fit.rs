@@ -91,10 +91,14 @@ pub fn fits_request(pod: &PodInfo, node: &NodeInfo) -> Vec<InsufficientResource>
 fn fits(pod: &PodInfo, node: &NodeInfo) -> bool {
     let (req, alloc, used) = (&pod.request, &node.allocatable, &node.requested);
     let ok = |r: i64, a: i64, u: i64| r <= 0 || r <= a - u;
-    node.pods.len() as i64 + 1 <= alloc.allowed_pod_number
+    (node.pods.len() as i64) < alloc.allowed_pod_number
         && ok(req.milli_cpu, alloc.milli_cpu, used.milli_cpu)
         && ok(req.memory, alloc.memory, used.memory)
-        && ok(req.ephemeral_storage, alloc.ephemeral_storage, used.ephemeral_storage)
+        && ok(
+            req.ephemeral_storage,
+            alloc.ephemeral_storage,
+            used.ephemeral_storage,
+        )
 }
 
 /// The scoring function of the configured strategy.
