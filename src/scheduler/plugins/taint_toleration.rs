@@ -48,6 +48,9 @@ impl Plugin for TaintToleration {
 
 impl FilterPlugin for TaintToleration {
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        if !node.has_taints {
+            return Status::success(); // without reading the Node object
+        }
         let taint =
             find_untolerated_taint(node_taints(node.node()), pod_tolerations(&pod.pod), |t| {
                 t.effect == "NoSchedule" || t.effect == "NoExecute"
@@ -92,6 +95,9 @@ impl PreScorePlugin for TaintToleration {
 
 /// Mirrors `countIntolerableTaintsPreferNoSchedule`.
 fn count_intolerable_taints(s: &PreScoreState, node: &NodeInfo) -> i64 {
+    if !node.has_taints {
+        return 0;
+    }
     node_taints(node.node())
         .iter()
         .filter(|t| t.effect == "PreferNoSchedule")
