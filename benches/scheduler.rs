@@ -15,8 +15,11 @@
 //! alone (filter, score, assume). The summary line is the median of the runs.
 //!
 //! Run: `cargo bench --bench scheduler` (3 runs), or `-- --quick` (1,000 nodes, 10,000 pods,
-//! 1 run); `-- --runs N` sets the number of runs. `-- --same-arbiter` runs the scheduler on the API server's thread instead of its
-//! own.
+//! 1 run); `-- --runs N` sets the number of runs. `-- --same-arbiter` runs the scheduler on
+//! the API server's thread instead of its own. `-- --nodes N --pods M` set the sizes (e.g. a
+//! small run under callgrind). `-- --sample-ratio R` samples new traces by trace id
+//! (`ParentBased(TraceIdRatio(R))`, as a deployment with `[telemetry] sampler_ratio = R`)
+//! instead of recording every trace.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,7 +36,7 @@ use kubeactor::config::StoreEngine;
 use kubeactor::scheduler::actor::{GetStats, Scheduler, SchedulerStats};
 use kubeactor::scheduler::SchedulerConfig;
 use kubeactor::store::{self, StoreOptions};
-use kubeactor::telemetry::Telemetry;
+use kubeactor::telemetry::{Propagation, RootSampler, SamplerSpec, Settings, Telemetry};
 
 const RUNS: usize = 3;
 /// Creates in flight while loading the cluster.
@@ -129,6 +132,20 @@ fn cpu_time() -> Duration {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// What runs on a thread, from its (15-character) name: the API server runs on the main
+/// thread (named after the binary), the scheduler on the arbiter it is started in
+/// (`actix-rt|system:0|arbiter:N`, shown as `actix-rt|system`).
+fn thread_role(comm: &str) -> String {
+    let main = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    if comm == main.trim() {
+        format!("main/API server ({comm})")
+    } else if comm.starts_with("actix-rt") {
+        format!("scheduler arbiter ({comm})")
+    } else {
+        comm.to_string()
+    }
+}
+
 /// CPU time per thread of this process, by thread name (from /proc; 10 ms resolution).
 fn thread_cpu() -> BTreeMap<String, Duration> {
     let mut out = BTreeMap::new();
@@ -145,7 +162,7 @@ fn thread_cpu() -> BTreeMap<String, Duration> {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let comm = stat[open + 1..close].to_string();
+        let comm = thread_role(&stat[open + 1..close]);
         let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
         let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) else {
             continue;
@@ -169,13 +186,33 @@ struct Run {
     stats: SchedulerStats,
 }
 
-fn run_once(nodes: usize, pods: usize, own_arbiter: bool) -> Run {
+/// The benchmark's telemetry: an in-memory span store, every trace recorded unless a
+/// sampling ratio is given.
+fn telemetry(sample_ratio: Option<f64>) -> Telemetry {
+    match sample_ratio {
+        None => Telemetry::in_memory(20_000),
+        Some(r) => Telemetry::from_settings(Settings {
+            sdk_disabled: false,
+            export: None,
+            sampler: SamplerSpec {
+                root: RootSampler::TraceIdRatio(r),
+                parent_based: true,
+            },
+            span_store_capacity: 20_000,
+            propagation: Propagation::Child,
+            warnings: Vec::new(),
+        })
+        .expect("telemetry without export"),
+    }
+}
+
+fn run_once(nodes: usize, pods: usize, own_arbiter: bool, sample_ratio: Option<f64>) -> Run {
     let system = actix::System::new();
     let run = system.block_on(async move {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default())
             .expect("memory store");
-        let telemetry = Telemetry::in_memory(20_000);
+        let telemetry = telemetry(sample_ratio);
         let api = ApiServer::new(
             store.clone(),
             ApiServerOptions {
@@ -268,21 +305,31 @@ fn main() {
     } else {
         (10_000, 100_000, RUNS)
     };
-    if let Some(n) = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-    {
+    let flag = |name: &str| -> Option<&str> {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    if let Some(n) = flag("--runs").and_then(|n| n.parse().ok()) {
         runs = n;
     }
+    let nodes = flag("--nodes")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(nodes);
+    let pods = flag("--pods").and_then(|n| n.parse().ok()).unwrap_or(pods);
+    let sample_ratio: Option<f64> = flag("--sample-ratio").and_then(|r| r.parse().ok());
     println!(
-        "scheduler benchmark: {nodes} nodes, {pods} pending pods, memory store, scheduler on {}, median of {runs} run(s)",
-        if own_arbiter { "its own arbiter" } else { "the API server's arbiter" }
+        "scheduler benchmark: {nodes} nodes, {pods} pending pods, memory store, scheduler on {}, traces: {}, median of {runs} run(s)",
+        if own_arbiter { "its own arbiter" } else { "the API server's arbiter" },
+        match sample_ratio {
+            Some(r) => format!("head-sampled at ratio {r}"),
+            None => "every trace recorded".to_string(),
+        }
     );
     let mut results = Vec::new();
     for i in 0..runs {
-        let r = run_once(nodes, pods, own_arbiter);
+        let r = run_once(nodes, pods, own_arbiter, sample_ratio);
         println!(
             "  run {}: {:>8.0} pods/s, {:>5.1} µs CPU/pod  (informers synced after {:>6.0} ms)  median latency: queue→bind acknowledged {:>8.1} µs, scheduling cycle {:>6.1} µs  [bound {}, unschedulable {}, errors {}]",
             i + 1,

@@ -126,7 +126,19 @@ impl EventRecorder {
 
     /// Record an event; with `Trace::Context` the write is a span in that trace.
     pub fn record(&self, obj: &Object, type_: &str, reason: &str, message: String, trace: Trace) {
-        let reference = object_reference(obj);
+        self.record_reference(object_reference(obj), type_, reason, message, trace);
+    }
+
+    /// [`EventRecorder::record`] about an object the caller already has a reference to (no
+    /// copy of the object is needed to build one).
+    pub fn record_reference(
+        &self,
+        reference: ObjectReference,
+        type_: &str,
+        reason: &str,
+        message: String,
+        trace: Trace,
+    ) {
         let this = self.clone();
         let type_ = type_.to_string();
         let reason = reason.to_string();

@@ -6,8 +6,8 @@
 //! anti-affinity, the exact `Unschedulable` message and `FailedScheduling` event, pending pods
 //! scheduled when a node is added, cordoned nodes, no over-commit under a burst of 500 pods,
 //! relisting when the API server closes a watch that fell behind, profiles picked by
-//! `schedulerName`, the `Scheduled` event, and the `schedule pod` span in
-//! the pod's creation trace.
+//! `schedulerName`, the `Scheduled` event, the `schedule pod` span in
+//! the pod's creation trace, and the `BindBatch` the scheduler binds with.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -802,4 +802,58 @@ async fn unassigned_pod_watch_sees_pending_pods_until_bound() {
         .unwrap()
         .unwrap();
     assert!(matches!(next_event(&mut w).await, WatchEvent::Deleted(o) if o.name() == "web"));
+}
+
+fn bind_to(pod: &str, node: &str) -> Bind {
+    Bind {
+        namespace: "default".into(),
+        binding: Binding {
+            metadata: ObjectMeta {
+                name: Some(pod.into()),
+                ..Default::default()
+            },
+            target: ObjectReference {
+                kind: Some("Node".into()),
+                name: Some(node.into()),
+                ..Default::default()
+            },
+        },
+        trace: Trace::Untraced,
+    }
+}
+
+/// The scheduler sends the binds of one turn as a `BindBatch`: each is handled as its own
+/// `Bind`, and the answers come back in order, a failed one alone.
+#[actix_rt::test]
+async fn a_bind_batch_answers_each_bind_in_order() {
+    let c = cluster().await;
+    create(&c.api, node("node-1", "4"), Trace::Untraced).await;
+    // Pods of another scheduler, so the running one leaves them alone.
+    for name in ["a", "b"] {
+        let mut p = pod(name, "web", "100m");
+        spec(&mut p).scheduler_name = Some("someone-else".into());
+        create(&c.api, p, Trace::Untraced).await;
+    }
+    let answers = c
+        .api
+        .send(BindBatch {
+            binds: vec![
+                bind_to("a", "node-1"),
+                bind_to("missing", "node-1"),
+                bind_to("b", "node-1"),
+            ],
+        })
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 3);
+    let bound = |i: usize| {
+        answers[i]
+            .as_ref()
+            .ok()
+            .and_then(|o| o.as_pod())
+            .and_then(node_of)
+    };
+    assert_eq!(bound(0).as_deref(), Some("node-1"));
+    assert!(matches!(answers[1], Err(ApiError::NotFound { .. })));
+    assert_eq!(bound(2).as_deref(), Some("node-1"));
 }

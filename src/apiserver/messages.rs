@@ -225,6 +225,17 @@ pub struct Bind {
     pub trace: Trace,
 }
 
+/// Several [`Bind`]s in one message: the scheduler sends the decisions of one turn together.
+/// Each is handled exactly as a `Bind` (its own span, precondition and reply) and handed to
+/// the store back to back, so they share group commits; the reply lists each bind's result,
+/// in order, once all are durable. Upstream's scheduler binds in parallel goroutines; this
+/// saves a message, a reply and a task per pod.
+#[derive(Message)]
+#[rtype(result = "Vec<Result<Arc<Object>, ApiError>>")]
+pub struct BindBatch {
+    pub binds: Vec<Bind>,
+}
+
 /// One watch event.
 #[derive(Clone, Debug)]
 pub enum WatchEvent {

@@ -1268,6 +1268,30 @@ impl Handler<Bind> for ApiServer {
     }
 }
 
+// ---- BindBatch (the scheduler's binds of one turn) ----
+impl Handler<BindBatch> for ApiServer {
+    type Result = ResponseFuture<Vec<Result<Arc<Object>, ApiError>>>;
+    fn handle(&mut self, msg: BindBatch, _ctx: &mut Self::Context) -> Self::Result {
+        let answers: Vec<Answer<Arc<Object>>> =
+            msg.binds.into_iter().map(|b| self.bind(b)).collect();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(answers.len());
+            for a in answers {
+                out.push(match a {
+                    Answer::Ready(r) => r,
+                    Answer::Later(rx) => rx.await.unwrap_or_else(|_| {
+                        Err(ApiError::Internal(
+                            "the write was dropped before it became durable".into(),
+                        ))
+                    }),
+                });
+            }
+            out
+        })
+    }
+}
+// ---- end BindBatch ----
+
 impl Handler<Get> for ApiServer {
     type Result = Result<Arc<Object>, ApiError>;
     fn handle(&mut self, msg: Get, _ctx: &mut Self::Context) -> Self::Result {

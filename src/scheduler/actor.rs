@@ -43,11 +43,12 @@
 //! fit has an `unschedulable` event with the message instead.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
-use k8s_openapi::api::core::v1::{Binding, Node, Pod, PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use opentelemetry::trace::{Span, SpanBuilder, TraceContextExt, Tracer};
 use opentelemetry::{Context as OtelContext, KeyValue};
@@ -63,7 +64,7 @@ use super::reflector::{self, PodEvent};
 use super::snapshot::Snapshot;
 use crate::api::selectors::FieldSelector;
 use crate::api::Object;
-use crate::apiserver::{ApiServer, Bind, Subresource, Trace, Update, WriteOptions};
+use crate::apiserver::{ApiServer, Bind, BindBatch, Subresource, Trace, Update, WriteOptions};
 use crate::events::{EventRecorder, NORMAL, WARNING};
 use crate::informer::{Informer, InformerEvent};
 use crate::telemetry::{self, Component, Propagation, Telemetry};
@@ -249,12 +250,18 @@ impl SchedulerCore {
     /// Pop and schedule one pod. `None` when no pod is ready.
     pub fn schedule_next(&mut self) -> Option<(Outcome, Option<ScheduleReport>)> {
         let info = self.queue.pop()?;
-        Some(self.schedule(info))
+        Some(self.schedule(info, true))
     }
 
     /// Schedule a pod just popped from the queue (in the queue's current cycle). Mirrors
-    /// `schedulingCycle` and the failure handler of schedule_one.go.
-    pub fn schedule(&mut self, info: QueuedPodInfo) -> (Outcome, Option<ScheduleReport>) {
+    /// `schedulingCycle` and the failure handler of schedule_one.go. The [`ScheduleReport`]
+    /// (what the trace shows) is built only if `report` is set: when the attempt's span is
+    /// recorded.
+    pub fn schedule(
+        &mut self,
+        info: QueuedPodInfo,
+        report: bool,
+    ) -> (Outcome, Option<ScheduleReport>) {
         let cycle = self.queue.scheduling_cycle();
         let profile = info
             .pod
@@ -270,7 +277,7 @@ impl SchedulerCore {
         let phases = fw.last_phases;
         match scheduled {
             Ok(result) => {
-                let report = ScheduleReport::success(&result, phases);
+                let report = report.then(|| ScheduleReport::success(&result, phases));
                 match fw.bind(&result) {
                     Ok(binding) => {
                         let key = info.key.clone();
@@ -290,7 +297,7 @@ impl SchedulerCore {
                                 pod,
                                 binding: Box::new(binding),
                             },
-                            Some(report),
+                            report,
                         )
                     }
                     Err(status) => {
@@ -304,14 +311,14 @@ impl SchedulerCore {
                                 pod,
                                 message: status.to_string(),
                             },
-                            Some(report),
+                            report,
                         )
                     }
                 }
             }
             Err(ScheduleError::Unschedulable(u)) => {
                 let message = u.error.to_string();
-                let report = ScheduleReport::failure(&u.error, phases);
+                let report = report.then(|| ScheduleReport::failure(&u.error, phases));
                 let plugins = u.error.diagnosis.unschedulable_plugins.clone();
                 let victims = u.post_filter.map(|p| p.victims).unwrap_or_default();
                 let pod = unschedulable_status(&info.pod, &message);
@@ -323,7 +330,7 @@ impl SchedulerCore {
                         message,
                         victims,
                     },
-                    Some(report),
+                    report,
                 )
             }
             Err(e) => {
@@ -424,12 +431,12 @@ impl ScheduleReport {
                 .top_nodes
                 .iter()
                 .map(|n| {
-                    let scores = n
-                        .scores
-                        .iter()
-                        .map(|(p, s)| format!("{p}={s}"))
-                        .collect::<Vec<_>>()
-                        .join(" ");
+                    // "Plugin=score Plugin=score …", written into one string.
+                    let mut scores = String::with_capacity(32 * n.scores.len());
+                    for (i, (p, s)) in n.scores.iter().enumerate() {
+                        let sep = if i == 0 { "" } else { " " };
+                        let _ = write!(scores, "{sep}{p}={s}");
+                    }
                     (n.node.clone(), scores, n.total)
                 })
                 .collect(),
@@ -620,6 +627,8 @@ pub struct Scheduler {
     /// Open `schedule pod` spans of pods waiting for their Bind reply, with when their
     /// attempt started.
     spans: HashMap<String, (OtelContext, Instant)>,
+    /// Binds decided in this turn, sent together as one [`BindBatch`] at its end.
+    outbox: Vec<(Bind, BindReply)>,
     stats: SchedulerStats,
 }
 
@@ -640,6 +649,7 @@ impl Scheduler {
             pods: Vec::new(),
             unsynced: 0,
             spans: HashMap::new(),
+            outbox: Vec::new(),
             stats: SchedulerStats::default(),
         })
     }
@@ -678,17 +688,27 @@ impl Scheduler {
         self.unsynced += 1;
     }
 
-    /// Schedule up to [`BATCH`] pods, then yield and continue if more are ready.
+    /// Schedule up to [`BATCH`] pods, send their binds, then yield and continue if more are
+    /// ready.
     fn drain(&mut self, ctx: &mut Context<Self>) {
         if self.unsynced > 0 {
             return;
         }
+        let more = self.schedule_turn(ctx);
+        self.send_binds(ctx);
+        if more {
+            ctx.notify(Drain);
+        }
+    }
+
+    /// Schedule up to [`BATCH`] pods; `true` if the batch was full (more may be ready).
+    fn schedule_turn(&mut self, ctx: &mut Context<Self>) -> bool {
         for _ in 0..BATCH {
             if self.spans.len() >= MAX_IN_FLIGHT_BINDS {
-                return; // resumed by the next BindReply
+                return false; // resumed by the next BindReplies
             }
             let Some(info) = self.core.queue.pop() else {
-                return;
+                return false;
             };
             // The attempt continues the trace of whoever created the pod.
             let parent = telemetry::extract(&info.pod.metadata);
@@ -712,19 +732,49 @@ impl Scheduler {
                 &parent,
             );
             let started = Instant::now();
-            let (outcome, report) = self.core.schedule(info);
+            // The report (verdicts, per-plugin scores) is built only for a recorded span.
+            let recording = cx.span().is_recording();
+            let (outcome, report) = self.core.schedule(info, recording);
             self.stats.attempt_latency.record(started.elapsed());
             if let Some(r) = &report {
                 r.record(&self.tracer, &cx);
             }
             self.carry_out(ctx, outcome, cx, started);
         }
-        ctx.notify(Drain);
+        true
+    }
+
+    /// Send this turn's binds as one [`BindBatch`]; the replies come back as one
+    /// [`BindReplies`] message. A plain task, not an actor future: actix polls every future
+    /// spawned on a context at each wake-up, which is quadratic with many binds in flight.
+    fn send_binds(&mut self, ctx: &mut Context<Self>) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let (binds, mut replies): (Vec<Bind>, Vec<BindReply>) =
+            std::mem::take(&mut self.outbox).into_iter().unzip();
+        let api = self.api.clone();
+        let me = ctx.address();
+        actix_rt::spawn(async move {
+            match api.send(BindBatch { binds }).await {
+                Ok(results) => {
+                    for (reply, r) in replies.iter_mut().zip(results) {
+                        reply.result = r.map(|_| ()).map_err(|e| e.to_string());
+                    }
+                }
+                Err(e) => {
+                    for reply in &mut replies {
+                        reply.result = Err(e.to_string());
+                    }
+                }
+            }
+            me.do_send(BindReplies(replies));
+        });
     }
 
     fn carry_out(
         &mut self,
-        ctx: &mut Context<Self>,
+        _ctx: &mut Context<Self>,
         outcome: Outcome,
         cx: OtelContext,
         started: Instant,
@@ -740,34 +790,23 @@ impl Scheduler {
                 let mut bind_span = self.tracer.start_with_context("bind", &cx);
                 bind_span.set_attribute(KeyValue::new("k8s.node.name", node.clone()));
                 let bind_cx = cx.with_span(bind_span);
-                let api = self.api.clone();
                 let trace = Trace::child_of(bind_cx.clone());
                 self.spans.insert(key.clone(), (cx, started));
-                // A plain task, not an actor future: actix polls every future spawned on a
-                // context at each wake-up, which is quadratic with thousands of binds in
-                // flight. The reply comes back as a message.
-                let me = ctx.address();
-                actix_rt::spawn(async move {
-                    let result = match api
-                        .send(Bind {
-                            namespace,
-                            binding: *binding,
-                            trace,
-                        })
-                        .await
-                    {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    me.do_send(BindReply {
+                // Sent with the rest of this turn's binds (`send_binds`).
+                self.outbox.push((
+                    Bind {
+                        namespace,
+                        binding: *binding,
+                        trace,
+                    },
+                    BindReply {
                         key,
                         node,
                         pod,
                         bind_cx,
-                        result,
-                    });
-                });
+                        result: Ok(()),
+                    },
+                ));
             }
             Outcome::Unschedulable {
                 pod,
@@ -836,6 +875,21 @@ fn event_object(pod: &Pod) -> Object {
         metadata: pod.metadata.clone(),
         ..Default::default()
     })
+}
+
+/// The pod's `involvedObject` reference, as [`crate::events::object_reference`] builds it,
+/// without copying the pod's metadata first.
+fn pod_reference(pod: &Pod) -> ObjectReference {
+    let m = &pod.metadata;
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: m.name.clone(),
+        namespace: m.namespace.clone(),
+        uid: m.uid.clone(),
+        resource_version: m.resource_version.clone(),
+        ..Default::default()
+    }
 }
 
 impl Actor for Scheduler {
@@ -918,9 +972,13 @@ impl Handler<GetStats> for Scheduler {
     }
 }
 
-/// The API server answered a `Bind` (sent by the scheduler's own bind task).
+/// The API server answered a [`BindBatch`] (sent by the scheduler's own bind task): one
+/// [`BindReply`] per bind, in order.
 #[derive(Message)]
 #[rtype(result = "()")]
+struct BindReplies(Vec<BindReply>);
+
+/// What the scheduler needs when one bind's answer comes back.
 struct BindReply {
     key: String,
     node: String,
@@ -930,10 +988,12 @@ struct BindReply {
     result: Result<(), String>,
 }
 
-impl Handler<BindReply> for Scheduler {
+impl Handler<BindReplies> for Scheduler {
     type Result = ();
-    fn handle(&mut self, reply: BindReply, ctx: &mut Context<Self>) {
-        self.bind_done(reply);
+    fn handle(&mut self, replies: BindReplies, ctx: &mut Context<Self>) {
+        for reply in replies.0 {
+            self.bind_done(reply);
+        }
         self.drain(ctx);
     }
 }
@@ -959,7 +1019,7 @@ impl Scheduler {
             .remove(&key)
             .unwrap_or_else(|| (OtelContext::new(), Instant::now()));
         let trace = Trace::child_of(cx.clone());
-        let involved = event_object(&pod);
+        let involved = pod_reference(&pod);
         match &result {
             Ok(()) => {
                 self.stats.bound += 1;
@@ -968,8 +1028,8 @@ impl Scheduler {
                 cx.span()
                     .add_event("bound", vec![KeyValue::new("node", node.clone())]);
                 // Mirrors the event in `finishBinding` (schedule_one.go).
-                self.recorder.record(
-                    &involved,
+                self.recorder.record_reference(
+                    involved,
                     NORMAL,
                     "Scheduled",
                     format!("Successfully assigned {key} to {node}"),
@@ -981,8 +1041,8 @@ impl Scheduler {
                 attempt_metric("error", &pod, started);
                 cx.span()
                     .add_event("bind failed", vec![KeyValue::new("error", e.clone())]);
-                self.recorder.record(
-                    &involved,
+                self.recorder.record_reference(
+                    involved,
                     WARNING,
                     "FailedScheduling",
                     format!("binding rejected: {e}"),

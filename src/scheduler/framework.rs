@@ -550,6 +550,26 @@ pub trait ScorePlugin {
         snapshot: &Snapshot,
     ) -> Result<i64, Status>;
 
+    /// Score every node of the cycle into `out` (cleared by the caller), in order. The
+    /// default calls [`ScorePlugin::score`] per node; a plugin overrides it to read its
+    /// cycle state once instead of once per node (same scores).
+    fn score_nodes(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snapshot: &Snapshot,
+        out: &mut Vec<NodeScore>,
+    ) -> Result<(), Status> {
+        for (index, ni) in nodes.iter().enumerate() {
+            out.push(NodeScore {
+                index,
+                score: self.score(state, pod, ni, snapshot)?,
+            });
+        }
+        Ok(())
+    }
+
     fn normalize_score(
         &self,
         _state: &CycleState,
@@ -1121,12 +1141,8 @@ impl Framework {
                 continue;
             }
             scores.clear();
-            for (index, ni) in nodes.iter().enumerate() {
-                let score = sp
-                    .score(state, pod, ni, snapshot)
-                    .map_err(|s| ScheduleError::Internal(s.with_plugin(name)))?;
-                scores.push(NodeScore { index, score });
-            }
+            sp.score_nodes(state, pod, nodes, snapshot, &mut scores)
+                .map_err(|s| ScheduleError::Internal(s.with_plugin(name)))?;
             let s = sp.normalize_score(state, pod, &mut scores);
             if !s.is_success() {
                 return Err(ScheduleError::Internal(s.with_plugin(name)));
@@ -1165,20 +1181,26 @@ impl Framework {
                 }
             }
         }
-        // The runners-up for the trace: a partial selection, not a full sort.
+        // The runners-up for the trace (highest total, then lowest index): one pass keeping
+        // a sorted list of at most `rest`, no copy of all the indices.
         let rest = self.top_n.max(1) - 1;
-        let by_score = |a: &usize, b: &usize| totals[*b].cmp(&totals[*a]).then(a.cmp(b));
-        let mut others: Vec<usize> = (0..totals.len()).filter(|&i| i != winner).collect();
-        if rest == 0 {
-            others.clear();
-        } else if others.len() > rest {
-            others.select_nth_unstable_by(rest - 1, by_score);
-            others.truncate(rest);
-        }
-        others.sort_by(by_score);
         let mut top = Vec::with_capacity(rest + 1);
         top.push(winner);
-        top.extend(others);
+        if rest > 0 {
+            let mut others: Vec<usize> = Vec::with_capacity(rest + 1);
+            for (i, &t) in totals.iter().enumerate() {
+                if i == winner {
+                    continue;
+                }
+                if others.len() == rest && others.last().is_some_and(|&w| totals[w] >= t) {
+                    continue; // not better than the worst kept (ties keep the lower index)
+                }
+                let at = others.partition_point(|&o| totals[o] >= t);
+                others.insert(at, i);
+                others.truncate(rest);
+            }
+            top.extend(others);
+        }
         (winner, top)
     }
 

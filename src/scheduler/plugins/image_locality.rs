@@ -8,7 +8,7 @@
 
 use super::names;
 use crate::scheduler::framework::{
-    CycleState, Plugin, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
+    CycleState, NodeScore, Plugin, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
 };
 use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot};
 
@@ -55,14 +55,16 @@ impl Plugin for ImageLocality {
 }
 
 /// The pod's images, normalized, one per container (init containers first); `None` for a
-/// container without an image.
-struct PodImages(Vec<Option<String>>);
+/// container without an image. `.1`: those some node has, with their spread (nodes with the
+/// image / all nodes), worked out once per cycle — an image no node has scores nothing on
+/// any node, so scoring a node looks up only these.
+struct PodImages(Vec<Option<String>>, Vec<(String, f64)>);
 
 const STATE_KEY: &str = "PreScoreImageLocality";
 
 fn pod_images(pod: &PodInfo) -> PodImages {
     let Some(spec) = pod.pod.spec.as_ref() else {
-        return PodImages(Vec::new());
+        return PodImages(Vec::new(), Vec::new());
     };
     PodImages(
         spec.init_containers
@@ -71,7 +73,24 @@ fn pod_images(pod: &PodInfo) -> PodImages {
             .chain(spec.containers.iter())
             .map(|c| c.image.as_deref().map(normalized_image_name))
             .collect(),
+        Vec::new(),
     )
+}
+
+/// [`pod_images`] with the images present on some node and their spread.
+fn pod_images_present(pod: &PodInfo, snapshot: &Snapshot) -> PodImages {
+    let mut images = pod_images(pod);
+    let total_nodes = snapshot.len().max(1);
+    images.1 = images
+        .0
+        .iter()
+        .flatten()
+        .filter_map(|name| match snapshot.image_num_nodes(name) {
+            0 => None,
+            n => Some((name.clone(), n as f64 / total_nodes as f64)),
+        })
+        .collect();
+    images
 }
 
 impl PreScorePlugin for ImageLocality {
@@ -80,11 +99,23 @@ impl PreScorePlugin for ImageLocality {
         state: &mut CycleState,
         pod: &PodInfo,
         _nodes: &[&super::super::snapshot::NodeInfo],
-        _snapshot: &Snapshot,
+        snapshot: &Snapshot,
     ) -> Status {
-        state.write(STATE_KEY, pod_images(pod));
+        state.write(STATE_KEY, pod_images_present(pod, snapshot));
         Status::success()
     }
+}
+
+/// Mirrors `sumImageScores` + `calculatePriority` for one node.
+fn node_score(images: &PodImages, node: &NodeInfo) -> i64 {
+    let mut sum = 0i64;
+    for (name, spread) in &images.1 {
+        if let Some(&size) = node.images.get(name) {
+            // scaledImageScore: size × (nodes with the image / all nodes)
+            sum += (size as f64 * spread) as i64;
+        }
+    }
+    calculate_priority(sum, images.0.len())
 }
 
 impl ScorePlugin for ImageLocality {
@@ -99,20 +130,41 @@ impl ScorePlugin for ImageLocality {
         let images = match state.read::<PodImages>(STATE_KEY) {
             Some(i) => i,
             None => {
-                computed = pod_images(pod);
+                computed = pod_images_present(pod, snapshot);
                 &computed
             }
         };
-        let total_nodes = snapshot.len().max(1);
-        let mut sum = 0i64;
-        for name in images.0.iter().flatten() {
-            if let Some(&size) = node.images.get(name) {
-                // scaledImageScore: size × (nodes with the image / all nodes)
-                let spread = snapshot.image_num_nodes(name) as f64 / total_nodes as f64;
-                sum += (size as f64 * spread) as i64;
+        Ok(node_score(images, node))
+    }
+
+    /// The cycle state is read once for all nodes; when no node has any of the pod's
+    /// images every node gets the same score, computed once.
+    fn score_nodes(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        snapshot: &Snapshot,
+        out: &mut Vec<NodeScore>,
+    ) -> Result<(), Status> {
+        let computed;
+        let images = match state.read::<PodImages>(STATE_KEY) {
+            Some(i) => i,
+            None => {
+                computed = pod_images_present(pod, snapshot);
+                &computed
             }
+        };
+        if images.1.is_empty() {
+            let score = calculate_priority(0, images.0.len());
+            out.extend((0..nodes.len()).map(|index| NodeScore { index, score }));
+        } else {
+            out.extend(nodes.iter().enumerate().map(|(index, node)| NodeScore {
+                index,
+                score: node_score(images, node),
+            }));
         }
-        Ok(calculate_priority(sum, images.0.len()))
+        Ok(())
     }
 }
 

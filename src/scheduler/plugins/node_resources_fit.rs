@@ -87,6 +87,20 @@ pub fn fits_request(pod: &PodInfo, node: &NodeInfo) -> Vec<InsufficientResource>
     out
 }
 
+/// Whether [`fits_request`] would find nothing missing, without building its list.
+fn fits(pod: &PodInfo, node: &NodeInfo) -> bool {
+    let (req, alloc, used) = (&pod.request, &node.allocatable, &node.requested);
+    let ok = |r: i64, a: i64, u: i64| r <= 0 || r <= a - u;
+    (node.pods.len() as i64) < alloc.allowed_pod_number
+        && ok(req.milli_cpu, alloc.milli_cpu, used.milli_cpu)
+        && ok(req.memory, alloc.memory, used.memory)
+        && ok(
+            req.ephemeral_storage,
+            alloc.ephemeral_storage,
+            used.ephemeral_storage,
+        )
+}
+
 /// The scoring function of the configured strategy.
 enum Strategy {
     Least,
@@ -228,6 +242,9 @@ impl Plugin for NodeResourcesFit {
 
 impl FilterPlugin for NodeResourcesFit {
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        if fits(pod, node) {
+            return Status::success(); // the common case, without building the reasons
+        }
         let insufficient = fits_request(pod, node);
         if insufficient.is_empty() {
             return Status::success();

@@ -28,13 +28,7 @@ impl Plugin for NodeUnschedulable {
 
 impl FilterPlugin for NodeUnschedulable {
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        let unschedulable = node
-            .node()
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false);
-        if !unschedulable {
+        if !node.unschedulable {
             return Status::success();
         }
         let taint = Taint {

@@ -4,6 +4,7 @@
 //! Mirrors pkg/scheduler/framework/plugins/noderesources/resource_allocation.go.
 
 use crate::scheduler::profile::ResourceSpec;
+use crate::scheduler::resource::Resource;
 use crate::scheduler::snapshot::{NodeInfo, PodInfo};
 
 /// Most resources a strategy scores (cpu, memory, ephemeral-storage, pods).
@@ -17,9 +18,38 @@ pub(crate) struct Usage {
     pub len: usize,
 }
 
+/// A scored resource, resolved from its name once (not per node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scored {
+    Cpu,
+    Memory,
+    EphemeralStorage,
+}
+
+impl Scored {
+    fn of(name: &str) -> Option<Scored> {
+        match name {
+            "cpu" => Some(Scored::Cpu),
+            "memory" => Some(Scored::Memory),
+            "ephemeral-storage" => Some(Scored::EphemeralStorage),
+            _ => None,
+        }
+    }
+
+    fn get(self, r: &Resource) -> i64 {
+        match self {
+            Scored::Cpu => r.milli_cpu,
+            Scored::Memory => r.memory,
+            Scored::EphemeralStorage => r.ephemeral_storage,
+        }
+    }
+}
+
 pub(crate) struct ResourceAllocationScorer {
     /// Scored resources (unknown names are dropped: extended resources are not modelled).
     pub resources: Vec<ResourceSpec>,
+    /// `resources`, resolved: scoring a node compares no strings.
+    kinds: Vec<Scored>,
     /// true: count requests as they are (BalancedAllocation); false: with the non-zero
     /// defaults for containers that request nothing (the Fit strategies).
     pub use_requested: bool,
@@ -34,6 +64,7 @@ impl ResourceAllocationScorer {
             .collect();
         rs.truncate(MAX_RESOURCES);
         ResourceAllocationScorer {
+            kinds: rs.iter().filter_map(|r| Scored::of(&r.name)).collect(),
             resources: rs,
             use_requested,
         }
@@ -51,15 +82,15 @@ impl ResourceAllocationScorer {
         } else {
             (&node.non_zero_requested, &pod.non_zero_request)
         };
-        for (i, r) in self.resources.iter().enumerate() {
-            let alloc = node.allocatable.get(&r.name);
+        for (i, &k) in self.kinds.iter().enumerate() {
+            let alloc = k.get(&node.allocatable);
             if alloc == 0 {
                 continue;
             }
-            let req = if r.name == "ephemeral-storage" {
+            let req = if k == Scored::EphemeralStorage {
                 node.requested.ephemeral_storage + pod_req.ephemeral_storage
             } else {
-                node_req.get(&r.name) + pod_req.get(&r.name)
+                k.get(node_req) + k.get(pod_req)
             };
             u.allocatable[i] = alloc;
             u.requested[i] = req;

@@ -48,6 +48,9 @@ impl Plugin for TaintToleration {
 
 impl FilterPlugin for TaintToleration {
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        if !node.has_taints {
+            return Status::success(); // without reading the Node object
+        }
         let taint =
             find_untolerated_taint(node_taints(node.node()), pod_tolerations(&pod.pod), |t| {
                 t.effect == "NoSchedule" || t.effect == "NoExecute"
@@ -90,6 +93,18 @@ impl PreScorePlugin for TaintToleration {
     }
 }
 
+/// Mirrors `countIntolerableTaintsPreferNoSchedule`.
+fn count_intolerable_taints(s: &PreScoreState, node: &NodeInfo) -> i64 {
+    if !node.has_taints {
+        return 0;
+    }
+    node_taints(node.node())
+        .iter()
+        .filter(|t| t.effect == "PreferNoSchedule")
+        .filter(|t| !tolerations_tolerate_taint(&s.tolerations_prefer_no_schedule, t))
+        .count() as i64
+}
+
 impl ScorePlugin for TaintToleration {
     /// The number of `PreferNoSchedule` taints the pod does not tolerate.
     fn score(
@@ -102,11 +117,26 @@ impl ScorePlugin for TaintToleration {
         let s = state
             .read::<PreScoreState>(PRE_SCORE_STATE_KEY)
             .ok_or_else(|| Status::error("TaintToleration: pre-score state missing"))?;
-        Ok(node_taints(node.node())
-            .iter()
-            .filter(|t| t.effect == "PreferNoSchedule")
-            .filter(|t| !tolerations_tolerate_taint(&s.tolerations_prefer_no_schedule, t))
-            .count() as i64)
+        Ok(count_intolerable_taints(s, node))
+    }
+
+    /// The cycle state is read once for all nodes.
+    fn score_nodes(
+        &self,
+        state: &CycleState,
+        _pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        _snapshot: &Snapshot,
+        out: &mut Vec<NodeScore>,
+    ) -> Result<(), Status> {
+        let s = state
+            .read::<PreScoreState>(PRE_SCORE_STATE_KEY)
+            .ok_or_else(|| Status::error("TaintToleration: pre-score state missing"))?;
+        out.extend(nodes.iter().enumerate().map(|(index, node)| NodeScore {
+            index,
+            score: count_intolerable_taints(s, node),
+        }));
+        Ok(())
     }
 
     fn normalize_score(
