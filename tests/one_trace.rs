@@ -660,3 +660,38 @@ fn a_node_failure_is_one_trace_from_notready_to_the_replacements_running() {
         );
     }
 }
+
+/// The seed's example, as a user applies it: `kubectl apply -f examples/deployment.yaml`
+/// (3 replicas, two containers each) is ONE trace with all six services and the whole chain
+/// down to one start per container per replica.
+#[test]
+fn applying_the_seed_example_is_one_trace() {
+    let Some(kubectl) = daemon::kubectl_binary() else {
+        return;
+    };
+    let receiver = OtlpReceiver::http();
+    let dir = tempfile::tempdir().unwrap();
+    let config = daemon::config(dir.path(), &receiver.endpoint());
+    let d = Daemon::start(kubectl, dir, config);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/deployment.yaml");
+    assert_eq!(
+        d.kubectl(&["apply", "-f", example]),
+        "deployment.apps/web created\n"
+    );
+    d.wait_for_rollout("web", 3);
+    d.wait_for_running_pods("web", 3);
+    d.stop();
+
+    let spans = receiver.spans();
+    let trace = trace_rooted_at(&spans, "kubectl apply deployments/web");
+    assert_well_formed(&trace, "kubectl apply deployments/web");
+    let services: BTreeSet<&str> = trace.iter().map(|s| s.service_name.as_str()).collect();
+    assert_eq!(services, ALL_SERVICES.into_iter().collect());
+    for container in ["nginx", "log-shipper"] {
+        let starts = starting(&trace, &format!("start container {container}"));
+        assert_eq!(starts.len(), 3, "{container}: one start per replica");
+        for s in starts {
+            assert_lineage(&trace, s, &CREATE_CHAIN);
+        }
+    }
+}
