@@ -245,6 +245,10 @@ pub fn start(api: Addr<ApiServer>, opts: HttpOptions) -> Result<HttpServer, Star
             .default_service(actix_web::web::to(handlers::serve))
     })
     .workers(workers)
+    // TCP_NODELAY, as Go's net package (so kube-apiserver) sets on every connection: a watch
+    // event written behind a not-yet-acknowledged one must not wait for the client's delayed
+    // ACK (Nagle). actix keeps the OS default (Nagle on) unless told.
+    .tcp_nodelay(true)
     // `kubeactor up` handles SIGINT/SIGTERM itself and stops the server.
     .disable_signals()
     .shutdown_timeout(1);
