@@ -705,7 +705,6 @@ async fn create(
     let decoded = decode_body(req, payload, state, rp, q).await?;
     let mut object = decoded.object;
     let manager = field_manager(req, q)?;
-    crate::api::defaults::apply(&mut object);
     record_update(None, &mut object, &manager, Subresource::Main, "")?;
     let name = match object.name() {
         "" => object.meta().generate_name.clone().unwrap_or_default(),
@@ -757,9 +756,6 @@ async fn update(
         .is_some_and(|rv| !rv.is_empty());
     let mut object = decoded.object;
     let change: UpdateFn = Box::new(move |live: &Object| {
-        if subresource == Subresource::Main {
-            crate::api::defaults::apply(&mut object);
-        }
         record_update(Some(live), &mut object, &manager, subresource, "")
             .map_err(into_api_error)?;
         if !pinned {
@@ -821,7 +817,9 @@ fn subresource_name(sub: Subresource, scale: &str) -> &str {
 
 /// Record `manager`'s `Update` entry on `new`, a write over `live` (`None`: a create). The
 /// managers are the ones `new` carries, or the live ones when it carries none (upstream's
-/// field manager does the same: a client may reset them, not drop them by omission).
+/// field manager does the same: a client may reset them, not drop them by omission). A write
+/// to the main resource is defaulted first (idempotent), so fields the defaults fill in are
+/// not recorded as the writer's changes.
 fn record_update(
     live: Option<&Object>,
     new: &mut Object,
@@ -829,6 +827,9 @@ fn record_update(
     subresource: Subresource,
     other_subresource: &str,
 ) -> Result<(), HttpError> {
+    if subresource == Subresource::Main {
+        crate::api::defaults::apply(new);
+    }
     let scope = match subresource {
         Subresource::Main => managedfields::Scope::Main,
         Subresource::Status => managedfields::Scope::Status,
@@ -1147,9 +1148,6 @@ async fn patch(
             ensure_name(&object, &name).map_err(into_api_error)?;
             ensure_namespace(&mut object, namespace.as_deref()).map_err(into_api_error)?;
             if config.is_none() {
-                if subresource == Subresource::Main {
-                    crate::api::defaults::apply(&mut object);
-                }
                 record_update(Some(current), &mut object, &manager, subresource, "")
                     .map_err(into_api_error)?;
             }
