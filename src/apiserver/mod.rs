@@ -791,11 +791,7 @@ impl ApiServer {
             options,
             trace,
         } = msg;
-        let namespace = if kind.namespaced() {
-            Some(namespace.unwrap_or_else(|| "default".into()))
-        } else {
-            None
-        };
+        let namespace = request_namespace(kind, namespace);
         let Some(current) = self.latest_object(kind, namespace.as_deref(), &name) else {
             return Answer::Ready(Err(ApiError::not_found(kind, &name)));
         };
@@ -835,11 +831,7 @@ impl ApiServer {
             write,
             trace,
         } = msg;
-        let namespace = if kind.namespaced() {
-            Some(namespace.unwrap_or_else(|| "default".into()))
-        } else {
-            None
-        };
+        let namespace = request_namespace(kind, namespace);
         // Preconditions are checked against, and the delete applies to, the latest accepted
         // state (see `latest_object`).
         let Some(current) = self.latest_object(kind, namespace.as_deref(), &name) else {
@@ -1325,4 +1317,11 @@ impl Handler<CurrentRevision> for ApiServer {
     fn handle(&mut self, _msg: CurrentRevision, _ctx: &mut Self::Context) -> Revision {
         self.revision
     }
+}
+
+/// The namespace a request by name addresses: `default` when a namespaced kind's request
+/// names none, nothing for a cluster-scoped kind.
+fn request_namespace(kind: Kind, namespace: Option<String>) -> Option<String> {
+    kind.namespaced()
+        .then(|| namespace.unwrap_or_else(|| "default".into()))
 }
