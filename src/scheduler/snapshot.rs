@@ -573,18 +573,15 @@ impl Snapshot {
                 }
             }
             None => {
-                let orphan = self
-                    .orphans
-                    .get(node)
-                    .and_then(|v| v.iter().find(|p| p.key == key).cloned());
-                if let Some(pi) = orphan {
-                    self.unindex_labels(&pi);
+                let Some(v) = self.orphans.get_mut(node) else {
+                    return;
+                };
+                let removed = v.iter().position(|p| p.key == key).map(|i| v.remove(i));
+                if v.is_empty() {
+                    self.orphans.remove(node);
                 }
-                if let Some(v) = self.orphans.get_mut(node) {
-                    v.retain(|p| p.key != key);
-                    if v.is_empty() {
-                        self.orphans.remove(node);
-                    }
+                if let Some(pi) = removed {
+                    self.unindex_labels(&pi);
                 }
             }
         }
