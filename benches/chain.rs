@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kubeactor::api::{Kind, Object};
 use kubeactor::apiserver::{
-    ApiServer, Create, CurrentRevision, Trace, Watch, WatchEvent, WriteOptions,
+    ApiServer, Create, CurrentRevision, Trace, Watch, WatchEvent, WatchStream, WriteOptions,
 };
 use kubeactor::cluster::Cluster;
 use kubeactor::config::{Config, ConfigSources, Override};
@@ -229,6 +229,14 @@ async fn start(o: &Opts, dir: &Path, nodes: usize, tracing: bool) -> Cluster {
     Cluster::start(&cfg, telemetry).await.expect("cluster")
 }
 
+/// Every change to objects of `kind`, from now on.
+async fn watch_all(api: &Addr<ApiServer>, kind: Kind) -> WatchStream {
+    api.send(Watch::all(kind))
+        .await
+        .expect("mailbox")
+        .expect("watch")
+}
+
 /// Wait until every node's Node object exists and is Ready (the kubelets registered).
 async fn wait_nodes_ready(api: &Addr<ApiServer>, nodes: usize) {
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -279,12 +287,7 @@ fn latency(o: &Opts) {
     system.block_on(async {
         let cluster = start(o, dir.path(), nodes, tracing).await;
         wait_nodes_ready(&cluster.apiserver, nodes).await;
-        let mut watch = cluster
-            .apiserver
-            .send(Watch::all(Kind::Deployment))
-            .await
-            .expect("mailbox")
-            .expect("watch");
+        let mut watch = watch_all(&cluster.apiserver, Kind::Deployment).await;
         let mut took = Vec::with_capacity(runs);
         // Two warm-up deployments (first pulls of the image, informer caches) not counted.
         for i in 0..runs + 2 {
@@ -383,19 +386,9 @@ fn scale(o: &Opts, tracing: bool) -> ScaleRun {
         );
         let rss_before = rss_kib().0;
         let rev0 = cluster.apiserver.send(CurrentRevision).await.expect("rev");
-        let mut watch = cluster
-            .apiserver
-            .send(Watch::all(Kind::Deployment))
-            .await
-            .expect("mailbox")
-            .expect("watch");
+        let mut watch = watch_all(&cluster.apiserver, Kind::Deployment).await;
         // Progress of the pods through the chain: created, bound, Running (printed every 5 s).
-        let mut pods = cluster
-            .apiserver
-            .send(Watch::all(Kind::Pod))
-            .await
-            .expect("mailbox")
-            .expect("watch pods");
+        let mut pods = watch_all(&cluster.apiserver, Kind::Pod).await;
         let progress = std::rc::Rc::new(std::cell::RefCell::new(PodProgress::default()));
         let p = progress.clone();
         actix::spawn(async move {
