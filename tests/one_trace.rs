@@ -51,6 +51,19 @@ const ALL_SERVICES: [&str; 6] = [
     "container-runtime",
 ];
 
+/// The daemon in-process with OTLP export to a fresh receiver, its test configuration changed
+/// by `tweak`; `None` (skip) when kubectl is absent and not required.
+fn start_daemon(
+    tweak: impl FnOnce(&mut kubeactor::config::Config),
+) -> Option<(Daemon, OtlpReceiver)> {
+    let kubectl = daemon::kubectl_binary()?;
+    let receiver = OtlpReceiver::http();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = daemon::config(dir.path(), &receiver.endpoint());
+    tweak(&mut config);
+    Some((Daemon::start(kubectl, dir, config), receiver))
+}
+
 /// Every received span, grouped by trace id.
 fn by_trace(spans: &[ReceivedSpan]) -> BTreeMap<String, Vec<ReceivedSpan>> {
     let mut traces: BTreeMap<String, Vec<ReceivedSpan>> = BTreeMap::new();
@@ -179,13 +192,9 @@ const CREATE_CHAIN: [&str; 10] = [
 
 #[test]
 fn each_kubectl_action_on_a_deployment_is_one_trace() {
-    let Some(kubectl) = daemon::kubectl_binary() else {
+    let Some((d, receiver)) = start_daemon(|_| {}) else {
         return;
     };
-    let receiver = OtlpReceiver::http();
-    let dir = tempfile::tempdir().unwrap();
-    let config = daemon::config(dir.path(), &receiver.endpoint());
-    let d = Daemon::start(kubectl, dir, config);
 
     // 1. kubectl create deployment: 3 replicas of nginx.
     d.kubectl(&[
@@ -445,14 +454,11 @@ const REACTIONS: [&str; 4] = [
 
 #[test]
 fn in_link_mode_each_reconcile_is_a_trace_linked_to_its_cause() {
-    let Some(kubectl) = daemon::kubectl_binary() else {
+    let Some((d, receiver)) = start_daemon(|c| {
+        c.telemetry.propagation = kubeactor::telemetry::Propagation::Link;
+    }) else {
         return;
     };
-    let receiver = OtlpReceiver::http();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = daemon::config(dir.path(), &receiver.endpoint());
-    config.telemetry.propagation = kubeactor::telemetry::Propagation::Link;
-    let d = Daemon::start(kubectl, dir, config);
     d.kubectl(&[
         "create",
         "deployment",
@@ -534,15 +540,12 @@ fn in_link_mode_each_reconcile_is_a_trace_linked_to_its_cause() {
 /// its container start, and no span whose parent is missing.
 #[test]
 fn a_node_failure_is_one_trace_from_notready_to_the_replacements_running() {
-    let Some(kubectl) = daemon::kubectl_binary() else {
+    // At 100x: the 40 s grace period is its 1 s floor, the pods tolerate the taint 1 s.
+    let Some((d, receiver)) = start_daemon(|c| {
+        c.apiserver.default_unreachable_toleration_seconds = 100;
+    }) else {
         return;
     };
-    let receiver = OtlpReceiver::http();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = daemon::config(dir.path(), &receiver.endpoint());
-    // At 100x: the 40 s grace period is its 1 s floor, the pods tolerate the taint 1 s.
-    config.apiserver.default_unreachable_toleration_seconds = 100;
-    let d = Daemon::start(kubectl, dir, config);
     d.kubectl(&[
         "create",
         "deployment",
@@ -666,13 +669,9 @@ fn a_node_failure_is_one_trace_from_notready_to_the_replacements_running() {
 /// down to one start per container per replica.
 #[test]
 fn applying_the_seed_example_is_one_trace() {
-    let Some(kubectl) = daemon::kubectl_binary() else {
+    let Some((d, receiver)) = start_daemon(|_| {}) else {
         return;
     };
-    let receiver = OtlpReceiver::http();
-    let dir = tempfile::tempdir().unwrap();
-    let config = daemon::config(dir.path(), &receiver.endpoint());
-    let d = Daemon::start(kubectl, dir, config);
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/deployment.yaml");
     assert_eq!(
         d.kubectl(&["apply", "-f", example]),
