@@ -25,9 +25,13 @@ use kubeactor::config::StoreEngine;
 use kubeactor::store::{self, StoreOptions};
 use kubeactor::telemetry::Telemetry;
 
+mod support;
+use support::thread_cpu;
+
 const RUNS: usize = 5;
 
 // The daemon's allocator (see src/main.rs).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -105,36 +109,6 @@ fn pod(name: &str) -> Pod {
         }),
         ..Default::default()
     }
-}
-
-/// CPU seconds used so far by each thread of this process, by thread name (from /proc): shows
-/// where a create's CPU goes (API server thread, committer, writers) independently of how busy
-/// the machine is.
-fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
-    let tick = 100.0; // USER_HZ
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for task in dir.flatten() {
-        let path = task.path();
-        let name = std::fs::read_to_string(path.join("comm"))
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        // Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
-        let Some(rest) = stat.rsplit(')').next() else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 12 {
-            let secs =
-                (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / tick;
-            *out.entry(name).or_insert(0.0) += secs;
-        }
-    }
-    out
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -150,10 +150,14 @@ struct State {
     api: Addr<ApiServer>,
     stream: WatchStream,
     params: Params,
-    deadline: Instant,
+    /// When the watch ends (`timeoutSeconds`); one timer for the stream's whole life.
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     bookmarks: Option<Interval>,
     done: bool,
 }
+
+/// At most this many bytes of events already waiting are written as one chunk.
+const COALESCE_BYTES: usize = 64 * 1024;
 
 /// The body of a watch response.
 pub fn events(
@@ -167,14 +171,16 @@ pub fn events(
     });
     let state = State {
         api,
-        deadline: Instant::now() + params.timeout,
+        deadline: Box::pin(tokio::time::sleep_until(Instant::now() + params.timeout)),
         stream,
         params,
         bookmarks,
         done: false,
     };
     futures::stream::unfold(state, |mut st| async move {
-        if st.done {
+        // Checked here too: the biased select below would never reach the timer on a
+        // stream that always has an event waiting.
+        if st.done || st.deadline.is_elapsed() {
             return None;
         }
         let kind = st.params.kind;
@@ -194,15 +200,43 @@ pub fn events(
             Bookmark,
             Timeout,
         }
+        // Biased: events first, so a busy stream never pays for polling its timers first.
         let next = tokio::select! {
+            biased;
             ev = rx.recv() => Next::Event(ev),
             _ = tick => Next::Bookmark,
-            _ = tokio::time::sleep_until(st.deadline) => Next::Timeout,
+            _ = st.deadline.as_mut() => Next::Timeout,
         };
         match next {
             Next::Event(Some(ev)) => {
                 st.done = matches!(ev, WatchEvent::Error(_));
-                Some((Ok(encode_shared(&ev, kind, table)), st))
+                let first = encode_shared(&ev, kind, table);
+                if st.done {
+                    return Some((Ok(first), st));
+                }
+                // Events already waiting go out in the same chunk (one write instead of
+                // many when the watcher is behind); nothing waits for more to arrive.
+                let mut more = match st.stream.rx.try_recv() {
+                    Ok(ev) => ev,
+                    Err(_) => return Some((Ok(first), st)),
+                };
+                let mut out = Vec::with_capacity(first.len() * 4);
+                out.extend_from_slice(&first);
+                loop {
+                    out.extend_from_slice(&encode_shared(&more, kind, table));
+                    if matches!(more, WatchEvent::Error(_)) {
+                        st.done = true;
+                        break;
+                    }
+                    if out.len() >= COALESCE_BYTES {
+                        break;
+                    }
+                    match st.stream.rx.try_recv() {
+                        Ok(ev) => more = ev,
+                        Err(_) => break,
+                    }
+                }
+                Some((Ok(Bytes::from(out)), st))
             }
             Next::Event(None) | Next::Timeout => None,
             Next::Bookmark => {
@@ -290,6 +324,78 @@ mod tests {
             "another Arc is another object"
         );
         assert_eq!(first, other);
+    }
+
+    async fn api() -> Addr<ApiServer> {
+        let store = crate::store::memory::open(Default::default());
+        let telemetry = crate::telemetry::Telemetry::in_memory(16);
+        ApiServer::new(store, Default::default(), &telemetry)
+            .unwrap()
+            .start()
+            .await
+            .unwrap()
+    }
+
+    fn params(timeout: Duration) -> Params {
+        Params {
+            kind: Kind::Namespace,
+            table: None,
+            bookmarks: false,
+            bookmark_interval: Duration::from_secs(60),
+            timeout,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn events_already_waiting_go_out_in_one_chunk() {
+        use futures::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        for (name, rv) in [("a", "5"), ("b", "6"), ("c", "7")] {
+            tx.send(WatchEvent::Added(ns(name, rv))).await.unwrap();
+        }
+        let stream = WatchStream {
+            rx,
+            start_revision: 4,
+        };
+        let mut body = Box::pin(events(api().await, stream, params(DEFAULT_TIMEOUT)));
+        let chunk = body.next().await.unwrap().unwrap();
+        let lines: Vec<serde_json::Value> =
+            chunk.split_inclusive(|&b| b == b'\n').map(parse).collect();
+        let names: Vec<_> = lines
+            .iter()
+            .map(|l| l["object"]["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "b", "c"], "three events, in order, one write");
+        drop(tx);
+        assert!(body.next().await.is_none(), "ends when the watch is closed");
+    }
+
+    #[actix_rt::test]
+    async fn a_watch_ends_at_its_timeout_even_while_events_keep_coming() {
+        use futures::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let stream = WatchStream {
+            rx,
+            start_revision: 0,
+        };
+        let busy = actix_rt::spawn(async move {
+            for rv in 1.. {
+                if tx
+                    .send(WatchEvent::Added(ns("a", &rv.to_string())))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        let body = events(api().await, stream, params(Duration::from_millis(20)));
+        let chunks = tokio::time::timeout(Duration::from_secs(10), body.count())
+            .await
+            .expect("the stream ended at its timeout");
+        assert!(chunks > 0);
+        busy.abort();
     }
 
     #[test]
