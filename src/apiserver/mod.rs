@@ -21,6 +21,7 @@
 pub mod error;
 pub mod http;
 pub mod messages;
+mod objects;
 pub mod registry;
 pub mod strategy;
 
@@ -38,6 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use self::error::ApiError;
 pub use self::messages::*;
+use self::objects::Objects;
 use self::registry::{Change, Filter, Registry};
 use self::strategy::DeleteDecision;
 use crate::api::{defaults, validation, Kind, Object};
@@ -131,7 +133,7 @@ pub struct ApiServer {
     store: Arc<dyn Store>,
     opts: ApiServerOptions,
     /// Every stored object by store key: the latest durable state.
-    objects: BTreeMap<String, Arc<Object>>,
+    objects: Objects,
     /// The revision `objects` reflects.
     revision: Revision,
     /// Recent changes for watch resume; covers revisions `> window_floor`.
@@ -204,7 +206,7 @@ impl ApiServer {
         let range = store
             .range("/registry/", None)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let mut objects = BTreeMap::new();
+        let mut objects = Objects::default();
         for kv in range.kvs {
             let Some(kind) = Object::kind_of_key(&kv.key) else {
                 continue;
@@ -1007,12 +1009,12 @@ impl ApiServer {
             labels: msg.label_selector.clone(),
             fields: msg.field_selector.clone(),
         };
-        let (start_after, mut list_rv) = match &msg.continue_token {
+        let (start_after, mut list_rv, offset) = match &msg.continue_token {
             Some(token) => {
-                let (rv, start) = decode_continue(token)?;
-                (Some(start), rv)
+                let (rv, start, offset) = decode_continue(token)?;
+                (Some(start), rv, offset)
             }
-            None => (None, self.revision),
+            None => (None, self.revision, 0),
         };
         // An exact, older revision is read from the store's history.
         if let ListVersion::Exact(rv) = msg.version {
@@ -1056,7 +1058,6 @@ impl ApiServer {
         let mut items = Vec::new();
         let mut last_key = None;
         let mut more = false;
-        let mut remaining = 0u64;
         for (key, obj) in self.objects.range((lower, std::ops::Bound::Unbounded)) {
             if !key.starts_with(&prefix) {
                 break;
@@ -1066,22 +1067,28 @@ impl ApiServer {
             }
             if msg.limit > 0 && items.len() >= msg.limit {
                 more = true;
-                remaining += 1;
-                continue;
+                break;
             }
             last_key = Some(key.clone());
             items.push(obj.clone());
         }
+        let returned = offset + items.len() as u64;
         let continue_token = if more {
-            last_key.map(|k| encode_continue(list_rv, &k))
+            last_key.map(|k| encode_continue(list_rv, &k, returned))
         } else {
             None
         };
+        // As kube-apiserver: only without selectors (then it is the number of keys left under
+        // the prefix, counted, not walked), and an estimate if objects came or went between
+        // pages; at least 1 when there is a next page.
+        let selectors = !filter.labels.is_empty() || !filter.fields.is_empty();
+        let remaining = (more && !selectors)
+            .then(|| self.objects.count(&prefix).saturating_sub(returned).max(1));
         Ok(ObjectList {
             items,
             resource_version: list_rv,
             continue_token,
-            remaining: more.then_some(remaining),
+            remaining,
         })
     }
 
@@ -1167,13 +1174,19 @@ fn end_span(span: Option<OtelContext>) {
 
 /// The `continue` token: base64 of `{"v":"meta.k8s.io/v1","rv":N,"start":"<key>\u0000"}`, as
 /// kube-apiserver's storage encodes it.
-fn encode_continue(rv: Revision, last_key: &str) -> String {
-    let json =
-        serde_json::json!({ "v": "meta.k8s.io/v1", "rv": rv, "start": format!("{last_key}\u{0}") });
+/// A continue token: the list's revision, where the next page starts, and how many items the
+/// pages so far returned (`n`, for `remainingItemCount`).
+fn encode_continue(rv: Revision, last_key: &str, returned: u64) -> String {
+    let json = serde_json::json!({
+        "v": "meta.k8s.io/v1",
+        "rv": rv,
+        "start": format!("{last_key}\u{0}"),
+        "n": returned,
+    });
     base64::engine::general_purpose::URL_SAFE.encode(json.to_string())
 }
 
-fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
+fn decode_continue(token: &str) -> Result<(Revision, String, u64), ApiError> {
     let bad = || ApiError::BadRequest(format!("invalid continue token: {token:?}"));
     let bytes = base64::engine::general_purpose::URL_SAFE
         .decode(token)
@@ -1181,7 +1194,8 @@ fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(|r| r.as_u64()).ok_or_else(bad)?;
     let start = v.get("start").and_then(|s| s.as_str()).ok_or_else(bad)?;
-    Ok((rv, start.trim_end_matches('\u{0}').to_string()))
+    let returned = v.get("n").and_then(|n| n.as_u64()).unwrap_or(0);
+    Ok((rv, start.trim_end_matches('\u{0}').to_string(), returned))
 }
 
 impl Actor for ApiServer {
