@@ -7,6 +7,7 @@
 //!   `ToSelectableFields`, and the field label conversion functions that reject unknown
 //!   fields).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
@@ -746,7 +747,7 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Object) -> bool {
         self.terms.iter().all(|t| {
             let have = field_value(obj, &t.field).unwrap_or_default();
-            (have == t.value) == t.equal
+            (*have == *t.value) == t.equal
         })
     }
 }
@@ -895,40 +896,41 @@ fn convert_field_label(kind: Kind, field: &str) -> Result<&'static str, Selector
 
 /// The value of a selectable field of an object (`ToSelectableFields` in the kind's
 /// registry strategy), or `None` if the kind has no such field.
-pub fn field_value(obj: &Object, field: &str) -> Option<String> {
+pub fn field_value<'a>(obj: &'a Object, field: &str) -> Option<Cow<'a, str>> {
+    // Borrowed where the field is a string: watch dispatch evaluates this for every watcher
+    // of every change, so it must not allocate.
+    fn s(v: Option<&String>) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(v.map_or("", String::as_str)))
+    }
+    fn flag(b: bool) -> Option<Cow<'static, str>> {
+        Some(Cow::Borrowed(if b { "true" } else { "false" }))
+    }
     let meta = obj.meta();
     match field {
-        "metadata.name" => return Some(meta.name.clone().unwrap_or_default()),
-        "metadata.namespace" if obj.kind().namespaced() => {
-            return Some(meta.namespace.clone().unwrap_or_default())
-        }
+        "metadata.name" => return s(meta.name.as_ref()),
+        "metadata.namespace" if obj.kind().namespaced() => return s(meta.namespace.as_ref()),
         _ => {}
     }
-    let s = |v: &Option<String>| Some(v.clone().unwrap_or_default());
     match obj {
         Object::Pod(p) => {
             let spec = p.spec.as_ref();
             let status = p.status.as_ref();
             match field {
-                "spec.nodeName" | "spec.host" => s(&spec.and_then(|s| s.node_name.clone())),
-                "spec.restartPolicy" => s(&spec.and_then(|s| s.restart_policy.clone())),
-                "spec.schedulerName" => s(&spec.and_then(|s| s.scheduler_name.clone())),
-                "spec.serviceAccountName" => s(&spec.and_then(|s| s.service_account_name.clone())),
-                "spec.hostNetwork" => Some(
-                    spec.and_then(|s| s.host_network)
-                        .unwrap_or(false)
-                        .to_string(),
-                ),
-                "status.phase" => s(&status.and_then(|s| s.phase.clone())),
+                "spec.nodeName" | "spec.host" => s(spec.and_then(|s| s.node_name.as_ref())),
+                "spec.restartPolicy" => s(spec.and_then(|s| s.restart_policy.as_ref())),
+                "spec.schedulerName" => s(spec.and_then(|s| s.scheduler_name.as_ref())),
+                "spec.serviceAccountName" => s(spec.and_then(|s| s.service_account_name.as_ref())),
+                "spec.hostNetwork" => flag(spec.and_then(|s| s.host_network).unwrap_or(false)),
+                "status.phase" => s(status.and_then(|s| s.phase.as_ref())),
                 "status.podIP" => {
                     let first = status
                         .and_then(|s| s.pod_ips.as_ref())
                         .and_then(|ips| ips.first())
-                        .map(|ip| ip.ip.clone());
-                    s(&first.or_else(|| status.and_then(|s| s.pod_ip.clone())))
+                        .map(|ip| &ip.ip);
+                    s(first.or_else(|| status.and_then(|s| s.pod_ip.as_ref())))
                 }
                 "status.nominatedNodeName" => {
-                    s(&status.and_then(|s| s.nominated_node_name.clone()))
+                    s(status.and_then(|s| s.nominated_node_name.as_ref()))
                 }
                 _ => None,
             }
@@ -936,48 +938,47 @@ pub fn field_value(obj: &Object, field: &str) -> Option<String> {
         Object::Event(e) => {
             let io = &e.involved_object;
             match field {
-                "involvedObject.kind" => s(&io.kind),
-                "involvedObject.namespace" => s(&io.namespace),
-                "involvedObject.name" => s(&io.name),
-                "involvedObject.uid" => s(&io.uid),
-                "involvedObject.apiVersion" => s(&io.api_version),
-                "involvedObject.resourceVersion" => s(&io.resource_version),
-                "involvedObject.fieldPath" => s(&io.field_path),
-                "reason" => s(&e.reason),
-                "reportingComponent" => s(&e.reporting_component),
+                "involvedObject.kind" => s(io.kind.as_ref()),
+                "involvedObject.namespace" => s(io.namespace.as_ref()),
+                "involvedObject.name" => s(io.name.as_ref()),
+                "involvedObject.uid" => s(io.uid.as_ref()),
+                "involvedObject.apiVersion" => s(io.api_version.as_ref()),
+                "involvedObject.resourceVersion" => s(io.resource_version.as_ref()),
+                "involvedObject.fieldPath" => s(io.field_path.as_ref()),
+                "reason" => s(e.reason.as_ref()),
+                "reportingComponent" => s(e.reporting_component.as_ref()),
                 "source" => {
-                    let component = e.source.as_ref().and_then(|s| s.component.clone());
+                    let component = e.source.as_ref().and_then(|s| s.component.as_ref());
                     match component.filter(|c| !c.is_empty()) {
-                        Some(c) => Some(c),
-                        None => s(&e.reporting_component),
+                        Some(c) => s(Some(c)),
+                        None => s(e.reporting_component.as_ref()),
                     }
                 }
-                "type" => s(&e.type_),
+                "type" => s(e.type_.as_ref()),
                 _ => None,
             }
         }
         Object::Node(n) => match field {
-            "spec.unschedulable" => Some(
+            "spec.unschedulable" => flag(
                 n.spec
                     .as_ref()
                     .and_then(|s| s.unschedulable)
-                    .unwrap_or(false)
-                    .to_string(),
+                    .unwrap_or(false),
             ),
             _ => None,
         },
         Object::Namespace(ns) => match field {
-            "status.phase" => s(&ns.status.as_ref().and_then(|s| s.phase.clone())),
+            "status.phase" => s(ns.status.as_ref().and_then(|s| s.phase.as_ref())),
             _ => None,
         },
         Object::ReplicaSet(rs) => match field {
-            "status.replicas" => Some(
+            "status.replicas" => Some(Cow::Owned(
                 rs.status
                     .as_ref()
                     .map(|s| s.replicas)
                     .unwrap_or(0)
                     .to_string(),
-            ),
+            )),
             _ => None,
         },
         Object::Deployment(_) | Object::Lease(_) => None,

@@ -117,12 +117,52 @@ struct Watcher {
     index: IndexKey,
 }
 
+/// The watchers of one kind, by index entry. Looked up with borrowed names: dispatching a
+/// change allocates nothing.
+#[derive(Default)]
+struct KindIndex {
+    all: HashSet<u64>,
+    namespace: HashMap<String, HashSet<u64>>,
+    name: HashMap<String, HashSet<u64>>,
+    node: HashMap<String, HashSet<u64>>,
+}
+
+impl KindIndex {
+    fn file(&mut self, key: &IndexKey, id: u64) {
+        let set = match key {
+            IndexKey::All => &mut self.all,
+            IndexKey::Namespace(k) => self.namespace.entry(k.clone()).or_default(),
+            IndexKey::Name(k) => self.name.entry(k.clone()).or_default(),
+            IndexKey::Node(k) => self.node.entry(k.clone()).or_default(),
+        };
+        set.insert(id);
+    }
+
+    fn unfile(&mut self, key: &IndexKey, id: u64) {
+        let (map, k) = match key {
+            IndexKey::All => {
+                self.all.remove(&id);
+                return;
+            }
+            IndexKey::Namespace(k) => (&mut self.namespace, k),
+            IndexKey::Name(k) => (&mut self.name, k),
+            IndexKey::Node(k) => (&mut self.node, k),
+        };
+        if let Some(set) = map.get_mut(k) {
+            set.remove(&id);
+            if set.is_empty() {
+                map.remove(k);
+            }
+        }
+    }
+}
+
 /// Watchers by kind and index entry.
 #[derive(Default)]
 pub struct Registry {
     next_id: u64,
     watchers: HashMap<u64, Watcher>,
-    index: HashMap<(Kind, IndexKey), HashSet<u64>>,
+    index: HashMap<Kind, KindIndex>,
 }
 
 /// Try to send without blocking. `false` means the watcher must be dropped (closed by the
@@ -146,22 +186,15 @@ impl Registry {
         self.next_id += 1;
         let id = self.next_id;
         let index = filter.index_key();
-        self.index
-            .entry((filter.kind, index.clone()))
-            .or_default()
-            .insert(id);
+        self.index.entry(filter.kind).or_default().file(&index, id);
         self.watchers.insert(id, Watcher { filter, tx, index });
         id
     }
 
     fn remove(&mut self, id: u64) {
         if let Some(w) = self.watchers.remove(&id) {
-            let key = (w.filter.kind, w.index);
-            if let Some(set) = self.index.get_mut(&key) {
-                set.remove(&id);
-                if set.is_empty() {
-                    self.index.remove(&key);
-                }
+            if let Some(ix) = self.index.get_mut(&w.filter.kind) {
+                ix.unfile(&w.index, id);
             }
         }
     }
@@ -177,31 +210,34 @@ impl Registry {
 
     /// Deliver a change to every watcher it concerns.
     pub fn dispatch(&mut self, change: &Change) {
-        let mut keys = vec![
-            IndexKey::All,
-            IndexKey::Name(change.object.name().to_string()),
+        let Some(ix) = self.index.get(&change.kind) else {
+            return;
+        };
+        let obj = &change.object;
+        let mut sets = [
+            Some(&ix.all),
+            ix.name.get(obj.name()),
+            obj.namespace().and_then(|ns| ix.namespace.get(ns)),
+            None,
+            None,
         ];
-        if let Some(ns) = change.object.namespace() {
-            keys.push(IndexKey::Namespace(ns.to_string()));
-        }
         if change.kind == Kind::Pod {
             // An unassigned pod is filed under the empty node name, where the scheduler's
-            // `spec.nodeName=` watch lives.
-            for obj in std::iter::once(&change.object).chain(change.prev.iter()) {
-                if let Some(pod) = obj.as_pod() {
-                    let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
-                    let key = IndexKey::Node(node.unwrap_or_default().to_string());
-                    if !keys.contains(&key) {
-                        keys.push(key);
-                    }
-                }
+            // `spec.nodeName=` watch lives. A pod that moved reaches both nodes' watchers.
+            fn node(o: &Object) -> &str {
+                o.as_pod()
+                    .and_then(|p| p.spec.as_ref())
+                    .and_then(|s| s.node_name.as_deref())
+                    .unwrap_or_default()
+            }
+            let now = node(obj);
+            sets[3] = ix.node.get(now);
+            if let Some(before) = change.prev.as_deref().map(node).filter(|b| *b != now) {
+                sets[4] = ix.node.get(before);
             }
         }
         let mut dead = Vec::new();
-        for key in keys {
-            let Some(ids) = self.index.get(&(change.kind, key)) else {
-                continue;
-            };
+        for ids in sets.into_iter().flatten() {
             for id in ids {
                 let Some(w) = self.watchers.get(id) else {
                     continue;
@@ -229,5 +265,122 @@ impl Registry {
         for id in dead {
             self.remove(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Pod, PodSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pod(ns: &str, name: &str, node: Option<&str>, rv: u64) -> Arc<Object> {
+        Arc::new(Object::from(Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                resource_version: Some(rv.to_string()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(Into::into),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    fn watch(
+        reg: &mut Registry,
+        namespace: Option<&str>,
+        fields: &str,
+    ) -> mpsc::Receiver<WatchEvent> {
+        let (tx, rx) = mpsc::channel(16);
+        let filter = Filter {
+            kind: Kind::Pod,
+            namespace: namespace.map(Into::into),
+            labels: LabelSelector::everything(),
+            fields: FieldSelector::parse(fields).unwrap(),
+        };
+        reg.add(filter, tx);
+        rx
+    }
+
+    /// The events a watcher has been sent so far, as `TYPE name@node`.
+    fn seen(rx: &mut mpsc::Receiver<WatchEvent>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            let (t, o) = match &ev {
+                WatchEvent::Added(o) => ("ADDED", o),
+                WatchEvent::Modified(o) => ("MODIFIED", o),
+                WatchEvent::Deleted(o) => ("DELETED", o),
+                _ => continue,
+            };
+            let node = o
+                .as_pod()
+                .and_then(|p| p.spec.as_ref())
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default();
+            out.push(format!("{t} {}@{node}", o.name()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_change_reaches_exactly_the_watchers_whose_index_entry_it_touches() {
+        let mut reg = Registry::default();
+        let mut all = watch(&mut reg, None, "");
+        let mut in_a = watch(&mut reg, Some("a"), "");
+        let mut in_b = watch(&mut reg, Some("b"), "");
+        let mut by_name = watch(&mut reg, Some("a"), "metadata.name=web-1");
+        let mut unassigned = watch(&mut reg, None, "spec.nodeName=");
+        let mut node1 = watch(&mut reg, None, "spec.nodeName=node-1");
+        let mut node2 = watch(&mut reg, None, "spec.nodeName=node-2");
+
+        let created = pod("a", "web-1", None, 2);
+        reg.dispatch(&Change {
+            kind: Kind::Pod,
+            object: created.clone(),
+            prev: None,
+            deleted: false,
+        });
+        // Bound to node-1: the scheduler's watch of unassigned pods sees it leave.
+        reg.dispatch(&Change {
+            kind: Kind::Pod,
+            object: pod("a", "web-1", Some("node-1"), 3),
+            prev: Some(created),
+            deleted: false,
+        });
+
+        assert_eq!(seen(&mut all), ["ADDED web-1@", "MODIFIED web-1@node-1"]);
+        assert_eq!(seen(&mut in_a), ["ADDED web-1@", "MODIFIED web-1@node-1"]);
+        assert_eq!(
+            seen(&mut by_name),
+            ["ADDED web-1@", "MODIFIED web-1@node-1"]
+        );
+        assert!(seen(&mut in_b).is_empty());
+        assert_eq!(seen(&mut unassigned), ["ADDED web-1@", "DELETED web-1@"]);
+        assert_eq!(seen(&mut node1), ["ADDED web-1@node-1"]);
+        assert!(
+            seen(&mut node2).is_empty(),
+            "10,000 kubelets must not see every pod"
+        );
+    }
+
+    #[test]
+    fn closed_watchers_are_forgotten_on_the_next_change() {
+        let mut reg = Registry::default();
+        let kept = watch(&mut reg, Some("a"), "");
+        drop(watch(&mut reg, Some("a"), ""));
+        drop(watch(&mut reg, None, "spec.nodeName=node-1"));
+        assert_eq!(reg.len(), 3);
+        reg.dispatch(&Change {
+            kind: Kind::Pod,
+            object: pod("a", "web-1", Some("node-1"), 2),
+            prev: None,
+            deleted: false,
+        });
+        assert_eq!(reg.len(), 1);
+        drop(kept);
     }
 }
