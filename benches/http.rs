@@ -34,7 +34,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
 fn pod(namespace: &str, name: &str) -> Object {
-    Object::Pod(Pod {
+    Object::from(Pod {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             namespace: Some(namespace.into()),
@@ -311,7 +311,7 @@ fn main() {
     );
 
     // 3. Every pod in every namespace, as `kubectl get pods -A` reads them.
-    let ns = Object::Namespace(k8s_openapi::api::core::v1::Namespace {
+    let ns = Object::from(k8s_openapi::api::core::v1::Namespace {
         metadata: ObjectMeta {
             name: Some("scale".into()),
             ..Default::default()

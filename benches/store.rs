@@ -131,7 +131,7 @@ fn actor_creates(writers: usize, total: usize) -> (f64, usize) {
             .start_on(&arbiter.handle())
             .await
             .expect("start");
-        let bytes = Object::Pod(pod("size-probe")).to_json().len();
+        let bytes = Object::Pod(pod("size-probe").into()).to_json().len();
         let per = total / writers;
         let start = Instant::now();
         let mut tasks = Vec::new();
@@ -139,7 +139,7 @@ fn actor_creates(writers: usize, total: usize) -> (f64, usize) {
             let api = api.clone();
             tasks.push(actix_rt::spawn(async move {
                 for i in 0..per {
-                    let object = Object::Pod(pod(&format!("w{w}-{i}")));
+                    let object = Object::Pod(pod(&format!("w{w}-{i}")).into());
                     let r = api
                         .send(Create {
                             object,
@@ -292,7 +292,7 @@ fn etcd_writes(
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let runs = if quick { 1 } else { RUNS };
-    let value = Arc::new(Object::Pod(pod("etcd-value")).to_json());
+    let value = Arc::new(Object::Pod(pod("etcd-value").into()).to_json());
     println!(
         "store benchmark: durable ~{} B Pod creates, median of {runs} run(s)",
         value.len()

@@ -423,7 +423,7 @@ impl Scenario<'_> {
 
     /// `demo create deployments/<name>`.
     async fn create(&self) -> Result<(), DemoError> {
-        let object = Object::Deployment(deployment(self.config, self.name));
+        let object = Object::Deployment(deployment(self.config, self.name).into());
         let reply = self
             .api
             .send(Create {
@@ -472,7 +472,7 @@ impl Scenario<'_> {
             let reply = self
                 .api
                 .send(Update {
-                    object: Object::Deployment(d),
+                    object: Object::Deployment(d.into()),
                     subresource: Default::default(),
                     options: self.span(step),
                     trace: Trace::root(),
@@ -567,7 +567,7 @@ impl Scenario<'_> {
             })
             .await;
         match flatten(step, reply)?.as_ref() {
-            Object::Deployment(d) => Ok(d.clone()),
+            Object::Deployment(d) => Ok((**d).clone()),
             _ => Err(DemoError::api(
                 step,
                 ApiError::Internal("a Deployment key holds another kind".into()),

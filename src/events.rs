@@ -171,11 +171,11 @@ impl EventRecorder {
         let previous = self.seen.lock().get(&key);
         if let Some(prev) = previous {
             if let Object::Event(ev) = &*prev {
-                let mut ev = ev.clone();
+                let mut ev = (**ev).clone();
                 ev.count = Some(ev.count.unwrap_or(1) + 1);
                 ev.last_timestamp = Some(Time(now));
                 let update = Update {
-                    object: Object::Event(ev),
+                    object: Object::Event(ev.into()),
                     subresource: Subresource::Main,
                     options: WriteOptions::default(),
                     trace: trace.clone(),
@@ -229,7 +229,7 @@ impl EventRecorder {
             ..Default::default()
         };
         let create = Create {
-            object: Object::Event(event),
+            object: Object::Event(event.into()),
             options: WriteOptions::default(),
             trace,
         };
@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn aggregation_cache_is_bounded() {
         let mut seen = Seen::default();
-        let event = Arc::new(Object::Event(Event::default()));
+        let event = Arc::new(Object::Event(Event::default().into()));
         for i in 0..AGGREGATION_CACHE_SIZE + 10 {
             seen.insert(key(i), event.clone());
         }

@@ -56,53 +56,59 @@ fn meta(ns: &str, name: &str) -> ObjectMeta {
 }
 
 fn pod(ns: &str, name: &str, node: Option<&str>) -> Object {
-    Object::Pod(Pod {
-        metadata: ObjectMeta {
-            labels: Some([("app".to_string(), "web".to_string())].into()),
-            ..meta(ns, name)
-        },
-        spec: Some(PodSpec {
-            node_name: node.map(Into::into),
-            containers: vec![Container {
-                name: "nginx".into(),
-                image: Some("nginx:1.27".into()),
+    Object::Pod(
+        Pod {
+            metadata: ObjectMeta {
+                labels: Some([("app".to_string(), "web".to_string())].into()),
+                ..meta(ns, name)
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(Into::into),
+                containers: vec![Container {
+                    name: "nginx".into(),
+                    image: Some("nginx:1.27".into()),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
-    })
+        }
+        .into(),
+    )
 }
 
 fn deployment(name: &str, replicas: i32) -> Object {
     let labels: std::collections::BTreeMap<String, String> =
         [("app".to_string(), name.to_string())].into();
-    Object::Deployment(Deployment {
-        metadata: meta("default", name),
-        spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
-            selector: MetaSelector {
-                match_labels: Some(labels.clone()),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
+    Object::Deployment(
+        Deployment {
+            metadata: meta("default", name),
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                selector: MetaSelector {
+                    match_labels: Some(labels.clone()),
                     ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "nginx".into(),
-                        image: Some("nginx:1.27".into()),
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
                         ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-            },
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "nginx".into(),
+                            image: Some("nginx:1.27".into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
-    })
+        }
+        .into(),
+    )
 }
 
 async fn create(api: &Addr<ApiServer>, object: Object) -> Result<Arc<Object>, ApiError> {
@@ -280,11 +286,13 @@ async fn stale_resource_version_is_a_conflict(engine: StoreEngine) {
     let v1 = create(&s.api, deployment("web", 1)).await.unwrap();
     let mut a = (*v1).clone();
     if let Object::Deployment(d) = &mut a {
+        let d = std::sync::Arc::make_mut(d);
         d.spec.as_mut().unwrap().replicas = Some(2);
     }
     update(&s.api, a.clone()).await.unwrap();
     // `a` still carries v1's resourceVersion: a second writer with it must lose.
     if let Object::Deployment(d) = &mut a {
+        let d = std::sync::Arc::make_mut(d);
         d.spec.as_mut().unwrap().replicas = Some(5);
     }
     let err = update(&s.api, a).await.unwrap_err();
@@ -311,6 +319,7 @@ async fn generation_bumps_on_spec_changes_only(engine: StoreEngine) {
     assert_eq!(v1.meta().generation, Some(1));
     let mut scaled = (*v1).clone();
     if let Object::Deployment(d) = &mut scaled {
+        let d = std::sync::Arc::make_mut(d);
         d.spec.as_mut().unwrap().replicas = Some(3);
     }
     let v2 = update(&s.api, scaled).await.unwrap();
@@ -318,6 +327,7 @@ async fn generation_bumps_on_spec_changes_only(engine: StoreEngine) {
     // A status update does not bump the generation.
     let mut status = (*v2).clone();
     if let Object::Deployment(d) = &mut status {
+        let d = std::sync::Arc::make_mut(d);
         d.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
             observed_generation: Some(2),
             ..Default::default()
@@ -342,6 +352,7 @@ async fn generation_bumps_on_spec_changes_only(engine: StoreEngine) {
     // A main-resource update cannot change status.
     let mut sneaky = (*v3).clone();
     if let Object::Deployment(d) = &mut sneaky {
+        let d = std::sync::Arc::make_mut(d);
         d.status.as_mut().unwrap().observed_generation = Some(99);
         d.spec.as_mut().unwrap().replicas = Some(4);
     }
@@ -383,6 +394,7 @@ async fn invalid_objects_are_rejected_with_field_causes(engine: StoreEngine) {
             {
                 let mut p = pod("default", "noimage", None);
                 if let Object::Pod(p) = &mut p {
+                    let p = std::sync::Arc::make_mut(p);
                     p.spec.as_mut().unwrap().containers[0].image = None;
                 }
                 p
@@ -793,6 +805,7 @@ fn running(pod: &Object) -> Object {
     let mut p = pod.clone();
     p.meta_mut().resource_version = None;
     if let Object::Pod(p) = &mut p {
+        let p = std::sync::Arc::make_mut(p);
         p.status.get_or_insert_with(Default::default).phase = Some("Running".into());
     }
     p

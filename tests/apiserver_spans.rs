@@ -18,22 +18,25 @@ use opentelemetry::trace::TraceContextExt;
 use support::otlp_receiver::*;
 
 fn pod(name: &str) -> Object {
-    Object::Pod(Pod {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("default".into()),
-            ..Default::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "nginx".into(),
-                image: Some("nginx:1.27".into()),
+    Object::Pod(
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
                 ..Default::default()
-            }],
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "nginx".into(),
+                    image: Some("nginx:1.27".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
-    })
+        }
+        .into(),
+    )
 }
 
 #[test]

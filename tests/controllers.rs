@@ -147,7 +147,7 @@ async fn list<T: Clone>(
 
 async fn pods(api: &Addr<ApiServer>) -> Vec<Pod> {
     list(api, Kind::Pod, |o| match o {
-        Object::Pod(p) => Some(p),
+        Object::Pod(p) => Some(&**p),
         _ => None,
     })
     .await
@@ -155,7 +155,7 @@ async fn pods(api: &Addr<ApiServer>) -> Vec<Pod> {
 
 async fn replica_sets(api: &Addr<ApiServer>) -> Vec<ReplicaSet> {
     list(api, Kind::ReplicaSet, |o| match o {
-        Object::ReplicaSet(r) => Some(r),
+        Object::ReplicaSet(r) => Some(&**r),
         _ => None,
     })
     .await
@@ -163,7 +163,7 @@ async fn replica_sets(api: &Addr<ApiServer>) -> Vec<ReplicaSet> {
 
 async fn deployments(api: &Addr<ApiServer>) -> Vec<Deployment> {
     list(api, Kind::Deployment, |o| match o {
-        Object::Deployment(d) => Some(d),
+        Object::Deployment(d) => Some(&**d),
         _ => None,
     })
     .await
@@ -171,7 +171,7 @@ async fn deployments(api: &Addr<ApiServer>) -> Vec<Deployment> {
 
 async fn events(api: &Addr<ApiServer>) -> Vec<Event> {
     list(api, Kind::Event, |o| match o {
-        Object::Event(e) => Some(e),
+        Object::Event(e) => Some(&**e),
         _ => None,
     })
     .await
@@ -194,13 +194,14 @@ async fn edit_deployment(api: &Addr<ApiServer>, name: &str, change: impl Fn(&mut
         let Some(obj) = get(api, Kind::Deployment, name).await else {
             panic!("deployment {name} is gone");
         };
-        let Object::Deployment(mut d) = (*obj).clone() else {
+        let Object::Deployment(d) = &*obj else {
             unreachable!()
         };
+        let mut d = (**d).clone();
         change(d.spec.as_mut().unwrap());
         let res = api
             .send(Update {
-                object: Object::Deployment(d),
+                object: Object::Deployment(d.into()),
                 subresource: Subresource::Main,
                 options: WriteOptions::default(),
                 trace: Trace::Untraced,
@@ -366,7 +367,7 @@ async fn mark_pods_ready(api: &Addr<ApiServer>) {
         // A conflict means the pod changed meanwhile: the next round retries.
         let _ = api
             .send(Update {
-                object: Object::Pod(p),
+                object: Object::Pod(p.into()),
                 subresource: Subresource::Status,
                 options: WriteOptions::default(),
                 trace: Trace::Untraced,
@@ -491,7 +492,7 @@ async fn a_replicaset_adopts_matching_orphans_and_releases_pods_that_stop_matchi
     let Object::Pod(mut stray) = (*get(api, Kind::Pod, "stray").await.unwrap()).clone() else {
         unreachable!()
     };
-    stray.metadata.labels = Some(labels(&[("app", "debug")]));
+    std::sync::Arc::make_mut(&mut stray).metadata.labels = Some(labels(&[("app", "debug")]));
     api.send(Update {
         object: Object::Pod(stray),
         subresource: Subresource::Main,

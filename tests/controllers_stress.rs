@@ -38,36 +38,39 @@ fn name(i: usize) -> String {
 
 fn deployment(name: &str, replicas: i32) -> Object {
     let labels: BTreeMap<String, String> = [("app".to_string(), name.to_string())].into();
-    Object::Deployment(Deployment {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("default".into()),
-            ..Default::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
-            selector: LabelSelector {
-                match_labels: Some(labels.clone()),
+    Object::Deployment(
+        Deployment {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                selector: LabelSelector {
+                    match_labels: Some(labels.clone()),
                     ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "app".into(),
-                        image: Some("nginx:1.27".into()),
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
                         ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        status: None,
-    })
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "app".into(),
+                            image: Some("nginx:1.27".into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            status: None,
+        }
+        .into(),
+    )
 }
 
 async fn scale(api: &Addr<ApiServer>, name: String, replicas: i32) {
@@ -85,7 +88,11 @@ async fn scale(api: &Addr<ApiServer>, name: String, replicas: i32) {
         let Object::Deployment(mut d) = (*obj).clone() else {
             unreachable!()
         };
-        d.spec.as_mut().unwrap().replicas = Some(replicas);
+        std::sync::Arc::make_mut(&mut d)
+            .spec
+            .as_mut()
+            .unwrap()
+            .replicas = Some(replicas);
         let res = api
             .send(Update {
                 object: Object::Deployment(d),

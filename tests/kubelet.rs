@@ -133,7 +133,7 @@ impl Node1 {
         let created = self
             .api
             .send(Create {
-                object: Object::Pod(pod),
+                object: Object::Pod(pod.into()),
                 options: WriteOptions::default(),
                 trace: Trace::root(),
             })
@@ -208,7 +208,7 @@ impl Node1 {
             .iter()
             .filter_map(|o| match &**o {
                 Object::Event(e) if e.involved_object.name.as_deref() == Some(name) => {
-                    Some(e.clone())
+                    Some((**e).clone())
                 }
                 _ => None,
             })
@@ -511,7 +511,7 @@ async fn a_pod_created_with_its_node_name_runs_without_a_scheduler() {
     p.spec.as_mut().unwrap().node_name = Some("node-1".into());
     n.api
         .send(Create {
-            object: Object::Pod(p),
+            object: Object::Pod(p.into()),
             options: WriteOptions::default(),
             trace: Trace::Untraced,
         })

@@ -118,7 +118,7 @@ async fn node(api: &Addr<ApiServer>, name: &str) -> Node {
         .expect("api server")
         .expect("node");
     match &*o {
-        Object::Node(n) => n.clone(),
+        Object::Node(n) => (**n).clone(),
         other => panic!("not a node: {other:?}"),
     }
 }
@@ -134,7 +134,7 @@ async fn deployment(api: &Addr<ApiServer>) -> Deployment {
         .expect("api server")
         .expect("deployment");
     match &*o {
-        Object::Deployment(d) => d.clone(),
+        Object::Deployment(d) => (**d).clone(),
         other => panic!("not a deployment: {other:?}"),
     }
 }
@@ -258,7 +258,7 @@ async fn a_failed_node_is_tainted_its_pods_are_replaced_and_it_comes_back() {
     .expect("cluster starts");
     let api = cluster.apiserver.clone();
     nodes_ready(&api).await;
-    create(&api, Object::Deployment(web(3))).await;
+    create(&api, Object::Deployment(web(3).into())).await;
     let before = three_running(&api).await;
     let on_node_2: Vec<String> = before
         .iter()
@@ -517,7 +517,7 @@ fn a_restart_on_the_same_data_dir_reboots_the_nodes_and_the_same_pods_run_again(
     let dir = tempfile::tempdir().unwrap();
     let first = with_cluster(dir.path(), |api| async move {
         nodes_ready(&api).await;
-        create(&api, Object::Deployment(web(3))).await;
+        create(&api, Object::Deployment(web(3).into())).await;
         seen(&three_running(&api).await)
     });
     assert!(first.values().all(|(_, _, restarts)| *restarts == 0));

@@ -294,7 +294,7 @@ impl TestCluster {
                     if e.involved_object.name.as_deref() == Some(name)
                         && e.reason.as_deref() == Some(reason) =>
                 {
-                    Some(e.clone())
+                    Some((**e).clone())
                 }
                 _ => None,
             })

@@ -11,6 +11,7 @@
 //! (`serviceAccountName: default` and its token volume).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
@@ -44,12 +45,12 @@ const DEFAULT_VOLUME_MODE: i32 = 0o644;
 /// Fill in the defaults of an object about to be created or updated.
 pub fn apply(obj: &mut Object) {
     match obj {
-        Object::Namespace(ns) => default_namespace(ns),
-        Object::Node(n) => default_node(n),
-        Object::Pod(p) => default_pod(p),
+        Object::Namespace(ns) => default_namespace(Arc::make_mut(ns)),
+        Object::Node(n) => default_node(Arc::make_mut(n)),
+        Object::Pod(p) => default_pod(Arc::make_mut(p)),
         Object::Event(_) | Object::Lease(_) => {}
-        Object::Deployment(d) => default_deployment(d),
-        Object::ReplicaSet(rs) => default_replica_set(rs),
+        Object::Deployment(d) => default_deployment(Arc::make_mut(d)),
+        Object::ReplicaSet(rs) => default_replica_set(Arc::make_mut(rs)),
     }
 }
 
@@ -353,13 +354,16 @@ mod tests {
     }
 
     fn defaulted_pod(spec: PodSpec) -> PodSpec {
-        let mut obj = Object::Pod(Pod {
-            spec: Some(spec),
-            ..Default::default()
-        });
+        let mut obj = Object::Pod(
+            Pod {
+                spec: Some(spec),
+                ..Default::default()
+            }
+            .into(),
+        );
         apply(&mut obj);
         match obj {
-            Object::Pod(p) => p.spec.unwrap(),
+            Object::Pod(p) => Arc::unwrap_or_clone(p).spec.unwrap(),
             _ => unreachable!(),
         }
     }
@@ -514,23 +518,27 @@ mod tests {
     /// Deployment defaults, and template defaults without the pod-only ones.
     #[test]
     fn deployment_defaults() {
-        let mut obj = Object::Deployment(Deployment {
-            spec: Some(DeploymentSpec {
-                template: PodTemplateSpec {
-                    spec: Some(PodSpec {
-                        containers: vec![container("nginx")],
+        let mut obj = Object::Deployment(
+            Deployment {
+                spec: Some(DeploymentSpec {
+                    template: PodTemplateSpec {
+                        spec: Some(PodSpec {
+                            containers: vec![container("nginx")],
+                            ..Default::default()
+                        }),
                         ..Default::default()
-                    }),
+                    },
                     ..Default::default()
-                },
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        });
+            }
+            .into(),
+        );
         apply(&mut obj);
         let Object::Deployment(d) = obj else {
             unreachable!()
         };
+        let d = Arc::unwrap_or_clone(d);
         let spec = d.spec.unwrap();
         assert_eq!(spec.replicas, Some(1));
         assert_eq!(spec.revision_history_limit, Some(10));
@@ -554,20 +562,24 @@ mod tests {
         assert_eq!(pod.tolerations, None, "templates get no admission defaults");
         assert_eq!(pod.enable_service_links, None);
 
-        let mut recreate = Object::Deployment(Deployment {
-            spec: Some(DeploymentSpec {
-                strategy: Some(DeploymentStrategy {
-                    type_: Some("Recreate".into()),
-                    rolling_update: None,
+        let mut recreate = Object::Deployment(
+            Deployment {
+                spec: Some(DeploymentSpec {
+                    strategy: Some(DeploymentStrategy {
+                        type_: Some("Recreate".into()),
+                        rolling_update: None,
+                    }),
+                    ..Default::default()
                 }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        });
+            }
+            .into(),
+        );
         apply(&mut recreate);
         let Object::Deployment(d) = recreate else {
             unreachable!()
         };
+        let d = Arc::unwrap_or_clone(d);
         assert_eq!(
             d.spec.unwrap().strategy.unwrap().rolling_update,
             None,
@@ -578,27 +590,35 @@ mod tests {
     /// ReplicaSet, Namespace and Node defaults.
     #[test]
     fn other_kind_defaults() {
-        let mut rs = Object::ReplicaSet(ReplicaSet {
-            spec: Some(ReplicaSetSpec::default()),
-            ..Default::default()
-        });
+        let mut rs = Object::ReplicaSet(
+            ReplicaSet {
+                spec: Some(ReplicaSetSpec::default()),
+                ..Default::default()
+            }
+            .into(),
+        );
         apply(&mut rs);
         let Object::ReplicaSet(rs) = rs else {
             unreachable!()
         };
+        let rs = Arc::unwrap_or_clone(rs);
         assert_eq!(rs.spec.unwrap().replicas, Some(1));
 
-        let mut ns = Object::Namespace(Namespace {
-            metadata: ObjectMeta {
-                name: Some("team-a".into()),
+        let mut ns = Object::Namespace(
+            Namespace {
+                metadata: ObjectMeta {
+                    name: Some("team-a".into()),
+                    ..Default::default()
+                },
                 ..Default::default()
-            },
-            ..Default::default()
-        });
+            }
+            .into(),
+        );
         apply(&mut ns);
         let Object::Namespace(ns) = ns else {
             unreachable!()
         };
+        let ns = Arc::unwrap_or_clone(ns);
         assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
         assert_eq!(
             ns.metadata
@@ -611,17 +631,21 @@ mod tests {
 
         let capacity: BTreeMap<String, Quantity> =
             [("cpu".to_string(), Quantity("4".into()))].into();
-        let mut node = Object::Node(Node {
-            status: Some(NodeStatus {
-                capacity: Some(capacity.clone()),
+        let mut node = Object::Node(
+            Node {
+                status: Some(NodeStatus {
+                    capacity: Some(capacity.clone()),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        });
+            }
+            .into(),
+        );
         apply(&mut node);
         let Object::Node(node) = node else {
             unreachable!()
         };
+        let node = Arc::unwrap_or_clone(node);
         assert_eq!(node.status.unwrap().allocatable, Some(capacity));
     }
 }

@@ -8,6 +8,7 @@ pub mod selectors;
 pub mod validation;
 
 use std::fmt;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -151,16 +152,22 @@ impl fmt::Display for Kind {
 }
 
 /// One API object of a stored kind.
+///
+/// Each variant holds its object behind an `Arc`: a decoded object exists once, shared by the
+/// ApiServer's cache, its watch events and lists, every informer and the scheduler, so
+/// cloning an `Object` (or taking a typed `Arc<K>` out of it, [`KindOf::arc_from_object`])
+/// never copies the object. Writers change their own copy with [`Object::meta_mut`] or
+/// `Arc::make_mut` (copy-on-write): a revision already handed to watchers never changes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Object {
-    Namespace(Namespace),
-    Node(Node),
-    Pod(Pod),
-    Event(Event),
-    Lease(Lease),
-    Deployment(Deployment),
-    ReplicaSet(ReplicaSet),
+    Namespace(Arc<Namespace>),
+    Node(Arc<Node>),
+    Pod(Arc<Pod>),
+    Event(Arc<Event>),
+    Lease(Arc<Lease>),
+    Deployment(Arc<Deployment>),
+    ReplicaSet(Arc<ReplicaSet>),
 }
 
 /// Apply `$body` to the inner value of any [`Object`] variant, bound as `$o`.
@@ -207,8 +214,9 @@ impl Object {
         each_object!(self, o => &o.metadata)
     }
 
+    /// The metadata, to change: copies the object first if it is shared (`Arc::make_mut`).
     pub fn meta_mut(&mut self) -> &mut ObjectMeta {
-        each_object!(self, o => &mut o.metadata)
+        each_object!(self, o => &mut Arc::make_mut(o).metadata)
     }
 
     /// `metadata.name` (empty if unset).
@@ -248,26 +256,26 @@ impl Object {
     /// Decode JSON of a known kind (as stored).
     pub fn from_json(kind: Kind, bytes: &[u8]) -> Result<Object, serde_json::Error> {
         Ok(match kind {
-            Kind::Namespace => Object::Namespace(serde_json::from_slice(bytes)?),
-            Kind::Node => Object::Node(serde_json::from_slice(bytes)?),
-            Kind::Pod => Object::Pod(serde_json::from_slice(bytes)?),
-            Kind::Event => Object::Event(serde_json::from_slice(bytes)?),
-            Kind::Lease => Object::Lease(serde_json::from_slice(bytes)?),
-            Kind::Deployment => Object::Deployment(serde_json::from_slice(bytes)?),
-            Kind::ReplicaSet => Object::ReplicaSet(serde_json::from_slice(bytes)?),
+            Kind::Namespace => Object::Namespace(Arc::new(serde_json::from_slice(bytes)?)),
+            Kind::Node => Object::Node(Arc::new(serde_json::from_slice(bytes)?)),
+            Kind::Pod => Object::Pod(Arc::new(serde_json::from_slice(bytes)?)),
+            Kind::Event => Object::Event(Arc::new(serde_json::from_slice(bytes)?)),
+            Kind::Lease => Object::Lease(Arc::new(serde_json::from_slice(bytes)?)),
+            Kind::Deployment => Object::Deployment(Arc::new(serde_json::from_slice(bytes)?)),
+            Kind::ReplicaSet => Object::ReplicaSet(Arc::new(serde_json::from_slice(bytes)?)),
         })
     }
 
     /// Decode a JSON value of a known kind.
     pub fn from_value(kind: Kind, value: serde_json::Value) -> Result<Object, serde_json::Error> {
         Ok(match kind {
-            Kind::Namespace => Object::Namespace(serde_json::from_value(value)?),
-            Kind::Node => Object::Node(serde_json::from_value(value)?),
-            Kind::Pod => Object::Pod(serde_json::from_value(value)?),
-            Kind::Event => Object::Event(serde_json::from_value(value)?),
-            Kind::Lease => Object::Lease(serde_json::from_value(value)?),
-            Kind::Deployment => Object::Deployment(serde_json::from_value(value)?),
-            Kind::ReplicaSet => Object::ReplicaSet(serde_json::from_value(value)?),
+            Kind::Namespace => Object::Namespace(Arc::new(serde_json::from_value(value)?)),
+            Kind::Node => Object::Node(Arc::new(serde_json::from_value(value)?)),
+            Kind::Pod => Object::Pod(Arc::new(serde_json::from_value(value)?)),
+            Kind::Event => Object::Event(Arc::new(serde_json::from_value(value)?)),
+            Kind::Lease => Object::Lease(Arc::new(serde_json::from_value(value)?)),
+            Kind::Deployment => Object::Deployment(Arc::new(serde_json::from_value(value)?)),
+            Kind::ReplicaSet => Object::ReplicaSet(Arc::new(serde_json::from_value(value)?)),
         })
     }
 
@@ -291,6 +299,11 @@ macro_rules! object_from {
     ($($variant:ident),*) => {
         $(impl From<$variant> for Object {
             fn from(o: $variant) -> Object {
+                Object::$variant(Arc::new(o))
+            }
+        }
+        impl From<Arc<$variant>> for Object {
+            fn from(o: Arc<$variant>) -> Object {
                 Object::$variant(o)
             }
         })*
@@ -301,7 +314,11 @@ object_from!(Namespace, Node, Pod, Event, Lease, Deployment, ReplicaSet);
 /// A typed view of one kind inside [`Object`], for generic clients (informers, tests).
 pub trait KindOf: Sized + Clone + Send + Sync + 'static {
     const KIND: Kind;
+    /// Borrow the object, if it is of this kind.
     fn from_object(obj: &Object) -> Option<&Self>;
+    /// Borrow the shared `Arc` holding it, if it is of this kind: cloning that shares the
+    /// object instead of copying it.
+    fn arc_from_object(obj: &Object) -> Option<&Arc<Self>>;
     fn into_object(self) -> Object;
 }
 
@@ -315,8 +332,14 @@ macro_rules! kind_of {
                     _ => None,
                 }
             }
+            fn arc_from_object(obj: &Object) -> Option<&Arc<Self>> {
+                match obj {
+                    Object::$variant(o) => Some(o),
+                    _ => None,
+                }
+            }
             fn into_object(self) -> Object {
-                Object::$variant(self)
+                Object::$variant(Arc::new(self))
             }
         })*
     };

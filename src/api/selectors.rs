@@ -1171,21 +1171,24 @@ mod tests {
     }
 
     fn pod(name: &str, node: Option<&str>, phase: &str) -> Object {
-        Object::Pod(Pod {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            spec: Some(PodSpec {
-                node_name: node.map(Into::into),
-                ..Default::default()
-            }),
-            status: Some(PodStatus {
-                phase: Some(phase.into()),
-                ..Default::default()
-            }),
-        })
+        Object::Pod(
+            Pod {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some("default".into()),
+                    ..Default::default()
+                },
+                spec: Some(PodSpec {
+                    node_name: node.map(Into::into),
+                    ..Default::default()
+                }),
+                status: Some(PodStatus {
+                    phase: Some(phase.into()),
+                    ..Default::default()
+                }),
+            }
+            .into(),
+        )
     }
 
     /// Field selector parsing: operators, escapes, the canonical form and term errors.
@@ -1278,21 +1281,24 @@ mod tests {
             assert_eq!(sel.matches(&pending), want_pending, "{s} on pending pod");
         }
 
-        let event = Object::Event(Event {
-            metadata: ObjectMeta {
-                name: Some("e1".into()),
-                namespace: Some("default".into()),
+        let event = Object::Event(
+            Event {
+                metadata: ObjectMeta {
+                    name: Some("e1".into()),
+                    namespace: Some("default".into()),
+                    ..Default::default()
+                },
+                involved_object: ObjectReference {
+                    kind: Some("Pod".into()),
+                    name: Some("web".into()),
+                    ..Default::default()
+                },
+                reason: Some("Scheduled".into()),
+                reporting_component: Some("default-scheduler".into()),
                 ..Default::default()
-            },
-            involved_object: ObjectReference {
-                kind: Some("Pod".into()),
-                name: Some("web".into()),
-                ..Default::default()
-            },
-            reason: Some("Scheduled".into()),
-            reporting_component: Some("default-scheduler".into()),
-            ..Default::default()
-        });
+            }
+            .into(),
+        );
         for s in [
             "involvedObject.kind=Pod",
             "involvedObject.name=web",
@@ -1308,31 +1314,37 @@ mod tests {
             );
         }
 
-        let node = Object::Node(Node {
-            metadata: ObjectMeta {
-                name: Some("n1".into()),
+        let node = Object::Node(
+            Node {
+                metadata: ObjectMeta {
+                    name: Some("n1".into()),
+                    ..Default::default()
+                },
+                spec: Some(NodeSpec {
+                    unschedulable: Some(true),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            },
-            spec: Some(NodeSpec {
-                unschedulable: Some(true),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+            }
+            .into(),
+        );
         assert!(FieldSelector::parse("spec.unschedulable=true")
             .unwrap()
             .matches(&node));
-        let ns = Object::Namespace(Namespace {
-            metadata: ObjectMeta {
-                name: Some("default".into()),
+        let ns = Object::Namespace(
+            Namespace {
+                metadata: ObjectMeta {
+                    name: Some("default".into()),
+                    ..Default::default()
+                },
+                status: Some(NamespaceStatus {
+                    phase: Some("Active".into()),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            },
-            status: Some(NamespaceStatus {
-                phase: Some("Active".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+            }
+            .into(),
+        );
         assert!(FieldSelector::parse("status.phase=Active")
             .unwrap()
             .matches(&ns));

@@ -258,13 +258,16 @@ impl ApiServer {
             .collect();
         let addr = ApiServer::start_in_arbiter(arbiter, move |_| self);
         for ns in missing {
-            let object = Object::Namespace(Namespace {
-                metadata: ObjectMeta {
-                    name: Some(ns.to_string()),
+            let object = Object::Namespace(
+                Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(ns.to_string()),
+                        ..Default::default()
+                    },
                     ..Default::default()
-                },
-                ..Default::default()
-            });
+                }
+                .into(),
+            );
             let create = Create {
                 object,
                 options: WriteOptions::default(),
@@ -605,7 +608,7 @@ impl ApiServer {
         // Admission on create: DefaultTolerationSeconds with the configured seconds.
         if let Object::Pod(pod) = &mut object {
             defaults::add_default_tolerations_with(
-                pod.spec.get_or_insert_with(Default::default),
+                Arc::make_mut(pod).spec.get_or_insert_with(Default::default),
                 self.opts.default_not_ready_toleration_seconds,
                 self.opts.default_unreachable_toleration_seconds,
             );
@@ -971,7 +974,7 @@ impl ApiServer {
             }
         }
         let mut bound = match strategy::bind_pod(pod, &binding, strategy::now()) {
-            Ok(p) => Object::Pod(p),
+            Ok(p) => Object::Pod(p.into()),
             Err(msg) => return Answer::Ready(Err(ApiError::conflict(Kind::Pod, &name, msg))),
         };
         let node = binding.target.name.clone().unwrap_or_default();

@@ -94,7 +94,7 @@ mod tests {
     use k8s_openapi::api::core::v1::Pod;
 
     fn pod() -> Arc<Object> {
-        Arc::new(Object::Pod(Pod::default()))
+        Arc::new(Object::from(Pod::default()))
     }
 
     #[test]

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{Binding, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use rand::Rng;
+use std::sync::Arc;
 
 use super::messages::Subresource;
 use crate::api::Object;
@@ -56,14 +57,17 @@ pub fn prepare_for_create(obj: &mut Object, at: Timestamp) {
     }
     match obj {
         Object::Deployment(d) => {
+            let d = Arc::make_mut(d);
             d.metadata.generation = Some(1);
             d.status = None;
         }
         Object::ReplicaSet(rs) => {
+            let rs = Arc::make_mut(rs);
             rs.metadata.generation = Some(1);
             rs.status = None;
         }
         Object::Pod(p) => {
+            let p = Arc::make_mut(p);
             p.metadata.generation = Some(1);
             let qos = qos_class(p).to_string();
             p.status = Some(PodStatus {
@@ -73,7 +77,9 @@ pub fn prepare_for_create(obj: &mut Object, at: Timestamp) {
             });
         }
         Object::Namespace(ns) => {
-            let status = ns.status.get_or_insert_with(Default::default);
+            let status = Arc::make_mut(ns)
+                .status
+                .get_or_insert_with(Default::default);
             status.phase = Some("Active".into());
         }
         Object::Node(_) | Object::Event(_) | Object::Lease(_) => {}
@@ -217,11 +223,15 @@ pub fn prepare_for_update(new: &mut Object, old: &Object, sub: Subresource) {
 /// Copy `status` from `from` to `to` (same kind; kinds without status are left alone).
 fn copy_status(from: &Object, to: &mut Object) {
     match (from, to) {
-        (Object::Pod(f), Object::Pod(t)) => t.status = f.status.clone(),
-        (Object::Deployment(f), Object::Deployment(t)) => t.status = f.status.clone(),
-        (Object::ReplicaSet(f), Object::ReplicaSet(t)) => t.status = f.status.clone(),
-        (Object::Node(f), Object::Node(t)) => t.status = f.status.clone(),
-        (Object::Namespace(f), Object::Namespace(t)) => t.status = f.status.clone(),
+        (Object::Pod(f), Object::Pod(t)) => Arc::make_mut(t).status = f.status.clone(),
+        (Object::Deployment(f), Object::Deployment(t)) => {
+            Arc::make_mut(t).status = f.status.clone()
+        }
+        (Object::ReplicaSet(f), Object::ReplicaSet(t)) => {
+            Arc::make_mut(t).status = f.status.clone()
+        }
+        (Object::Node(f), Object::Node(t)) => Arc::make_mut(t).status = f.status.clone(),
+        (Object::Namespace(f), Object::Namespace(t)) => Arc::make_mut(t).status = f.status.clone(),
         _ => {}
     }
 }
@@ -431,7 +441,7 @@ mod tests {
 
     #[test]
     fn create_sets_system_fields_and_resets_status() {
-        let mut obj = Object::Pod(pod(None));
+        let mut obj = Object::Pod(pod(None).into());
         prepare_for_create(&mut obj, now());
         let m = obj.meta();
         assert!(m.uid.is_some() && m.creation_timestamp.is_some());
@@ -467,18 +477,21 @@ mod tests {
 
     #[test]
     fn generation_bumps_on_spec_change_only() {
-        let mut old = Object::Deployment(Deployment {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                generation: Some(1),
+        let mut old = Object::Deployment(
+            Deployment {
+                metadata: ObjectMeta {
+                    name: Some("web".into()),
+                    generation: Some(1),
+                    ..Default::default()
+                },
+                spec: Some(DeploymentSpec {
+                    replicas: Some(1),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            },
-            spec: Some(DeploymentSpec {
-                replicas: Some(1),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+            }
+            .into(),
+        );
         prepare_for_create(&mut old, now());
         let mut same = old.clone();
         same.meta_mut().annotations =
@@ -491,7 +504,7 @@ mod tests {
         );
         let mut scaled = old.clone();
         if let Object::Deployment(d) = &mut scaled {
-            d.spec.as_mut().unwrap().replicas = Some(3);
+            Arc::make_mut(d).spec.as_mut().unwrap().replicas = Some(3);
         }
         prepare_for_update(&mut scaled, &old, Subresource::Main);
         assert_eq!(scaled.meta().generation, Some(2));
@@ -499,9 +512,10 @@ mod tests {
 
     #[test]
     fn status_update_changes_only_status() {
-        let old = Object::Pod(pod(Some("node-1")));
+        let old = Object::Pod(pod(Some("node-1")).into());
         let mut new = old.clone();
         if let Object::Pod(p) = &mut new {
+            let p = Arc::make_mut(p);
             p.spec.as_mut().unwrap().node_name = Some("node-2".into());
             p.status = Some(PodStatus {
                 phase: Some("Running".into()),
@@ -519,20 +533,20 @@ mod tests {
 
     #[test]
     fn graceful_pod_delete_waits_for_the_kubelet() {
-        let obj = Object::Pod(pod(Some("node-1")));
+        let obj = Object::Pod(pod(Some("node-1")).into());
         let d = decide_delete(&obj, &DeleteOptions::default(), now()).unwrap();
         let DeleteDecision::Update(new) = d else {
             panic!("expected graceful update, got {d:?}")
         };
         assert_eq!(new.meta().deletion_grace_period_seconds, Some(30));
         // An unscheduled pod goes at once.
-        let obj = Object::Pod(pod(None));
+        let obj = Object::Pod(pod(None).into());
         assert_eq!(
             decide_delete(&obj, &DeleteOptions::default(), now()).unwrap(),
             DeleteDecision::Now
         );
         // grace 0 goes at once.
-        let obj = Object::Pod(pod(Some("n")));
+        let obj = Object::Pod(pod(Some("n")).into());
         let opts = DeleteOptions {
             grace_period_seconds: Some(0),
             ..Default::default()
@@ -545,7 +559,7 @@ mod tests {
 
     #[test]
     fn foreground_and_orphan_add_finalizers() {
-        let obj = Object::Deployment(Deployment::default());
+        let obj = Object::Deployment(Deployment::default().into());
         for (policy, finalizer) in [
             ("Foreground", FOREGROUND_FINALIZER),
             ("Orphan", ORPHAN_FINALIZER),
@@ -582,7 +596,7 @@ mod tests {
 
     #[test]
     fn removing_the_last_finalizer_deletes() {
-        let mut obj = Object::Deployment(Deployment::default());
+        let mut obj = Object::Deployment(Deployment::default().into());
         obj.meta_mut().deletion_timestamp = Some(Time(now()));
         assert!(should_delete_during_update(&obj));
         obj.meta_mut().finalizers = Some(vec!["x".into()]);

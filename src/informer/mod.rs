@@ -21,11 +21,13 @@
 //! # Sharing
 //!
 //! [`SharedInformerFactory`] keeps one informer per kind; several controllers in the process
-//! get the same `Arc<Informer<K>>`, each adding its own handler. That is one list-watch and
-//! one typed copy of each object per kind, however many controllers read it.
+//! get the same `Arc<Informer<K>>`, each adding its own handler. That is one list-watch per
+//! kind, however many controllers read it.
 //!
-//! The ApiServer hands out `Arc<Object>`; the typed `Arc<K>` costs one clone of each object
-//! per event per kind (the `Object` enum cannot be borrowed as an `Arc` of its variant).
+//! The cache holds no copies: the ApiServer's `Object` holds each object as an `Arc<K>`, and
+//! the informer keeps (and hands its handlers) that same `Arc`, so an object decoded once by
+//! the ApiServer is shared by its cache, its watch events and every informer of every
+//! component (kubelets run their own informers over the same `Arc`s).
 
 pub mod store;
 
@@ -238,8 +240,9 @@ impl<K: Cached> Drop for Informer<K> {
     }
 }
 
+/// The typed object inside `obj`: the same `Arc` the ApiServer's cache holds, not a copy.
 fn typed<K: Cached>(obj: &Object) -> Option<Arc<K>> {
-    K::from_object(obj).map(|k| Arc::new(k.clone()))
+    K::arc_from_object(obj).cloned()
 }
 
 /// The list-watch loop. Runs until aborted.
@@ -378,15 +381,18 @@ mod tests {
     use super::*;
 
     fn pod(name: &str, rv: u64) -> Arc<Object> {
-        Arc::new(Object::Pod(Pod {
-            metadata: ObjectMeta {
-                namespace: Some("default".into()),
-                name: Some(name.into()),
-                resource_version: Some(rv.to_string()),
+        Arc::new(Object::Pod(
+            Pod {
+                metadata: ObjectMeta {
+                    namespace: Some("default".into()),
+                    name: Some(name.into()),
+                    resource_version: Some(rv.to_string()),
+                    ..Default::default()
+                },
                 ..Default::default()
-            },
-            ..Default::default()
-        }))
+            }
+            .into(),
+        ))
     }
 
     /// A scripted source: lists answer in order; each watch hands out the next prepared

@@ -189,7 +189,7 @@ impl Kubelet {
         let created = env
             .api
             .send(Create {
-                object: Object::Node(node.clone()),
+                object: Object::Node(node.clone().into()),
                 options: WriteOptions::default(),
                 trace: Trace::Untraced,
             })
@@ -208,14 +208,14 @@ impl Kubelet {
                     .await
                     .map_err(mailbox)??;
                 let mut n = match &*existing {
-                    Object::Node(n) => n.clone(),
+                    Object::Node(n) => (**n).clone(),
                     _ => Node::default(),
                 };
                 n.status = node.status.clone();
                 n.metadata.resource_version = None;
                 env.api
                     .send(Update {
-                        object: Object::Node(n),
+                        object: Object::Node(n.into()),
                         subresource: Subresource::Status,
                         options: WriteOptions::default(),
                         trace: Trace::Untraced,
@@ -225,10 +225,10 @@ impl Kubelet {
             }
             Err(e) => return Err(e),
         };
-        let node = Arc::new(match &*stored {
+        let node = match &*stored {
             Object::Node(n) => n.clone(),
-            _ => node,
-        });
+            _ => Arc::new(node),
+        };
         Self::renew_lease(&env, &node).await?;
         Ok(node)
     }
@@ -243,7 +243,7 @@ impl Kubelet {
         let updated = env
             .api
             .send(Update {
-                object: Object::Lease(l.clone()),
+                object: Object::Lease(l.clone().into()),
                 subresource: Subresource::Main,
                 options: WriteOptions::default(),
                 trace: Trace::Untraced,
@@ -255,7 +255,7 @@ impl Kubelet {
             Err(ApiError::NotFound { .. }) => env
                 .api
                 .send(Create {
-                    object: Object::Lease(l),
+                    object: Object::Lease(l.into()),
                     options: WriteOptions::default(),
                     trace: Trace::Untraced,
                 })
@@ -345,14 +345,17 @@ impl Kubelet {
                 if !due {
                     return None;
                 }
-                let object = Object::Node(Node {
-                    metadata: ObjectMeta {
-                        name: node.metadata.name.clone(),
-                        ..Default::default()
-                    },
-                    spec: None,
-                    status: Some(status.clone()),
-                });
+                let object = Object::Node(
+                    Node {
+                        metadata: ObjectMeta {
+                            name: node.metadata.name.clone(),
+                            ..Default::default()
+                        },
+                        spec: None,
+                        status: Some(status.clone()),
+                    }
+                    .into(),
+                );
                 let reply = env
                     .api
                     .send(Update {
@@ -441,17 +444,20 @@ impl Kubelet {
             conditions: status.conditions.take(),
             ..Default::default()
         };
-        let object = Object::Pod(Pod {
-            metadata: ObjectMeta {
-                name: pod.metadata.name.clone(),
-                namespace: pod.metadata.namespace.clone(),
-                uid: pod.metadata.uid.clone(),
-                ..Default::default()
-            },
-            spec: None,
-            status: Some(status),
-        });
-        let reference = crate::events::object_reference(&Object::Pod(pod.clone()));
+        let object = Object::Pod(
+            Pod {
+                metadata: ObjectMeta {
+                    name: pod.metadata.name.clone(),
+                    namespace: pod.metadata.namespace.clone(),
+                    uid: pod.metadata.uid.clone(),
+                    ..Default::default()
+                },
+                spec: None,
+                status: Some(status),
+            }
+            .into(),
+        );
+        let reference = crate::events::object_reference(&Object::Pod(pod.clone().into()));
         let cx = crate::telemetry::extract(&pod.metadata);
         ctx.spawn(
             async move {

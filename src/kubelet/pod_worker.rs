@@ -36,7 +36,7 @@ use super::backoff::{go_duration, Backoff};
 use super::config::KubeletConfig;
 use super::probes::{self, ProbeKind, ProbeState};
 use super::status::{generate_pod_status, ContainerView, StatusInput};
-use crate::api::Object;
+use crate::api::{KindOf, Object};
 use crate::apiserver::{ApiServer, Delete, Subresource, Trace, Update, WriteOptions};
 use crate::clock::Clock;
 use crate::events::{EventRecorder, NORMAL, WARNING};
@@ -616,16 +616,19 @@ async fn write_status(
     if pod.status.as_ref() == Some(&status) || st.last_written.as_ref() == Some(&status) {
         return pod.clone();
     }
-    let object = Object::Pod(Pod {
-        metadata: ObjectMeta {
-            name: pod.metadata.name.clone(),
-            namespace: pod.metadata.namespace.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..Default::default()
-        },
-        spec: None,
-        status: Some(status.clone()),
-    });
+    let object = Object::Pod(
+        Pod {
+            metadata: ObjectMeta {
+                name: pod.metadata.name.clone(),
+                namespace: pod.metadata.namespace.clone(),
+                uid: pod.metadata.uid.clone(),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(status.clone()),
+        }
+        .into(),
+    );
     let reply = env
         .api
         .send(Update {
@@ -638,8 +641,8 @@ async fn write_status(
     match reply {
         Ok(Ok(stored)) => {
             st.last_written = Some(status);
-            match stored.as_pod() {
-                Some(p) => Arc::new(p.clone()),
+            match Pod::arc_from_object(&stored) {
+                Some(p) => p.clone(),
                 None => pod.clone(),
             }
         }

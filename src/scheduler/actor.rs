@@ -106,7 +106,7 @@ pub enum Outcome {
     /// No node fits: write this pod status (`PodScheduled=False`); the pod is back in the
     /// queue. `victims` are the pods preemption would evict (not evicted yet).
     Unschedulable {
-        pod: Box<Pod>,
+        pod: Arc<Pod>,
         message: String,
         victims: Vec<String>,
     },
@@ -326,7 +326,7 @@ impl SchedulerCore {
                     .add_unschedulable_if_not_present(info, plugins, cycle);
                 (
                     Outcome::Unschedulable {
-                        pod: Box::new(pod),
+                        pod: Arc::new(pod),
                         message,
                         victims,
                     },
@@ -831,7 +831,7 @@ impl Scheduler {
                 );
                 let api = self.api.clone();
                 let update = Update {
-                    object: Object::Pod(*pod),
+                    object: Object::Pod(pod),
                     subresource: Subresource::Status,
                     options: WriteOptions::default(),
                     trace: Trace::child_of(cx.clone()),
@@ -869,12 +869,9 @@ impl Scheduler {
     }
 }
 
-/// The pod as an event's involved object (only its metadata is read).
-fn event_object(pod: &Pod) -> Object {
-    Object::Pod(Pod {
-        metadata: pod.metadata.clone(),
-        ..Default::default()
-    })
+/// The pod as an event's involved object (only its metadata is read): the same `Arc`.
+fn event_object(pod: &Arc<Pod>) -> Object {
+    Object::Pod(pod.clone())
 }
 
 /// The pod's `involvedObject` reference, as [`crate::events::object_reference`] builds it,

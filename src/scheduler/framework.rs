@@ -763,7 +763,9 @@ impl Framework {
         snapshot: &mut Snapshot,
         pod: Arc<Pod>,
     ) -> Result<ScheduleResult, ScheduleError> {
-        let pi = PodInfo::new(pod.clone());
+        // Built once: the cycle reads it, the snapshot keeps it for the assumed pod, and the
+        // bound pod's watch event reuses it (`PodInfo::updated`).
+        let pi = Arc::new(PodInfo::new(pod.clone()));
         let mut state = CycleState::new();
         let found = match self.schedule_pod(&mut state, snapshot, &pi) {
             Ok(found) => found,
@@ -783,7 +785,7 @@ impl Framework {
             Err(e) => return Err(e),
         };
         let host = found.suggested_host.clone();
-        if let Err(e) = snapshot.assume(pod.clone(), &host) {
+        if let Err(e) = snapshot.assume_info(pi.clone(), &host) {
             return Err(ScheduleError::Internal(Status::error(e.to_string())));
         }
         let status = self.run_reserve_plugins(&mut state, &pi, &host);
@@ -794,7 +796,7 @@ impl Framework {
         }
         Ok(ScheduleResult {
             pod,
-            pod_key: pi.key,
+            pod_key: pi.key.clone(),
             suggested_host: host,
             evaluated_nodes: found.evaluated_nodes,
             feasible_nodes: found.feasible_nodes,
@@ -821,7 +823,10 @@ impl Framework {
 
     /// Undo a decision whose binding failed: Unreserve and forget the assumed pod.
     pub fn unreserve_and_forget(&self, snapshot: &mut Snapshot, result: &mut ScheduleResult) {
-        let pi = PodInfo::new(result.pod.clone());
+        let pi = match snapshot.pod_info(&result.pod_key) {
+            Some(pi) => pi.clone(),
+            None => Arc::new(PodInfo::new(result.pod.clone())),
+        };
         self.run_unreserve_plugins(&mut result.state, &pi, &result.suggested_host);
         let _ = snapshot.forget(&result.pod_key);
     }

@@ -1,12 +1,11 @@
 //! The scheduler's pod list-watches: client-go's reflector, without a typed cache.
 //!
-//! [`crate::informer`] keeps its own typed copy of every object and hands each handler the
-//! object of every event, a deleted one included. The scheduler's caches are its snapshot
-//! and its queue, and a pod that leaves a watch (deleted, or bound: it stops matching
-//! `spec.nodeName=`) only needs its key. So this reflector decodes a pod only when it is
-//! added or changed, and remembers nothing but each key's resourceVersion (to report the
-//! differences after a relist). That is one `Pod` copy fewer per scheduled pod, on the
-//! scheduler's thread.
+//! [`crate::informer`] keeps a cache of every object and hands each handler the object of
+//! every event, a deleted one included. The scheduler's caches are its snapshot and its
+//! queue, and a pod that leaves a watch (deleted, or bound: it stops matching
+//! `spec.nodeName=`) only needs its key. So this reflector passes a pod on only when it is
+//! added or changed — the ApiServer's own `Arc<Pod>`, never a copy — and remembers nothing
+//! but each key's resourceVersion (to report the differences after a relist).
 //!
 //! The protocol is the informer's: **list** with the field selector (the first list ends with
 //! [`PodEvent::Synced`]); **watch** from the list's revision; on 410 Gone, a refused watch or
@@ -23,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::helpers::pod_key;
 use crate::api::selectors::{FieldSelector, LabelSelector};
-use crate::api::{Kind, Object};
+use crate::api::{Kind, KindOf, Object};
 use crate::apiserver::{ApiServer, List, ListVersion, Watch, WatchEvent, WatchFrom};
 
 const LIST_BACKOFF_START: Duration = Duration::from_millis(100);
@@ -42,8 +41,9 @@ pub enum PodEvent {
     Relisted,
 }
 
+/// The pod inside `o`: the ApiServer's shared `Arc`, not a copy.
 fn as_pod(o: &Object) -> Option<Arc<Pod>> {
-    o.as_pod().map(|p| Arc::new(p.clone()))
+    Pod::arc_from_object(o).cloned()
 }
 
 /// What the reflector knows: key → resourceVersion.
@@ -109,8 +109,8 @@ pub async fn run(api: Addr<ApiServer>, fields: FieldSelector, tx: mpsc::Unbounde
             0 => WatchFrom::Now,
             rv => WatchFrom::Revision(rv),
         };
-        // Release the listed objects now, not when the watch ends: at 100,000 pods they are
-        // the API server's old versions, kept alive for nothing.
+        // Release the listed objects now, not when the watch ends: at 100,000 pods they would
+        // keep the API server's old versions alive for nothing.
         drop(list);
         let watch = api
             .send(Watch {

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, WeightedPodAffinityTerm};
+use k8s_openapi::api::core::v1::{Container, Node, Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 
 use super::helpers::{pod_key, pod_labels, pod_priority, Selector};
 use super::resource::{
@@ -95,6 +95,36 @@ impl AffinityTerm {
 pub struct WeightedAffinityTerm {
     pub term: AffinityTerm,
     pub weight: i32,
+}
+
+/// Whether two revisions of a pod agree on everything [`PodInfo::new`] reads besides the
+/// key: priority, affinity, overhead, and each container's resources, ports and restart
+/// policy. Comparing is a few string comparisons; recomputing parses every quantity.
+pub fn same_scheduling_inputs(a: &Pod, b: &Pod) -> bool {
+    if std::ptr::eq(a, b) {
+        return true;
+    }
+    let (a, b) = match (a.spec.as_ref(), b.spec.as_ref()) {
+        (Some(a), Some(b)) => (a, b),
+        (None, None) => return true,
+        _ => return false,
+    };
+    let same_containers = |x: &[Container], y: &[Container]| {
+        x.len() == y.len()
+            && x.iter().zip(y).all(|(c, d)| {
+                c.resources == d.resources
+                    && c.ports == d.ports
+                    && c.restart_policy == d.restart_policy
+            })
+    };
+    a.priority == b.priority
+        && a.overhead == b.overhead
+        && a.affinity == b.affinity
+        && same_containers(&a.containers, &b.containers)
+        && same_containers(
+            a.init_containers.as_deref().unwrap_or_default(),
+            b.init_containers.as_deref().unwrap_or_default(),
+        )
 }
 
 /// A host port a container asks for.
@@ -200,6 +230,21 @@ impl PodInfo {
             host_ports,
             namespace,
             pod,
+        }
+    }
+
+    /// The same pod at a newer revision: what was precomputed is kept when nothing it was
+    /// computed from changed ([`same_scheduling_inputs`]) — the bound pod confirming an
+    /// assumed one, a kubelet's status update — and computed afresh otherwise (an in-place
+    /// resize). Upstream builds a new `PodInfo` on every update; parsing the quantities again
+    /// is most of its cost.
+    pub fn updated(previous: Arc<PodInfo>, pod: Arc<Pod>) -> PodInfo {
+        if !same_scheduling_inputs(&previous.pod, &pod) {
+            return PodInfo::new(pod);
+        }
+        PodInfo {
+            pod,
+            ..Arc::unwrap_or_clone(previous)
         }
     }
 
@@ -560,31 +605,41 @@ impl Snapshot {
         }
     }
 
-    fn unplace(&mut self, key: &str, node: &str) {
+    /// Take a pod off its node (or the orphans); returns its `PodInfo` if it was there.
+    fn unplace(&mut self, key: &str, node: &str) -> Option<Arc<PodInfo>> {
         match self.node_mut(node) {
             Some(ni) => {
-                if let Some(pi) = ni.remove_pod(key) {
-                    self.count_affinity(
-                        pi.has_affinity() as usize,
-                        !pi.required_anti_affinity_terms.is_empty() as usize,
-                        false,
-                    );
-                    self.unindex_labels(&pi);
-                }
+                let pi = ni.remove_pod(key)?;
+                self.count_affinity(
+                    pi.has_affinity() as usize,
+                    !pi.required_anti_affinity_terms.is_empty() as usize,
+                    false,
+                );
+                self.unindex_labels(&pi);
+                Some(pi)
             }
             None => {
-                let Some(v) = self.orphans.get_mut(node) else {
-                    return;
-                };
+                let v = self.orphans.get_mut(node)?;
                 let removed = v.iter().position(|p| p.key == key).map(|i| v.remove(i));
                 if v.is_empty() {
                     self.orphans.remove(node);
                 }
-                if let Some(pi) = removed {
-                    self.unindex_labels(&pi);
+                if let Some(pi) = &removed {
+                    self.unindex_labels(pi);
                 }
+                removed
             }
         }
+    }
+
+    /// The `PodInfo` of a bound or assumed pod.
+    pub fn pod_info(&self, key: &str) -> Option<&Arc<PodInfo>> {
+        let node = &self.pods.get(key)?.node;
+        let placed = match self.node(node) {
+            Some(ni) => &ni.pods,
+            None => self.orphans.get(node)?,
+        };
+        placed.iter().find(|p| p.key == key)
     }
 
     /// Add or update a pod that the API server says is bound (`spec.nodeName` set). Confirms
@@ -601,10 +656,16 @@ impl Snapshot {
             self.remove_pod(&key);
             return;
         };
-        if let Some(old) = self.pods.remove(&key) {
-            self.unplace(&key, &old.node);
-        }
-        self.place(Arc::new(PodInfo::new(pod)), &node);
+        // The assumed (or previous) revision's PodInfo is kept when its inputs did not change.
+        let previous = match self.pods.remove(&key) {
+            Some(old) => self.unplace(&key, &old.node),
+            None => None,
+        };
+        let pi = match previous {
+            Some(previous) => PodInfo::updated(previous, pod),
+            None => PodInfo::new(pod),
+        };
+        self.place(Arc::new(pi), &node);
         self.pods.insert(
             key,
             PodPlacement {
@@ -633,7 +694,12 @@ impl Snapshot {
     /// Place a pod on a node before it is bound, so the next decision accounts for it.
     /// Mirrors `Cache.AssumePod`.
     pub fn assume(&mut self, pod: Arc<Pod>, node: &str) -> Result<(), SnapshotError> {
-        let key = pod_key(&pod);
+        self.assume_info(Arc::new(PodInfo::new(pod)), node)
+    }
+
+    /// [`Snapshot::assume`] with the `PodInfo` the scheduling cycle already built.
+    pub fn assume_info(&mut self, pi: Arc<PodInfo>, node: &str) -> Result<(), SnapshotError> {
+        let key = pi.key.clone();
         if let Some(p) = self.pods.get(&key) {
             return Err(SnapshotError::PodAlreadyPlaced {
                 pod: key,
@@ -643,7 +709,7 @@ impl Snapshot {
         if self.node(node).is_none() {
             return Err(SnapshotError::NodeNotFound(node.to_string()));
         }
-        self.place(Arc::new(PodInfo::new(pod)), node);
+        self.place(pi, node);
         self.pods.insert(
             key,
             PodPlacement {
@@ -890,6 +956,32 @@ mod tests {
         assert!(s.has_pods_with_required_anti_affinity());
         s.remove_pod("default/db");
         assert!(!s.has_pods_with_affinity());
+    }
+
+    /// The bound pod confirming an assumed one keeps the `PodInfo` the scheduling cycle built
+    /// (with the new revision's pod); a revision whose requests changed gets a new one.
+    #[test]
+    fn confirming_an_assumed_pod_keeps_its_pod_info() {
+        let mut s = Snapshot::new();
+        s.add_node(arc(node("n1", 2000, 4 * GI)));
+        let mut built = PodInfo::new(arc(pod("a", 500, GI)));
+        // A marker no fresh PodInfo::new would compute: it shows which one the snapshot kept.
+        built.non_zero_request.milli_cpu = 501;
+        s.assume_info(arc(built), "n1").unwrap();
+
+        let bound = arc(on(pod("a", 500, GI), "n1"));
+        s.add_pod(bound.clone());
+        assert!(!s.is_assumed("default/a"));
+        let kept = s.pod_info("default/a").unwrap();
+        assert_eq!(kept.non_zero_request.milli_cpu, 501, "not recomputed");
+        assert!(Arc::ptr_eq(&kept.pod, &bound), "the new revision's pod");
+        assert_eq!(s.node("n1").unwrap().non_zero_requested.milli_cpu, 501);
+
+        s.add_pod(arc(on(pod("a", 700, GI), "n1")));
+        let fresh = s.pod_info("default/a").unwrap();
+        assert_eq!(fresh.request.milli_cpu, 700);
+        assert_eq!(fresh.non_zero_request.milli_cpu, 700);
+        assert_eq!(s.node("n1").unwrap().non_zero_requested.milli_cpu, 700);
     }
 
     /// Node and pod accounting: add, update, remove, orphans attached when the node appears.

@@ -357,49 +357,55 @@ mod tests {
 
     /// A valid, defaulted Deployment selecting `app=web`.
     fn deployment() -> Deployment {
-        let mut obj = Object::Deployment(Deployment {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            spec: Some(DeploymentSpec {
-                selector: LabelSelector {
-                    match_labels: labels("app", "web"),
+        let mut obj = Object::Deployment(
+            Deployment {
+                metadata: ObjectMeta {
+                    name: Some("web".into()),
+                    namespace: Some("default".into()),
                     ..Default::default()
                 },
-                template: template(),
-                ..Default::default()
-            }),
-            status: None,
-        });
+                spec: Some(DeploymentSpec {
+                    selector: LabelSelector {
+                        match_labels: labels("app", "web"),
+                        ..Default::default()
+                    },
+                    template: template(),
+                    ..Default::default()
+                }),
+                status: None,
+            }
+            .into(),
+        );
         defaults::apply(&mut obj);
         match obj {
-            Object::Deployment(d) => d,
+            Object::Deployment(d) => std::sync::Arc::unwrap_or_clone(d),
             _ => unreachable!(),
         }
     }
 
     fn replica_set() -> ReplicaSet {
-        let mut obj = Object::ReplicaSet(ReplicaSet {
-            metadata: ObjectMeta {
-                name: Some("web-1".into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            spec: Some(ReplicaSetSpec {
-                selector: LabelSelector {
-                    match_labels: labels("app", "web"),
+        let mut obj = Object::ReplicaSet(
+            ReplicaSet {
+                metadata: ObjectMeta {
+                    name: Some("web-1".into()),
+                    namespace: Some("default".into()),
                     ..Default::default()
                 },
-                template: Some(template()),
-                ..Default::default()
-            }),
-            status: None,
-        });
+                spec: Some(ReplicaSetSpec {
+                    selector: LabelSelector {
+                        match_labels: labels("app", "web"),
+                        ..Default::default()
+                    },
+                    template: Some(template()),
+                    ..Default::default()
+                }),
+                status: None,
+            }
+            .into(),
+        );
         defaults::apply(&mut obj);
         match obj {
-            Object::ReplicaSet(rs) => rs,
+            Object::ReplicaSet(rs) => std::sync::Arc::unwrap_or_clone(rs),
             _ => unreachable!(),
         }
     }
@@ -426,7 +432,7 @@ mod tests {
     #[test]
     fn deployment_rules() {
         assert_eq!(
-            validate(&Object::Deployment(deployment())),
+            validate(&Object::Deployment(deployment().into())),
             vec![],
             "the base deployment is valid"
         );
@@ -550,7 +556,7 @@ mod tests {
         for (name, mutate, want) in cases {
             let mut d = deployment();
             mutate(&mut d);
-            let errs = validate(&Object::Deployment(d));
+            let errs = validate(&Object::Deployment(d.into()));
             let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
             assert_eq!(fields, want, "{name}: {errs:#?}");
         }
@@ -562,7 +568,7 @@ mod tests {
         let msgs = |f: fn(&mut Deployment)| {
             let mut d = deployment();
             f(&mut d);
-            validate(&Object::Deployment(d))
+            validate(&Object::Deployment(d.into()))
                 .iter()
                 .map(|e| e.to_string())
                 .collect::<Vec<_>>()
@@ -600,14 +606,20 @@ mod tests {
         spec(&mut new).replicas = Some(5);
         spec(&mut new).template.spec.as_mut().unwrap().containers[0].image = Some("nginx:2".into());
         assert_eq!(
-            validate_update(&Object::Deployment(new), &Object::Deployment(old.clone())),
+            validate_update(
+                &Object::Deployment(new.into()),
+                &Object::Deployment(old.clone().into())
+            ),
             vec![]
         );
 
         let mut new = old.clone();
         spec(&mut new).selector.match_labels = labels("app", "db");
         spec(&mut new).template.metadata.as_mut().unwrap().labels = labels("app", "db");
-        let errs = validate_update(&Object::Deployment(new), &Object::Deployment(old));
+        let errs = validate_update(
+            &Object::Deployment(new.into()),
+            &Object::Deployment(old.into()),
+        );
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].field, "spec.selector");
         assert!(errs[0].to_string().ends_with(": field is immutable"));
@@ -616,7 +628,7 @@ mod tests {
     /// ReplicaSets share the selector and template rules.
     #[test]
     fn replica_set_rules() {
-        assert_eq!(validate(&Object::ReplicaSet(replica_set())), vec![]);
+        assert_eq!(validate(&Object::ReplicaSet(replica_set().into())), vec![]);
         type Mutation = fn(&mut ReplicaSet);
         let cases: Vec<(&str, Mutation, Vec<&str>)> = vec![
             (
@@ -643,7 +655,7 @@ mod tests {
         for (name, mutate, want) in cases {
             let mut rs = replica_set();
             mutate(&mut rs);
-            let errs = validate(&Object::ReplicaSet(rs));
+            let errs = validate(&Object::ReplicaSet(rs.into()));
             let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
             assert_eq!(fields, want, "{name}: {errs:#?}");
         }
@@ -656,7 +668,10 @@ mod tests {
             ]
             .into(),
         );
-        let errs = validate_update(&Object::ReplicaSet(new), &Object::ReplicaSet(old));
+        let errs = validate_update(
+            &Object::ReplicaSet(new.into()),
+            &Object::ReplicaSet(old.into()),
+        );
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert!(fields.contains(&"spec.selector"), "{errs:?}");
     }

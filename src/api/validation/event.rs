@@ -153,7 +153,7 @@ mod tests {
     }
 
     fn fields(e: Event) -> Vec<String> {
-        validate(&Object::Event(e))
+        validate(&Object::Event(e.into()))
             .into_iter()
             .map(|e| e.field)
             .collect()
@@ -200,7 +200,7 @@ mod tests {
         assert!(fields(e.clone()).is_empty());
         e.reason = Some("x".repeat(129));
         assert_eq!(fields(e.clone()), vec!["reason"]);
-        let errs = validate(&Object::Event(event("a", Some("b"))));
+        let errs = validate(&Object::Event(event("a", Some("b")).into()));
         assert_eq!(
             errs[0].to_string(),
             "involvedObject.namespace: Invalid value: \"b\": does not match event.namespace"

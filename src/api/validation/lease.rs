@@ -92,7 +92,7 @@ mod tests {
             spec: Some(spec),
         };
         let fields = |l: Lease| {
-            validate(&Object::Lease(l))
+            validate(&Object::Lease(l.into()))
                 .into_iter()
                 .map(|e| e.field)
                 .collect::<Vec<_>>()
@@ -136,10 +136,13 @@ mod tests {
         for (spec, field) in cases {
             assert_eq!(fields(lease(spec.clone())), vec![field], "{spec:?}");
         }
-        let errs = validate(&Object::Lease(lease(LeaseSpec {
-            lease_transitions: Some(-1),
-            ..ok
-        })));
+        let errs = validate(&Object::Lease(
+            lease(LeaseSpec {
+                lease_transitions: Some(-1),
+                ..ok
+            })
+            .into(),
+        ));
         assert_eq!(
             errs[0].to_string(),
             "spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0"

@@ -59,7 +59,7 @@ mod tests {
     #[test]
     fn namespace_rules() {
         let fields = |n: Namespace| {
-            validate(&Object::Namespace(n))
+            validate(&Object::Namespace(n.into()))
                 .into_iter()
                 .map(|e| e.field)
                 .collect::<Vec<_>>()
@@ -79,12 +79,15 @@ mod tests {
             finalizers: Some(vec!["a/b/c".into()]),
         });
         assert_eq!(fields(n), vec!["spec.finalizers"]);
-        let errs = validate(&Object::Namespace(ns("team.a")));
+        let errs = validate(&Object::Namespace(ns("team.a").into()));
         assert_eq!(
             errs[0].to_string(),
             "metadata.name: Invalid value: \"team.a\": must not contain dots"
         );
-        let errs = validate_update(&Object::Namespace(ns("b")), &Object::Namespace(ns("a")));
+        let errs = validate_update(
+            &Object::Namespace(ns("b").into()),
+            &Object::Namespace(ns("a").into()),
+        );
         assert_eq!(errs[0].field, "metadata.name");
     }
 }

@@ -187,7 +187,7 @@ mod tests {
     }
 
     fn fields(n: Node) -> Vec<String> {
-        validate(&Object::Node(n))
+        validate(&Object::Node(n.into()))
             .into_iter()
             .map(|e| e.field)
             .collect()
@@ -263,10 +263,13 @@ mod tests {
         let mut n = node(NodeSpec::default());
         n.metadata.namespace = Some("default".into());
         assert_eq!(fields(n), vec!["metadata.namespace"]);
-        let dup = validate(&Object::Node(node(NodeSpec {
-            taints: Some(vec![taint("k", "NoSchedule"), taint("k", "NoSchedule")]),
-            ..Default::default()
-        })));
+        let dup = validate(&Object::Node(
+            (node(NodeSpec {
+                taints: Some(vec![taint("k", "NoSchedule"), taint("k", "NoSchedule")]),
+                ..Default::default()
+            }))
+            .into(),
+        ));
         assert!(
             dup[0]
                 .to_string()
@@ -287,12 +290,16 @@ mod tests {
             unschedulable: Some(true),
             ..old.spec.clone().unwrap()
         });
-        assert!(validate_update(&Object::Node(cordoned), &Object::Node(old.clone())).is_empty());
+        assert!(validate_update(
+            &Object::Node(cordoned.into()),
+            &Object::Node(old.clone().into())
+        )
+        .is_empty());
         let moved = node(NodeSpec {
             pod_cidrs: Some(vec!["10.9.0.0/24".into()]),
             ..Default::default()
         });
-        let errs = validate_update(&Object::Node(moved), &Object::Node(old));
+        let errs = validate_update(&Object::Node(moved.into()), &Object::Node(old.into()));
         assert_eq!(
             errs.into_iter().map(|e| e.field).collect::<Vec<_>>(),
             vec!["spec.podCIDRs"]

@@ -890,25 +890,28 @@ mod tests {
 
     /// A valid, defaulted pod with one container.
     fn pod() -> Pod {
-        let mut obj = Object::Pod(Pod {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "app".into(),
-                    image: Some("nginx:1.27".into()),
+        let mut obj = Object::Pod(
+            Pod {
+                metadata: ObjectMeta {
+                    name: Some("web".into()),
+                    namespace: Some("default".into()),
                     ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            status: None,
-        });
+                },
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "app".into(),
+                        image: Some("nginx:1.27".into()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                status: None,
+            }
+            .into(),
+        );
         defaults::apply(&mut obj);
         match obj {
-            Object::Pod(p) => p,
+            Object::Pod(p) => std::sync::Arc::unwrap_or_clone(p),
             _ => unreachable!(),
         }
     }
@@ -922,7 +925,7 @@ mod tests {
     }
 
     fn errors(p: Pod) -> Vec<FieldError> {
-        validate(&Object::Pod(p))
+        validate(&Object::Pod(p.into()))
     }
 
     fn quantities(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, ApiQuantity>> {
@@ -1402,7 +1405,10 @@ mod tests {
     }
 
     fn update(new: &Pod, old: &Pod) -> Vec<FieldError> {
-        validate_update(&Object::Pod(new.clone()), &Object::Pod(old.clone()))
+        validate_update(
+            &Object::Pod(new.clone().into()),
+            &Object::Pod(old.clone().into()),
+        )
     }
 
     /// What a pod update may and may not change.

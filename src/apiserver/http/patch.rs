@@ -18,6 +18,7 @@
 //! of being replaced whole; `ports` merge by `containerPort` alone).
 
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 use super::HttpError;
 use crate::api::{Kind, Object};
@@ -534,10 +535,16 @@ pub fn apply_scale(obj: &Object, scale: &Value) -> Result<Object, ApiError> {
     let mut out = obj.clone();
     match &mut out {
         Object::Deployment(d) => {
-            d.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+            Arc::make_mut(d)
+                .spec
+                .get_or_insert_with(Default::default)
+                .replicas = Some(replicas)
         }
         Object::ReplicaSet(rs) => {
-            rs.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+            Arc::make_mut(rs)
+                .spec
+                .get_or_insert_with(Default::default)
+                .replicas = Some(replicas)
         }
         other => return Err(ApiError::not_found(other.kind(), other.name())),
     }

@@ -231,7 +231,7 @@ impl DeploymentController {
                 }
             };
             if !result.events.is_empty() {
-                let obj = Object::Deployment((*d).clone());
+                let obj = Object::Deployment(d.clone());
                 for ev in &result.events {
                     let type_ = match ev.type_ {
                         EventType::Normal => NORMAL,
@@ -329,7 +329,7 @@ async fn claim(
             match update(api, rs.into(), Subresource::Main, trace).await {
                 Ok(stored) => {
                     if let Object::ReplicaSet(rs) = &*stored {
-                        owned.push(Arc::new(rs.clone()));
+                        owned.push(rs.clone());
                     }
                 }
                 Err(ApiError::NotFound { .. }) => {}

@@ -98,10 +98,10 @@ mod tests {
 
     /// A deployment as the API server stores it: with apps/v1's defaults.
     fn defaulted() -> Deployment {
-        let mut obj = crate::api::Object::Deployment(Deployment::default());
+        let mut obj = crate::api::Object::Deployment(Deployment::default().into());
         crate::api::defaults::apply(&mut obj);
         match obj {
-            crate::api::Object::Deployment(d) => d,
+            crate::api::Object::Deployment(d) => std::sync::Arc::unwrap_or_clone(d),
             _ => unreachable!("defaulting keeps the kind"),
         }
     }

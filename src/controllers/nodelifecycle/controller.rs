@@ -199,10 +199,10 @@ struct Writes {
 impl Writes {
     async fn run(self, span: &SyncSpan, wall: jiff::Timestamp) -> Result<(), ApiError> {
         let trace = span.trace();
-        let mut node = (*self.node).clone();
+        let mut node = self.node.clone();
         let name = node.metadata.name.clone().unwrap_or_default();
         if let Some(status) = self.new_status {
-            node.status = Some(status);
+            Arc::make_mut(&mut node).status = Some(status);
             let stored = self
                 .api
                 .send(Update {
@@ -228,8 +228,10 @@ impl Writes {
                 "taints",
                 vec![KeyValue::new("node.lifecycle_taints", added.join(","))],
             );
-            node.spec.get_or_insert_with(Default::default).taints =
-                (!taints.is_empty()).then_some(taints);
+            Arc::make_mut(&mut node)
+                .spec
+                .get_or_insert_with(Default::default)
+                .taints = (!taints.is_empty()).then_some(taints);
             self.api
                 .send(Update {
                     object: Object::Node(node.clone()),
@@ -260,7 +262,7 @@ impl Writes {
             let res = self
                 .api
                 .send(Update {
-                    object: Object::Pod(p),
+                    object: Object::Pod(p.into()),
                     subresource: Subresource::Status,
                     options: WriteOptions::default(),
                     trace: trace.clone(),

@@ -352,7 +352,7 @@ impl Sync<'_> {
             let res = self
                 .api
                 .send(Update {
-                    object: Object::ReplicaSet(rs),
+                    object: Object::ReplicaSet(rs.into()),
                     subresource: Subresource::Status,
                     options: WriteOptions::default(),
                     trace: self.trace.clone(),
@@ -376,7 +376,7 @@ impl Sync<'_> {
     }
 
     fn object(&self) -> Object {
-        Object::ReplicaSet((*self.rs).clone())
+        Object::ReplicaSet(self.rs.clone())
     }
 
     fn event(&self, type_: &str, reason: &str, message: String) {
@@ -409,7 +409,7 @@ impl Sync<'_> {
             let mut pod = (**p).clone();
             pod.metadata = adopted(&pod.metadata, reference.clone());
             match self.update_pod(pod).await {
-                Ok(Object::Pod(stored)) => out.push(Arc::new(stored)),
+                Ok(Object::Pod(stored)) => out.push(stored),
                 Ok(_) | Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -435,7 +435,7 @@ impl Sync<'_> {
         let stored = self
             .api
             .send(Update {
-                object: Object::Pod(pod),
+                object: Object::Pod(pod.into()),
                 subresource: Subresource::Main,
                 options: WriteOptions::default(),
                 trace: self.trace.clone(),
@@ -470,7 +470,7 @@ impl Sync<'_> {
                     let creates = (0..batch).map(|_| {
                         let pod = pod_from_template(&template, &self.rs, reference.clone());
                         self.api.send(Create {
-                            object: Object::Pod(pod),
+                            object: Object::Pod(pod.into()),
                             options: WriteOptions::default(),
                             trace: self.trace.clone(),
                         })

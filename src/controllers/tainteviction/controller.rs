@@ -101,7 +101,7 @@ impl TaintEvictionController {
     }
 
     /// Cancel a planned eviction; with `event`, say so on the pod (`cancelWorkWithEvent`).
-    fn cancel(&mut self, pod: &Pod, event: bool, ctx: &mut Context<Self>) {
+    fn cancel(&mut self, pod: &Arc<Pod>, event: bool, ctx: &mut Context<Self>) {
         let key = key_of(&pod.metadata);
         if let Some(p) = self.planned.remove(&key) {
             ctx.cancel_future(p.handle);
@@ -180,7 +180,7 @@ impl TaintEvictionController {
             async move {
                 let trace = span.trace();
                 recorder.record(
-                    &Object::Pod((*pod).clone()),
+                    &Object::Pod(pod.clone()),
                     NORMAL,
                     REASON_TAINT_MANAGER_EVICTION,
                     format!("Marking for deletion Pod {key}"),
@@ -223,7 +223,9 @@ async fn delete_pod(
     if current.metadata.uid != pod.metadata.uid {
         return Ok(());
     }
-    let status = current.status.get_or_insert_with(Default::default);
+    let status = Arc::make_mut(&mut current)
+        .status
+        .get_or_insert_with(Default::default);
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     conditions.retain(|c| c.type_ != "DisruptionTarget");
     conditions.push(PodCondition {
