@@ -24,33 +24,30 @@ use kubeactor::telemetry::Telemetry;
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
 fn pod(name: &str) -> Object {
-    Object::Pod(
-        Pod {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                namespace: Some("default".into()),
-                labels: Some(
-                    [
-                        ("app".to_string(), "web".to_string()),
-                        ("pod-template-hash".to_string(), "7d9fbb5c4b".to_string()),
-                    ]
-                    .into(),
-                ),
-                ..Default::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "nginx".into(),
-                    image: Some("nginx:1.27".into()),
-                    ..Default::default()
-                }],
-                node_name: Some("node-1".into()),
-                ..Default::default()
-            }),
+    Object::from(Pod {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some("default".into()),
+            labels: Some(
+                [
+                    ("app".to_string(), "web".to_string()),
+                    ("pod-template-hash".to_string(), "7d9fbb5c4b".to_string()),
+                ]
+                .into(),
+            ),
             ..Default::default()
-        }
-        .into(),
-    )
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "nginx".into(),
+                image: Some("nginx:1.27".into()),
+                ..Default::default()
+            }],
+            node_name: Some("node-1".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 fn create(name: &str) -> Create {
