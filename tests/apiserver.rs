@@ -56,59 +56,53 @@ fn meta(ns: &str, name: &str) -> ObjectMeta {
 }
 
 fn pod(ns: &str, name: &str, node: Option<&str>) -> Object {
-    Object::Pod(
-        Pod {
-            metadata: ObjectMeta {
-                labels: Some([("app".to_string(), "web".to_string())].into()),
-                ..meta(ns, name)
-            },
-            spec: Some(PodSpec {
-                node_name: node.map(Into::into),
-                containers: vec![Container {
-                    name: "nginx".into(),
-                    image: Some("nginx:1.27".into()),
-                    ..Default::default()
-                }],
+    Object::from(Pod {
+        metadata: ObjectMeta {
+            labels: Some([("app".to_string(), "web".to_string())].into()),
+            ..meta(ns, name)
+        },
+        spec: Some(PodSpec {
+            node_name: node.map(Into::into),
+            containers: vec![Container {
+                name: "nginx".into(),
+                image: Some("nginx:1.27".into()),
                 ..Default::default()
-            }),
+            }],
             ..Default::default()
-        }
-        .into(),
-    )
+        }),
+        ..Default::default()
+    })
 }
 
 fn deployment(name: &str, replicas: i32) -> Object {
     let labels: std::collections::BTreeMap<String, String> =
         [("app".to_string(), name.to_string())].into();
-    Object::Deployment(
-        Deployment {
-            metadata: meta("default", name),
-            spec: Some(DeploymentSpec {
-                replicas: Some(replicas),
-                selector: MetaSelector {
-                    match_labels: Some(labels.clone()),
-                    ..Default::default()
-                },
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels),
-                        ..Default::default()
-                    }),
-                    spec: Some(PodSpec {
-                        containers: vec![Container {
-                            name: "nginx".into(),
-                            image: Some("nginx:1.27".into()),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }),
-                },
+    Object::from(Deployment {
+        metadata: meta("default", name),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: MetaSelector {
+                match_labels: Some(labels.clone()),
                 ..Default::default()
-            }),
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "nginx".into(),
+                        image: Some("nginx:1.27".into()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
             ..Default::default()
-        }
-        .into(),
-    )
+        }),
+        ..Default::default()
+    })
 }
 
 async fn create(api: &Addr<ApiServer>, object: Object) -> Result<Arc<Object>, ApiError> {

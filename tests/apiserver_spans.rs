@@ -18,25 +18,22 @@ use opentelemetry::trace::TraceContextExt;
 use support::otlp_receiver::*;
 
 fn pod(name: &str) -> Object {
-    Object::Pod(
-        Pod {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "nginx".into(),
-                    image: Some("nginx:1.27".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
+    Object::from(Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
             ..Default::default()
-        }
-        .into(),
-    )
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "nginx".into(),
+                image: Some("nginx:1.27".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 #[test]

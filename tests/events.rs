@@ -20,25 +20,22 @@ async fn repeated_events_are_aggregated_with_a_count() {
         .start()
         .await
         .unwrap();
-    let pod = Object::Pod(
-        Pod {
-            metadata: ObjectMeta {
-                name: Some("web-1".into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "nginx".into(),
-                    image: Some("nginx:1.27".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
+    let pod = Object::from(Pod {
+        metadata: ObjectMeta {
+            name: Some("web-1".into()),
+            namespace: Some("default".into()),
             ..Default::default()
-        }
-        .into(),
-    );
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "nginx".into(),
+                image: Some("nginx:1.27".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     let pod = api
         .send(Create {
             object: pod,

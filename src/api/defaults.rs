@@ -354,13 +354,10 @@ mod tests {
     }
 
     fn defaulted_pod(spec: PodSpec) -> PodSpec {
-        let mut obj = Object::Pod(
-            Pod {
-                spec: Some(spec),
-                ..Default::default()
-            }
-            .into(),
-        );
+        let mut obj = Object::from(Pod {
+            spec: Some(spec),
+            ..Default::default()
+        });
         apply(&mut obj);
         match obj {
             Object::Pod(p) => Arc::unwrap_or_clone(p).spec.unwrap(),
@@ -518,22 +515,19 @@ mod tests {
     /// Deployment defaults, and template defaults without the pod-only ones.
     #[test]
     fn deployment_defaults() {
-        let mut obj = Object::Deployment(
-            Deployment {
-                spec: Some(DeploymentSpec {
-                    template: PodTemplateSpec {
-                        spec: Some(PodSpec {
-                            containers: vec![container("nginx")],
-                            ..Default::default()
-                        }),
+        let mut obj = Object::from(Deployment {
+            spec: Some(DeploymentSpec {
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![container("nginx")],
                         ..Default::default()
-                    },
+                    }),
                     ..Default::default()
-                }),
+                },
                 ..Default::default()
-            }
-            .into(),
-        );
+            }),
+            ..Default::default()
+        });
         apply(&mut obj);
         let Object::Deployment(d) = obj else {
             unreachable!()
@@ -562,19 +556,16 @@ mod tests {
         assert_eq!(pod.tolerations, None, "templates get no admission defaults");
         assert_eq!(pod.enable_service_links, None);
 
-        let mut recreate = Object::Deployment(
-            Deployment {
-                spec: Some(DeploymentSpec {
-                    strategy: Some(DeploymentStrategy {
-                        type_: Some("Recreate".into()),
-                        rolling_update: None,
-                    }),
-                    ..Default::default()
+        let mut recreate = Object::from(Deployment {
+            spec: Some(DeploymentSpec {
+                strategy: Some(DeploymentStrategy {
+                    type_: Some("Recreate".into()),
+                    rolling_update: None,
                 }),
                 ..Default::default()
-            }
-            .into(),
-        );
+            }),
+            ..Default::default()
+        });
         apply(&mut recreate);
         let Object::Deployment(d) = recreate else {
             unreachable!()
@@ -590,13 +581,10 @@ mod tests {
     /// ReplicaSet, Namespace and Node defaults.
     #[test]
     fn other_kind_defaults() {
-        let mut rs = Object::ReplicaSet(
-            ReplicaSet {
-                spec: Some(ReplicaSetSpec::default()),
-                ..Default::default()
-            }
-            .into(),
-        );
+        let mut rs = Object::from(ReplicaSet {
+            spec: Some(ReplicaSetSpec::default()),
+            ..Default::default()
+        });
         apply(&mut rs);
         let Object::ReplicaSet(rs) = rs else {
             unreachable!()
@@ -604,16 +592,13 @@ mod tests {
         let rs = Arc::unwrap_or_clone(rs);
         assert_eq!(rs.spec.unwrap().replicas, Some(1));
 
-        let mut ns = Object::Namespace(
-            Namespace {
-                metadata: ObjectMeta {
-                    name: Some("team-a".into()),
-                    ..Default::default()
-                },
+        let mut ns = Object::from(Namespace {
+            metadata: ObjectMeta {
+                name: Some("team-a".into()),
                 ..Default::default()
-            }
-            .into(),
-        );
+            },
+            ..Default::default()
+        });
         apply(&mut ns);
         let Object::Namespace(ns) = ns else {
             unreachable!()
@@ -631,16 +616,13 @@ mod tests {
 
         let capacity: BTreeMap<String, Quantity> =
             [("cpu".to_string(), Quantity("4".into()))].into();
-        let mut node = Object::Node(
-            Node {
-                status: Some(NodeStatus {
-                    capacity: Some(capacity.clone()),
-                    ..Default::default()
-                }),
+        let mut node = Object::from(Node {
+            status: Some(NodeStatus {
+                capacity: Some(capacity.clone()),
                 ..Default::default()
-            }
-            .into(),
-        );
+            }),
+            ..Default::default()
+        });
         apply(&mut node);
         let Object::Node(node) = node else {
             unreachable!()

@@ -1171,24 +1171,21 @@ mod tests {
     }
 
     fn pod(name: &str, node: Option<&str>, phase: &str) -> Object {
-        Object::Pod(
-            Pod {
-                metadata: ObjectMeta {
-                    name: Some(name.into()),
-                    namespace: Some("default".into()),
-                    ..Default::default()
-                },
-                spec: Some(PodSpec {
-                    node_name: node.map(Into::into),
-                    ..Default::default()
-                }),
-                status: Some(PodStatus {
-                    phase: Some(phase.into()),
-                    ..Default::default()
-                }),
-            }
-            .into(),
-        )
+        Object::from(Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(Into::into),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                ..Default::default()
+            }),
+        })
     }
 
     /// Field selector parsing: operators, escapes, the canonical form and term errors.
@@ -1281,24 +1278,21 @@ mod tests {
             assert_eq!(sel.matches(&pending), want_pending, "{s} on pending pod");
         }
 
-        let event = Object::Event(
-            Event {
-                metadata: ObjectMeta {
-                    name: Some("e1".into()),
-                    namespace: Some("default".into()),
-                    ..Default::default()
-                },
-                involved_object: ObjectReference {
-                    kind: Some("Pod".into()),
-                    name: Some("web".into()),
-                    ..Default::default()
-                },
-                reason: Some("Scheduled".into()),
-                reporting_component: Some("default-scheduler".into()),
+        let event = Object::from(Event {
+            metadata: ObjectMeta {
+                name: Some("e1".into()),
+                namespace: Some("default".into()),
                 ..Default::default()
-            }
-            .into(),
-        );
+            },
+            involved_object: ObjectReference {
+                kind: Some("Pod".into()),
+                name: Some("web".into()),
+                ..Default::default()
+            },
+            reason: Some("Scheduled".into()),
+            reporting_component: Some("default-scheduler".into()),
+            ..Default::default()
+        });
         for s in [
             "involvedObject.kind=Pod",
             "involvedObject.name=web",
@@ -1314,37 +1308,31 @@ mod tests {
             );
         }
 
-        let node = Object::Node(
-            Node {
-                metadata: ObjectMeta {
-                    name: Some("n1".into()),
-                    ..Default::default()
-                },
-                spec: Some(NodeSpec {
-                    unschedulable: Some(true),
-                    ..Default::default()
-                }),
+        let node = Object::from(Node {
+            metadata: ObjectMeta {
+                name: Some("n1".into()),
                 ..Default::default()
-            }
-            .into(),
-        );
+            },
+            spec: Some(NodeSpec {
+                unschedulable: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
         assert!(FieldSelector::parse("spec.unschedulable=true")
             .unwrap()
             .matches(&node));
-        let ns = Object::Namespace(
-            Namespace {
-                metadata: ObjectMeta {
-                    name: Some("default".into()),
-                    ..Default::default()
-                },
-                status: Some(NamespaceStatus {
-                    phase: Some("Active".into()),
-                    ..Default::default()
-                }),
+        let ns = Object::from(Namespace {
+            metadata: ObjectMeta {
+                name: Some("default".into()),
                 ..Default::default()
-            }
-            .into(),
-        );
+            },
+            status: Some(NamespaceStatus {
+                phase: Some("Active".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
         assert!(FieldSelector::parse("status.phase=Active")
             .unwrap()
             .matches(&ns));

@@ -258,16 +258,13 @@ impl ApiServer {
             .collect();
         let addr = ApiServer::start_in_arbiter(arbiter, move |_| self);
         for ns in missing {
-            let object = Object::Namespace(
-                Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(ns.to_string()),
-                        ..Default::default()
-                    },
+            let object = Object::from(Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.to_string()),
                     ..Default::default()
-                }
-                .into(),
-            );
+                },
+                ..Default::default()
+            });
             let create = Create {
                 object,
                 options: WriteOptions::default(),

@@ -477,21 +477,18 @@ mod tests {
 
     #[test]
     fn generation_bumps_on_spec_change_only() {
-        let mut old = Object::Deployment(
-            Deployment {
-                metadata: ObjectMeta {
-                    name: Some("web".into()),
-                    generation: Some(1),
-                    ..Default::default()
-                },
-                spec: Some(DeploymentSpec {
-                    replicas: Some(1),
-                    ..Default::default()
-                }),
+        let mut old = Object::from(Deployment {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                generation: Some(1),
                 ..Default::default()
-            }
-            .into(),
-        );
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
         prepare_for_create(&mut old, now());
         let mut same = old.clone();
         same.meta_mut().annotations =

@@ -381,18 +381,15 @@ mod tests {
     use super::*;
 
     fn pod(name: &str, rv: u64) -> Arc<Object> {
-        Arc::new(Object::Pod(
-            Pod {
-                metadata: ObjectMeta {
-                    namespace: Some("default".into()),
-                    name: Some(name.into()),
-                    resource_version: Some(rv.to_string()),
-                    ..Default::default()
-                },
+        Arc::new(Object::from(Pod {
+            metadata: ObjectMeta {
+                namespace: Some("default".into()),
+                name: Some(name.into()),
+                resource_version: Some(rv.to_string()),
                 ..Default::default()
-            }
-            .into(),
-        ))
+            },
+            ..Default::default()
+        }))
     }
 
     /// A scripted source: lists answer in order; each watch hands out the next prepared

@@ -345,17 +345,14 @@ impl Kubelet {
                 if !due {
                     return None;
                 }
-                let object = Object::Node(
-                    Node {
-                        metadata: ObjectMeta {
-                            name: node.metadata.name.clone(),
-                            ..Default::default()
-                        },
-                        spec: None,
-                        status: Some(status.clone()),
-                    }
-                    .into(),
-                );
+                let object = Object::from(Node {
+                    metadata: ObjectMeta {
+                        name: node.metadata.name.clone(),
+                        ..Default::default()
+                    },
+                    spec: None,
+                    status: Some(status.clone()),
+                });
                 let reply = env
                     .api
                     .send(Update {
@@ -444,19 +441,16 @@ impl Kubelet {
             conditions: status.conditions.take(),
             ..Default::default()
         };
-        let object = Object::Pod(
-            Pod {
-                metadata: ObjectMeta {
-                    name: pod.metadata.name.clone(),
-                    namespace: pod.metadata.namespace.clone(),
-                    uid: pod.metadata.uid.clone(),
-                    ..Default::default()
-                },
-                spec: None,
-                status: Some(status),
-            }
-            .into(),
-        );
+        let object = Object::from(Pod {
+            metadata: ObjectMeta {
+                name: pod.metadata.name.clone(),
+                namespace: pod.metadata.namespace.clone(),
+                uid: pod.metadata.uid.clone(),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(status),
+        });
         let reference = crate::events::object_reference(&Object::Pod(pod.clone().into()));
         let cx = crate::telemetry::extract(&pod.metadata);
         ctx.spawn(

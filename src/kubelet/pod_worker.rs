@@ -616,19 +616,16 @@ async fn write_status(
     if pod.status.as_ref() == Some(&status) || st.last_written.as_ref() == Some(&status) {
         return pod.clone();
     }
-    let object = Object::Pod(
-        Pod {
-            metadata: ObjectMeta {
-                name: pod.metadata.name.clone(),
-                namespace: pod.metadata.namespace.clone(),
-                uid: pod.metadata.uid.clone(),
-                ..Default::default()
-            },
-            spec: None,
-            status: Some(status.clone()),
-        }
-        .into(),
-    );
+    let object = Object::from(Pod {
+        metadata: ObjectMeta {
+            name: pod.metadata.name.clone(),
+            namespace: pod.metadata.namespace.clone(),
+            uid: pod.metadata.uid.clone(),
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(status.clone()),
+    });
     let reply = env
         .api
         .send(Update {

@@ -420,8 +420,9 @@ pub struct Snapshot {
     /// Placed pods by (namespace, label key, label value): PodTopologySpread counts the pods
     /// matching a selector in every topology domain, and with this index it visits only the
     /// pods carrying one of the selector's `key=value` labels instead of every pod on every
-    /// node ([`Snapshot::pods_with_label`]).
-    label_index: HashMap<LabelEntry, Vec<Arc<PodInfo>>>,
+    /// node ([`Snapshot::pods_with_label`]). Each entry's pods are keyed `namespace/name`, so
+    /// taking one out (a pod bound, confirmed, deleted) does not scan every pod with the label.
+    label_index: HashMap<LabelEntry, HashMap<String, Arc<PodInfo>>>,
 }
 
 /// A key of [`Snapshot`]'s label index: (namespace, label key, label value).
@@ -555,7 +556,7 @@ impl Snapshot {
             self.label_index
                 .entry((pi.namespace.clone(), k.clone(), v.clone()))
                 .or_default()
-                .push(pi.clone());
+                .insert(pi.key.clone(), pi.clone());
         }
     }
 
@@ -563,7 +564,7 @@ impl Snapshot {
         for (k, v) in pi.pod.metadata.labels.iter().flatten() {
             let entry = (pi.namespace.clone(), k.clone(), v.clone());
             if let Some(list) = self.label_index.get_mut(&entry) {
-                list.retain(|p| p.key != pi.key);
+                list.remove(&pi.key);
                 if list.is_empty() {
                     self.label_index.remove(&entry);
                 }
@@ -583,7 +584,7 @@ impl Snapshot {
         self.label_index
             .get(&entry)
             .into_iter()
-            .flatten()
+            .flat_map(|pods| pods.values())
             .filter_map(move |pi| {
                 let node = self.pods.get(&pi.key)?;
                 Some((self.node(&node.node)?, &**pi))

@@ -357,25 +357,22 @@ mod tests {
 
     /// A valid, defaulted Deployment selecting `app=web`.
     fn deployment() -> Deployment {
-        let mut obj = Object::Deployment(
-            Deployment {
-                metadata: ObjectMeta {
-                    name: Some("web".into()),
-                    namespace: Some("default".into()),
+        let mut obj = Object::from(Deployment {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                selector: LabelSelector {
+                    match_labels: labels("app", "web"),
                     ..Default::default()
                 },
-                spec: Some(DeploymentSpec {
-                    selector: LabelSelector {
-                        match_labels: labels("app", "web"),
-                        ..Default::default()
-                    },
-                    template: template(),
-                    ..Default::default()
-                }),
-                status: None,
-            }
-            .into(),
-        );
+                template: template(),
+                ..Default::default()
+            }),
+            status: None,
+        });
         defaults::apply(&mut obj);
         match obj {
             Object::Deployment(d) => std::sync::Arc::unwrap_or_clone(d),
@@ -384,25 +381,22 @@ mod tests {
     }
 
     fn replica_set() -> ReplicaSet {
-        let mut obj = Object::ReplicaSet(
-            ReplicaSet {
-                metadata: ObjectMeta {
-                    name: Some("web-1".into()),
-                    namespace: Some("default".into()),
+        let mut obj = Object::from(ReplicaSet {
+            metadata: ObjectMeta {
+                name: Some("web-1".into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(ReplicaSetSpec {
+                selector: LabelSelector {
+                    match_labels: labels("app", "web"),
                     ..Default::default()
                 },
-                spec: Some(ReplicaSetSpec {
-                    selector: LabelSelector {
-                        match_labels: labels("app", "web"),
-                        ..Default::default()
-                    },
-                    template: Some(template()),
-                    ..Default::default()
-                }),
-                status: None,
-            }
-            .into(),
-        );
+                template: Some(template()),
+                ..Default::default()
+            }),
+            status: None,
+        });
         defaults::apply(&mut obj);
         match obj {
             Object::ReplicaSet(rs) => std::sync::Arc::unwrap_or_clone(rs),

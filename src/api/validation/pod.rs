@@ -890,25 +890,22 @@ mod tests {
 
     /// A valid, defaulted pod with one container.
     fn pod() -> Pod {
-        let mut obj = Object::Pod(
-            Pod {
-                metadata: ObjectMeta {
-                    name: Some("web".into()),
-                    namespace: Some("default".into()),
+        let mut obj = Object::from(Pod {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    image: Some("nginx:1.27".into()),
                     ..Default::default()
-                },
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "app".into(),
-                        image: Some("nginx:1.27".into()),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-                status: None,
-            }
-            .into(),
-        );
+                }],
+                ..Default::default()
+            }),
+            status: None,
+        });
         defaults::apply(&mut obj);
         match obj {
             Object::Pod(p) => std::sync::Arc::unwrap_or_clone(p),

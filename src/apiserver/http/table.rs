@@ -921,13 +921,10 @@ mod tests {
 
     #[test]
     fn a_table_carries_columns_rows_and_partial_object_metadata() {
-        let d = Object::Deployment(
-            Deployment {
-                metadata: meta("web", "2025-01-01T00:00:00Z"),
-                ..Default::default()
-            }
-            .into(),
-        );
+        let d = Object::from(Deployment {
+            metadata: meta("web", "2025-01-01T00:00:00Z"),
+            ..Default::default()
+        });
         let t = table(
             Kind::Deployment,
             [&d],

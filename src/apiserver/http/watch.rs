@@ -269,17 +269,14 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn ns(name: &str, rv: &str) -> Arc<Object> {
-        Arc::new(Object::Namespace(
-            Namespace {
-                metadata: ObjectMeta {
-                    name: Some(name.into()),
-                    resource_version: Some(rv.into()),
-                    ..Default::default()
-                },
+        Arc::new(Object::from(Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                resource_version: Some(rv.into()),
                 ..Default::default()
-            }
-            .into(),
-        ))
+            },
+            ..Default::default()
+        }))
     }
 
     fn parse(bytes: &[u8]) -> serde_json::Value {
