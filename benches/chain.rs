@@ -587,7 +587,21 @@ fn cpu_time() -> Duration {
 type WriteCounts = BTreeMap<(String, String), (f64, f64)>;
 
 fn write_counts() -> WriteCounts {
-    let text = kubeactor::metrics::global().encode();
+    // Only this family: the whole registry has a histogram per node (10,000 of them).
+    static REGISTRY: std::sync::LazyLock<prometheus_client::registry::Registry> =
+        std::sync::LazyLock::new(|| {
+            let mut r = prometheus_client::registry::Registry::default();
+            r.register(
+                "etcd_request_duration_seconds",
+                "",
+                kubeactor::metrics::global()
+                    .etcd_request_duration_seconds
+                    .clone(),
+            );
+            r
+        });
+    let mut text = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut text, &REGISTRY);
     let mut out = WriteCounts::new();
     for (name, labels, value) in kubeactor::metrics::parse_text(&text).unwrap_or_default() {
         let sum = match name.as_str() {
