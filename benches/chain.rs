@@ -12,13 +12,16 @@
 //!   the watch shows `availableReplicas = 3` and `Available=True` (i.e. 3 pods Running and
 //!   ready). Prints p50/p99 over the runs. Target: p50 ≤ 3 ms, p99 ≤ 15 ms.
 //! * `scale` — N nodes, then D Deployments × R replicas created at once; time until every
-//!   Deployment is Available with all replicas; pods/s, peak RSS (VmHWM) and RSS per pod, the
-//!   store's size on disk, and store writes per pod. Target (10,000 nodes, 1,000 × 100): ≤ 15 s,
+//!   Deployment is Available with all replicas; pods/s, CPU time per pod, peak RSS (VmHWM) and
+//!   RSS per pod, the store's size on disk, and store writes per pod. Every second it prints
+//!   pods created / bound / Running, CPU use and writes by kind. Before the Deployments it
+//!   waits for the nodes' registration writes to settle. Target (10,000 nodes, 1,000 × 100): ≤ 15 s,
 //!   ≤ 10 KiB RSS per pod.
 //! * `tracing` — `scale` with tracing off, then on; prints the throughput ratio (target ≥ 0.8).
 //!
 //! Run: `cargo bench --bench chain -- latency|scale|tracing [--runs N] [--nodes N]
-//! [--deployments N] [--replicas N] [--sample RATIO] [--tracing on|off] [--set KEY=VALUE]`;
+//! [--deployments N] [--replicas N] [--sample RATIO] [--tracing on|off] [--set KEY=VALUE]
+//! [--idle SECONDS] [--no-settle]`;
 //! with no mode, all
 //! three at the sizes. `--quick`: small sizes (100 nodes, 100 × 10) for a smoke run.
 
@@ -32,7 +35,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kubeactor::api::{Kind, Object};
 use kubeactor::apiserver::{
-    ApiServer, Create, CurrentRevision, Trace, Watch, WatchEvent, WatchStream, WriteOptions,
+    ApiServer, Create, CurrentRevision, List, Trace, Watch, WatchEvent, WatchStream, WriteOptions,
 };
 use kubeactor::cluster::Cluster;
 use kubeactor::config::{Config, ConfigSources, Override};
@@ -53,6 +56,11 @@ struct Opts {
     sample: f64,
     tracing: Option<bool>,
     quick: bool,
+    /// Wait for the nodes' registration writes (Events, status, leases) to die down before
+    /// the Deployments are created (`--no-settle`: start as soon as every node is Ready).
+    settle: bool,
+    /// Seconds to measure the idle cluster's CPU and writes before a scale run.
+    idle: f64,
     /// Extra `--set section.key=value` configuration overrides.
     sets: Vec<String>,
 }
@@ -67,6 +75,8 @@ fn parse_args() -> Opts {
         sample: 0.01,
         tracing: None,
         quick: false,
+        idle: 0.0,
+        settle: true,
         sets: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -83,6 +93,8 @@ fn parse_args() -> Opts {
             "--sample" => o.sample = next("ratio").parse().expect("--sample RATIO"),
             "--tracing" => o.tracing = Some(next("on|off") == "on"),
             "--quick" => o.quick = true,
+            "--no-settle" => o.settle = false,
+            "--idle" => o.idle = next("seconds").parse().expect("--idle SECONDS"),
             "--set" => o.sets.push(next("section.key=value")),
             "--bench" => {}
             m if !m.starts_with('-') => o.mode = Some(m.to_string()),
@@ -242,7 +254,7 @@ async fn wait_nodes_ready(api: &Addr<ApiServer>, nodes: usize) {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let list = api
-            .send(kubeactor::apiserver::List::all(Kind::Node))
+            .send(List::all(Kind::Node))
             .await
             .expect("mailbox")
             .expect("list nodes");
@@ -267,6 +279,29 @@ async fn wait_nodes_ready(api: &Addr<ApiServer>, nodes: usize) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Wait until the cluster writes fewer than `nodes / 2` objects a second for three seconds
+/// in a row (the nodes' heartbeats average `nodes / 10` lease renewals a second): a node that
+/// just registered still writes its Lease and half a dozen Events (`Starting`,
+/// `NodeHasSufficientMemory`, …, `NodeReady`, `RegisteredNode`) after it is Ready — ~70,000
+/// writes for 10,000 nodes — and a real cluster's nodes joined long before the workload came.
+async fn settle(api: &Addr<ApiServer>, nodes: usize) {
+    let started = Instant::now();
+    let mut rev = api.send(CurrentRevision).await.expect("rev");
+    let mut quiet = 0;
+    while quiet < 3 && started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = api.send(CurrentRevision).await.expect("rev");
+        let writes = now.saturating_sub(rev);
+        rev = now;
+        quiet = if writes < (nodes as u64 / 2).max(50) {
+            quiet + 1
+        } else {
+            0
+        };
+    }
+    eprintln!("scale: settled in {:.0} s", started.elapsed().as_secs_f64());
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -384,6 +419,15 @@ fn scale(o: &Opts, tracing: bool) -> ScaleRun {
             o.nodes,
             t0.elapsed().as_secs_f64()
         );
+        if o.settle {
+            settle(&cluster.apiserver, o.nodes).await;
+        }
+        if o.idle > 0.0 {
+            // The idle cluster's own cost: leases, node status, resyncs.
+            let mut idle = Timeline::new();
+            tokio::time::sleep(Duration::from_secs_f64(o.idle)).await;
+            eprintln!("scale: idle for {:.0} s: {}", o.idle, idle.tick());
+        }
         let rss_before = rss_kib().0;
         let rev0 = cluster.apiserver.send(CurrentRevision).await.expect("rev");
         let mut watch = watch_all(&cluster.apiserver, Kind::Deployment).await;
@@ -391,14 +435,29 @@ fn scale(o: &Opts, tracing: bool) -> ScaleRun {
         let mut pods = watch_all(&cluster.apiserver, Kind::Pod).await;
         let progress = std::rc::Rc::new(std::cell::RefCell::new(PodProgress::default()));
         let p = progress.clone();
+        let api = cluster.apiserver.clone();
         actix::spawn(async move {
-            while let Some(ev) = pods.rx.recv().await {
-                if let WatchEvent::Added(obj) | WatchEvent::Modified(obj) = ev {
-                    p.borrow_mut().observe(&obj);
+            // A watch that falls behind is closed (410 Gone): list, then watch again.
+            loop {
+                while let Some(ev) = pods.rx.recv().await {
+                    match ev {
+                        WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
+                            p.borrow_mut().observe(&obj)
+                        }
+                        WatchEvent::Error(_) => break,
+                        _ => {}
+                    }
                 }
+                let Ok(Ok(list)) = api.send(List::all(Kind::Pod)).await else {
+                    return;
+                };
+                pods = watch_all(&api, Kind::Pod).await;
+                let mut p = p.borrow_mut();
+                list.items.iter().for_each(|o| p.observe(o));
             }
         });
         let started = Instant::now();
+        let cpu0 = cpu_time();
         let api = cluster.apiserver.clone();
         let (d, r) = (o.deployments, o.replicas);
         // Creates in flight together, as many clients would send them.
@@ -416,6 +475,7 @@ fn scale(o: &Opts, tracing: bool) -> ScaleRun {
         let mut created = false;
         let deadline = Instant::now() + Duration::from_secs(900);
         let mut last_report = Instant::now();
+        let mut timeline = Timeline::new();
         while done.len() < d {
             tokio::select! {
                 _ = &mut creates, if !created => { created = true; }
@@ -430,17 +490,19 @@ fn scale(o: &Opts, tracing: bool) -> ScaleRun {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             assert!(Instant::now() < deadline, "only {}/{d} available after 900 s", done.len());
-            if last_report.elapsed() > Duration::from_secs(5) {
+            if last_report.elapsed() >= Duration::from_secs(1) {
                 last_report = Instant::now();
                 eprintln!(
-                    "scale: {:.0} s: {}/{d} deployments available; pods {}",
+                    "scale: {:5.1} s: {:4}/{d} available; pods {}; {}",
                     started.elapsed().as_secs_f64(),
                     done.len(),
-                    progress.borrow()
+                    progress.borrow(),
+                    timeline.tick(),
                 );
             }
         }
         let wall = started.elapsed();
+        let cpu = cpu_time() - cpu0;
         let rev1 = cluster.apiserver.send(CurrentRevision).await.expect("rev");
         let (_, rss_peak) = rss_kib();
         cluster.http.stop().await;
@@ -455,12 +517,15 @@ fn scale(o: &Opts, tracing: bool) -> ScaleRun {
         };
         let pods = run.pods as f64;
         println!(
-            "scale: {} nodes, {d} deployments x {r} = {} pods, tracing {}: {:.2} s, {:.0} pods/s, peak RSS {} MiB ({:.1} KiB/pod over the idle cluster's {} MiB), store {} MiB on disk, {:.1} writes/pod",
+            "scale: {} nodes, {d} deployments x {r} = {} pods, tracing {}: {:.2} s, {:.0} pods/s, CPU {:.1} s ({:.0} % of a core, {:.2} ms/pod), peak RSS {} MiB ({:.1} KiB/pod over the idle cluster's {} MiB), store {} MiB on disk, {:.1} writes/pod",
             o.nodes,
             run.pods,
             if tracing { "on" } else { "off" },
             wall.as_secs_f64(),
             pods / wall.as_secs_f64(),
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() / wall.as_secs_f64() * 100.0,
+            cpu.as_secs_f64() * 1e3 / pods,
             run.rss_peak / 1024,
             (run.rss_peak.saturating_sub(run.rss_before)) as f64 / pods,
             run.rss_before / 1024,
@@ -503,6 +568,107 @@ fn tracing_cost(o: &Opts) {
         o.sample,
         off.as_secs_f64() / on.as_secs_f64()
     );
+}
+
+/// CPU time (user + system) this process has used, from /proc/self/stat.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ") ".
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here; in clock ticks.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Writes per `(type, operation)` and their summed latency (submitted → durable and applied
+/// by the ApiServer), from `etcd_request_duration_seconds`.
+type WriteCounts = BTreeMap<(String, String), (f64, f64)>;
+
+fn write_counts() -> WriteCounts {
+    // Only this family: the whole registry has a histogram per node (10,000 of them).
+    static REGISTRY: std::sync::LazyLock<prometheus_client::registry::Registry> =
+        std::sync::LazyLock::new(|| {
+            let mut r = prometheus_client::registry::Registry::default();
+            r.register(
+                "etcd_request_duration_seconds",
+                "",
+                kubeactor::metrics::global()
+                    .etcd_request_duration_seconds
+                    .clone(),
+            );
+            r
+        });
+    let mut text = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut text, &REGISTRY);
+    let mut out = WriteCounts::new();
+    for (name, labels, value) in kubeactor::metrics::parse_text(&text).unwrap_or_default() {
+        let sum = match name.as_str() {
+            "etcd_request_duration_seconds_count" => false,
+            "etcd_request_duration_seconds_sum" => true,
+            _ => continue,
+        };
+        let label = |k: &str| {
+            labels
+                .iter()
+                .find(|(n, _)| n == k)
+                .map_or(String::new(), |(_, v)| v.clone())
+        };
+        let e = out.entry((label("type"), label("operation"))).or_default();
+        if sum {
+            e.1 = value;
+        } else {
+            e.0 = value;
+        }
+    }
+    out
+}
+
+/// The per-second timeline of a scale run: CPU use, writes by kind and their latency since
+/// the last tick.
+struct Timeline {
+    at: Instant,
+    cpu: Duration,
+    writes: WriteCounts,
+}
+
+impl Timeline {
+    fn new() -> Timeline {
+        Timeline {
+            at: Instant::now(),
+            cpu: cpu_time(),
+            writes: write_counts(),
+        }
+    }
+
+    /// "CPU x %, y writes/s (z ms): Pod.create=…" since the last tick.
+    fn tick(&mut self) -> String {
+        let (now, cpu, writes) = (Instant::now(), cpu_time(), write_counts());
+        let secs = now.duration_since(self.at).as_secs_f64().max(1e-9);
+        let (mut n, mut lat, mut kinds) = (0.0, 0.0, Vec::new());
+        for (k, (count, sum)) in &writes {
+            let (c0, s0) = self.writes.get(k).copied().unwrap_or_default();
+            let dn = count - c0;
+            if dn > 0.0 {
+                n += dn;
+                lat += sum - s0;
+                let kind = k.0.split('.').next().unwrap_or("");
+                kinds.push(format!("{kind}.{}={dn:.0}", k.1));
+            }
+        }
+        let out = format!(
+            "CPU {:3.0} %, {:5.0} writes/s ({:.1} ms each): {}",
+            (cpu - self.cpu).as_secs_f64() / secs * 100.0,
+            n / secs,
+            if n > 0.0 { lat / n * 1e3 } else { 0.0 },
+            kinds.join(" "),
+        );
+        (self.at, self.cpu, self.writes) = (now, cpu, writes);
+        out
+    }
 }
 
 /// (VmRSS, VmHWM) of this process in KiB.

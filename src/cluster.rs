@@ -2,7 +2,7 @@
 //!
 //! What runs today: the durable store, the `ApiServer` actor over it (on its own thread), the
 //! HTTP API in front of it (with the token and the kubeconfig in the data directory), the
-//! controller manager, the scheduler, one kubelet and container runtime per node, and
+//! controller manager (on its own thread), the scheduler (on its own thread), one kubelet and container runtime per node, and
 //! telemetry.
 
 use std::path::PathBuf;
@@ -32,6 +32,8 @@ pub enum Error {
     Telemetry(String),
     #[error("cannot start the nodes: {0}")]
     Nodes(String),
+    #[error("cannot start the controller manager: {0}")]
+    Controllers(String),
     #[error("cannot start the scheduler: {0}")]
     Scheduler(#[from] crate::scheduler::profile::ProfileError),
     #[error("{0}")]
@@ -48,6 +50,8 @@ pub struct Cluster {
     apiserver_arbiter: actix::Arbiter,
     /// kube-controller-manager.
     pub controllers: ControllerManager,
+    /// The controller manager's own thread.
+    controllers_arbiter: actix::Arbiter,
     /// One kubelet and one container runtime per configured node (issue 5).
     pub nodes: Vec<crate::kubelet::actor::NodeHandle>,
     /// The HTTP API (its address is the real one when port 0 was configured).
@@ -94,12 +98,19 @@ impl Cluster {
         .await
         .map_err(|e| Error::ApiServer(Box::new(e)))?;
         // --- controllers ---
-        let controllers = ControllerManager::start_with_clock(
+        // On a thread of their own, as kube-controller-manager is a process of its own: on
+        // this thread their syncs queued behind the work of 10,000 kubelets
+        // (docs/performance.md, "The whole chain").
+        let controllers_arbiter = actix::Arbiter::new();
+        let controllers = ControllerManager::start_on(
+            &controllers_arbiter.handle(),
             apiserver.clone(),
             &config.controllers,
             config.simulation.clock(),
             &telemetry,
-        );
+        )
+        .await
+        .ok_or_else(|| Error::Controllers("its thread did not start".into()))?;
         // --- end controllers ---
         // --- nodes (issue 5): a container runtime and a kubelet per node ---
         let nodes = crate::kubelet::actor::start_nodes(config, &apiserver, &telemetry)
@@ -146,6 +157,7 @@ impl Cluster {
             data_dir,
             apiserver_arbiter,
             controllers,
+            controllers_arbiter,
             nodes,
             http,
             kubeconfig,
@@ -160,6 +172,7 @@ impl Cluster {
             demo.stop();
         }
         self.controllers.stop();
+        self.controllers_arbiter.stop();
         self.store.close();
         self.apiserver_arbiter.stop();
     }

@@ -104,6 +104,27 @@ impl ControllerManager {
         }
     }
 
+    /// [`ControllerManager::start_with_clock`] on `arbiter`'s thread: the controllers and
+    /// their informers then run beside the kubelets instead of sharing their thread, as
+    /// kube-controller-manager is a process of its own. `None` if the arbiter has stopped.
+    pub async fn start_on(
+        arbiter: &actix::ArbiterHandle,
+        api: Addr<ApiServer>,
+        config: &ControllersConfig,
+        clock: Arc<dyn Clock>,
+        telemetry: &Telemetry,
+    ) -> Option<ControllerManager> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (config, telemetry) = (config.clone(), telemetry.clone());
+        let started = arbiter.spawn_fn(move || {
+            let _ = tx.send(Self::start_with_clock(api, &config, clock, &telemetry));
+        });
+        if !started {
+            return None;
+        }
+        rx.await.ok()
+    }
+
     /// Whether every informer has listed once.
     pub fn has_synced(&self) -> bool {
         self.informers.has_synced()
