@@ -302,6 +302,10 @@ struct PreScoreState {
     topology_value_to_pod_counts: Vec<HashMap<String, i64>>,
     /// Per constraint: `ln(domains + 2)`.
     topology_normalizing_weight: Vec<f64>,
+    /// Per hostname constraint whose selector has a `key=value` term: node name → matching
+    /// pods, counted once from the snapshot's label index (see `pre_score`). `None`: Score
+    /// counts the node's own pods.
+    host_counts: Vec<Option<HashMap<String, i64>>>,
 }
 
 /// `topologyNormalizingWeight`.
@@ -414,6 +418,34 @@ impl PreScorePlugin for PodTopologySpread {
                 }
             }
         }
+        // Hostname constraints: Score counts each candidate's matching pods. With a
+        // `key=value` term, count them here once from the label index instead of walking
+        // the pods of every scored node (at 10 pods a node and 500 scored nodes, 5,000
+        // selector matches a pod). Same counts: non-terminating pods of the namespace on the
+        // node that match the selector.
+        let host_counts = constraints
+            .iter()
+            .map(|c| {
+                if c.topology_key != LABEL_HOSTNAME {
+                    return None;
+                }
+                let (key, value) = equality(&c.selector)?;
+                let mut per_node: HashMap<String, i64> = HashMap::new();
+                for (ni, p) in snapshot.pods_with_label(&pod.namespace, key, value) {
+                    if p.is_terminating() || !c.selector.matches(pod_labels(&p.pod)) {
+                        continue;
+                    }
+                    let name = ni.node().metadata.name.as_deref().unwrap_or_default();
+                    match per_node.get_mut(name) {
+                        Some(n) => *n += 1,
+                        None => {
+                            per_node.insert(name.to_string(), 1);
+                        }
+                    }
+                }
+                Some(per_node)
+            })
+            .collect();
         state.write(
             PRE_SCORE_STATE_KEY,
             PreScoreState {
@@ -421,6 +453,7 @@ impl PreScorePlugin for PodTopologySpread {
                 ignored,
                 topology_value_to_pod_counts: counts,
                 topology_normalizing_weight: weights,
+                host_counts,
             },
         );
         Status::success()
@@ -445,7 +478,13 @@ impl ScorePlugin for PodTopologySpread {
                 continue;
             };
             let cnt = if c.topology_key == LABEL_HOSTNAME {
-                count_pods_match_selector(node, &c.selector, &pod.namespace)
+                match &s.host_counts[i] {
+                    Some(per_node) => {
+                        let name = node.node().metadata.name.as_deref().unwrap_or_default();
+                        per_node.get(name).copied().unwrap_or(0)
+                    }
+                    None => count_pods_match_selector(node, &c.selector, &pod.namespace),
+                }
             } else {
                 s.topology_value_to_pod_counts[i]
                     .get(v)
@@ -748,6 +787,47 @@ mod tests {
         );
         // Pods without constraints and without a controlling owner: skipped.
         assert_eq!(scores(pod("p", 0, 0), &spread_2103, &all), None);
+    }
+
+    /// Hostname counts come from the label index when the selector has a `key=value` term
+    /// and from each node's pods otherwise: both give the same scores.
+    #[test]
+    fn hostname_counts_are_the_same_with_and_without_an_equality_term() {
+        let by_host: &[(&str, &[(&str, &str)])] = &[
+            ("node-a", &[(H, "node-a")]),
+            ("node-b", &[(H, "node-b")]),
+            ("node-c", &[(H, "node-c")]),
+            ("node-d", &[(H, "node-d")]),
+        ];
+        let snap = cluster(
+            by_host,
+            &[("node-a", 4), ("node-b", 3), ("node-c", 2), ("node-d", 1)],
+        );
+        let all = ["node-a", "node-b", "node-c", "node-d"];
+        let equality = spread(pod("p", 0, 0), &[(3, H, "ScheduleAnyway")]);
+        let mut exists = equality.clone();
+        for c in exists
+            .spec
+            .as_mut()
+            .unwrap()
+            .topology_spread_constraints
+            .as_mut()
+            .unwrap()
+        {
+            c.label_selector = Some(LabelSelector {
+                match_expressions: Some(vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                        key: "foo".into(),
+                        operator: "Exists".into(),
+                        values: None,
+                    },
+                ]),
+                ..Default::default()
+            });
+        }
+        let want = Some(vec![44, 66, 77, 100]);
+        assert_eq!(scores(equality, &snap, &all), want);
+        assert_eq!(scores(exists, &snap, &all), want);
     }
 
     /// Upstream "system defaulting, nodes don't have zone, pods match service": the system
