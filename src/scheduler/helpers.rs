@@ -20,6 +20,11 @@ pub fn pod_labels(pod: &Pod) -> &BTreeMap<String, String> {
 }
 
 /// A node's labels (empty if none).
+/// The well-known node label of the node's hostname (`v1.LabelHostname`).
+pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
+/// The well-known node label of the node's zone (`v1.LabelTopologyZone`).
+pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
+
 pub fn node_labels(node: &Node) -> &BTreeMap<String, String> {
     node.metadata.labels.as_ref().unwrap_or(&EMPTY_LABELS)
 }

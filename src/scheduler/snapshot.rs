@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 
-use super::helpers::{pod_key, pod_labels, pod_priority, Selector};
+use super::helpers::{
+    node_labels, pod_key, pod_labels, pod_priority, Selector, LABEL_HOSTNAME, LABEL_ZONE,
+};
 use super::resource::{
     compute_pod_non_zero_request, compute_pod_resource_request, node_allocatable, Resource,
 };
@@ -288,6 +290,11 @@ pub struct NodeInfo {
     pub unschedulable: bool,
     /// Whether `spec.taints` is non-empty (see `unschedulable`).
     pub has_taints: bool,
+    /// The `kubernetes.io/hostname` and `topology.kubernetes.io/zone` labels, copied when the
+    /// node is set: topology spreading reads them for every scored node, and a lookup in the
+    /// node's label map is several string comparisons.
+    pub hostname_label: Option<String>,
+    pub zone_label: Option<String>,
 }
 
 impl NodeInfo {
@@ -305,6 +312,8 @@ impl NodeInfo {
             images: HashMap::new(),
             unschedulable: false,
             has_taints: false,
+            hostname_label: None,
+            zone_label: None,
         };
         ni.set_node(node);
         ni
@@ -339,6 +348,9 @@ impl NodeInfo {
         self.has_taints = spec
             .and_then(|s| s.taints.as_ref())
             .is_some_and(|t| !t.is_empty());
+        let labels = node_labels(&node);
+        self.hostname_label = labels.get(LABEL_HOSTNAME).cloned();
+        self.zone_label = labels.get(LABEL_ZONE).cloned();
         self.node = node;
     }
 

@@ -23,7 +23,7 @@ use crate::scheduler::framework::{
 };
 use crate::scheduler::helpers::{
     find_untolerated_taint, node_labels, node_taints, pod_labels, pod_tolerations,
-    required_node_affinity_matches, LabelOp, Selector,
+    required_node_affinity_matches, LabelOp, Selector, LABEL_HOSTNAME, LABEL_ZONE,
 };
 use crate::scheduler::profile::{DefaultConstraint, DefaultingType, PodTopologySpreadArgs};
 use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot};
@@ -35,8 +35,6 @@ pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str =
 pub const ERR_REASON_NODE_LABEL_NOT_MATCH: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
 
-const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
-const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
 const PRE_FILTER_STATE_KEY: &str = "PreFilterPodTopologySpread";
 const PRE_SCORE_STATE_KEY: &str = "PreScorePodTopologySpread";
 
@@ -52,9 +50,44 @@ struct Constraint {
     honor_node_affinity: bool,
     /// `nodeTaintsPolicy: Honor` (default Ignore): nodes with untolerated taints don't count.
     honor_node_taints: bool,
+    /// Which label `topology_key` is, when it is one the snapshot keeps at hand.
+    well_known: WellKnown,
+}
+
+/// A topology key whose value [`NodeInfo`] keeps, so reading it costs no label-map lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WellKnown {
+    Hostname,
+    Zone,
+    Other,
+}
+
+impl WellKnown {
+    fn of(topology_key: &str) -> WellKnown {
+        match topology_key {
+            LABEL_HOSTNAME => WellKnown::Hostname,
+            LABEL_ZONE => WellKnown::Zone,
+            _ => WellKnown::Other,
+        }
+    }
 }
 
 impl Constraint {
+    fn is_hostname(&self) -> bool {
+        self.well_known == WellKnown::Hostname
+    }
+
+    /// The node's value of this constraint's topology key.
+    fn value<'a>(&self, ni: &'a NodeInfo) -> Option<&'a str> {
+        match self.well_known {
+            WellKnown::Hostname => ni.hostname_label.as_deref(),
+            WellKnown::Zone => ni.zone_label.as_deref(),
+            WellKnown::Other => node_labels(ni.node())
+                .get(&self.topology_key)
+                .map(String::as_str),
+        }
+    }
+
     /// `matchNodeInclusionPolicies`.
     fn includes_node(&self, pod: &PodInfo, node: &Node) -> bool {
         if self.honor_node_affinity && !required_node_affinity_matches(&pod.pod, node) {
@@ -81,6 +114,16 @@ fn count_pods_match_selector(node: &NodeInfo, selector: &Selector, namespace: &s
         .count() as i64
 }
 
+/// Add `n` to `value`'s count, copying the value only the first time it is seen.
+fn add_count(counts: &mut HashMap<String, i64>, value: &str, n: i64) {
+    match counts.get_mut(value) {
+        Some(c) => *c += n,
+        None => {
+            counts.insert(value.to_string(), n);
+        }
+    }
+}
+
 /// A `key=value` every pod matching `selector` must carry (an `In` requirement with one
 /// value, as `matchLabels` gives), if there is one.
 fn equality(selector: &Selector) -> Option<(&str, &str)> {
@@ -94,11 +137,8 @@ fn equality(selector: &Selector) -> Option<(&str, &str)> {
 }
 
 /// `nodeLabelsMatchSpreadConstraints`.
-fn node_has_all_keys(node: &Node, constraints: &[Constraint]) -> bool {
-    let labels = node_labels(node);
-    constraints
-        .iter()
-        .all(|c| labels.contains_key(&c.topology_key))
+fn node_has_all_keys(ni: &NodeInfo, constraints: &[Constraint]) -> bool {
+    constraints.iter().all(|c| c.value(ni).is_some())
 }
 
 pub struct PodTopologySpread {
@@ -154,6 +194,7 @@ impl PodTopologySpread {
                     }
                     Constraint {
                         max_skew: c.max_skew as i64,
+                        well_known: WellKnown::of(&c.topology_key),
                         topology_key: c.topology_key.clone(),
                         selector,
                         min_domains: c.min_domains.unwrap_or(1) as i64,
@@ -171,6 +212,7 @@ impl PodTopologySpread {
             .filter(|c| c.when_unsatisfiable == action)
             .map(|c| Constraint {
                 max_skew: c.max_skew as i64,
+                well_known: WellKnown::of(&c.topology_key),
                 topology_key: c.topology_key.clone(),
                 selector: selector.clone(),
                 min_domains: 1,
@@ -236,17 +278,18 @@ impl PreFilterPlugin for PodTopologySpread {
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
         for ni in snapshot.nodes() {
             let node = ni.node();
-            if !node_has_all_keys(node, &constraints) {
+            if !node_has_all_keys(ni, &constraints) {
                 continue;
             }
-            let labels = node_labels(node);
             for (i, c) in constraints.iter().enumerate() {
                 if !c.includes_node(pod, node) {
                     continue;
                 }
-                let value = &labels[&c.topology_key];
+                let Some(value) = c.value(ni) else {
+                    continue;
+                };
                 let n = count_pods_match_selector(ni, &c.selector, &pod.namespace);
-                *counts[i].entry(value.clone()).or_default() += n;
+                add_count(&mut counts[i], value, n);
             }
         }
         let min_match = counts
@@ -270,10 +313,9 @@ impl FilterPlugin for PodTopologySpread {
         let Some(s) = state.read::<PreFilterState>(PRE_FILTER_STATE_KEY) else {
             return Status::error("PodTopologySpread: pre-filter state missing");
         };
-        let labels = node_labels(node.node());
         let pod_labels = pod_labels(&pod.pod);
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(value) = labels.get(&c.topology_key) else {
+            let Some(value) = c.value(node) else {
                 return Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH);
             };
             // minDomains: with fewer domains than required, the global minimum is 0.
@@ -345,17 +387,16 @@ impl PreScorePlugin for PodTopologySpread {
         let mut ignored = vec![false; nodes.len()];
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
         for (pos, ni) in nodes.iter().enumerate() {
-            if require_all_topologies && !node_has_all_keys(ni.node(), &constraints) {
+            if require_all_topologies && !node_has_all_keys(ni, &constraints) {
                 ignored[pos] = true;
                 continue;
             }
-            let labels = node_labels(ni.node());
             for (i, c) in constraints.iter().enumerate() {
-                if c.topology_key == LABEL_HOSTNAME {
+                if c.is_hostname() {
                     continue;
                 }
-                if let Some(v) = labels.get(&c.topology_key) {
-                    counts[i].entry(v.clone()).or_insert(0);
+                if let Some(v) = c.value(ni) {
+                    add_count(&mut counts[i], v, 0);
                 }
             }
         }
@@ -364,7 +405,7 @@ impl PreScorePlugin for PodTopologySpread {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let size = if c.topology_key == LABEL_HOSTNAME {
+                let size = if c.is_hostname() {
                     scored
                 } else {
                     counts[i].len()
@@ -375,12 +416,12 @@ impl PreScorePlugin for PodTopologySpread {
         // `processAllNode`: the matching pods of every domain the scored nodes are in. The
         // hostname constraint's counts are the scored node's own pods (see `score`).
         for (i, c) in constraints.iter().enumerate() {
-            if c.topology_key == LABEL_HOSTNAME || counts[i].is_empty() {
+            if c.is_hostname() || counts[i].is_empty() {
                 continue;
             }
-            let counted = |node: &Node| {
-                (!require_all_topologies || node_has_all_keys(node, &constraints))
-                    && c.includes_node(pod, node)
+            let counted = |ni: &NodeInfo| {
+                (!require_all_topologies || node_has_all_keys(ni, &constraints))
+                    && c.includes_node(pod, ni.node())
             };
             match equality(&c.selector) {
                 // Only pods labelled key=value can match: visit those (snapshot's label
@@ -390,25 +431,20 @@ impl PreScorePlugin for PodTopologySpread {
                         if p.is_terminating() || !c.selector.matches(pod_labels(&p.pod)) {
                             continue;
                         }
-                        let node = ni.node();
-                        if !counted(node) {
+                        if !counted(ni) {
                             continue;
                         }
-                        if let Some(n) = node_labels(node)
-                            .get(&c.topology_key)
-                            .and_then(|v| counts[i].get_mut(v))
-                        {
+                        if let Some(n) = c.value(ni).and_then(|v| counts[i].get_mut(v)) {
                             *n += 1;
                         }
                     }
                 }
                 None => {
                     for ni in snapshot.nodes() {
-                        let node = ni.node();
-                        if !counted(node) {
+                        if !counted(ni) {
                             continue;
                         }
-                        let Some(v) = node_labels(node).get(&c.topology_key) else {
+                        let Some(v) = c.value(ni) else {
                             continue;
                         };
                         if let Some(n) = counts[i].get_mut(v) {
@@ -426,7 +462,7 @@ impl PreScorePlugin for PodTopologySpread {
         let host_counts = constraints
             .iter()
             .map(|c| {
-                if c.topology_key != LABEL_HOSTNAME {
+                if !c.is_hostname() {
                     return None;
                 }
                 let (key, value) = equality(&c.selector)?;
@@ -435,7 +471,7 @@ impl PreScorePlugin for PodTopologySpread {
                     if p.is_terminating() || !c.selector.matches(pod_labels(&p.pod)) {
                         continue;
                     }
-                    let name = ni.node().metadata.name.as_deref().unwrap_or_default();
+                    let name = ni.name();
                     match per_node.get_mut(name) {
                         Some(n) => *n += 1,
                         None => {
@@ -471,18 +507,15 @@ impl ScorePlugin for PodTopologySpread {
         let s = state
             .read::<PreScoreState>(PRE_SCORE_STATE_KEY)
             .ok_or_else(|| Status::error("PodTopologySpread: pre-score state missing"))?;
-        let labels = node_labels(node.node());
         let mut score = 0f64;
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(v) = labels.get(&c.topology_key) else {
+            let Some(v) = c.value(node) else {
                 continue;
             };
-            let cnt = if c.topology_key == LABEL_HOSTNAME {
+            let cnt = if c.is_hostname() {
                 match &s.host_counts[i] {
-                    Some(per_node) => {
-                        let name = node.node().metadata.name.as_deref().unwrap_or_default();
-                        per_node.get(name).copied().unwrap_or(0)
-                    }
+                    Some(per_node) if per_node.is_empty() => 0,
+                    Some(per_node) => per_node.get(node.name()).copied().unwrap_or(0),
                     None => count_pods_match_selector(node, &c.selector, &pod.namespace),
                 }
             } else {
@@ -768,6 +801,19 @@ mod tests {
         ];
         let pz = spread(pod("p", 0, 0), &[(1, "zone", "ScheduleAnyway")]);
         let snap = cluster(zoned, &pods_4213);
+        assert_eq!(
+            scores(pz, &snap, &["node-a", "node-b", "node-x"]),
+            Some(vec![75, 75, 100])
+        );
+        // The same on the well-known zone label (read from the snapshot's copy of it).
+        let well_known: &[(&str, &[(&str, &str)])] = &[
+            ("node-a", &[(LABEL_ZONE, "zone1"), (H, "node-a")]),
+            ("node-b", &[(LABEL_ZONE, "zone1"), (H, "node-b")]),
+            ("node-x", &[(LABEL_ZONE, "zone2"), (H, "node-x")]),
+            ("node-y", &[(LABEL_ZONE, "zone2"), (H, "node-y")]),
+        ];
+        let pz = spread(pod("p", 0, 0), &[(1, LABEL_ZONE, "ScheduleAnyway")]);
+        let snap = cluster(well_known, &pods_4213);
         assert_eq!(
             scores(pz, &snap, &["node-a", "node-b", "node-x"]),
             Some(vec![75, 75, 100])
