@@ -17,7 +17,8 @@
 //!   pods created / bound / Running, CPU use and writes by kind. Before the Deployments it
 //!   waits for the nodes' registration writes to settle. Target (10,000 nodes, 1,000 × 100): ≤ 15 s,
 //!   ≤ 10 KiB RSS per pod.
-//! * `tracing` — `scale` with tracing off, then on; prints the throughput ratio (target ≥ 0.8).
+//! * `tracing` — `scale` with tracing off, then on (head-sampled, exported over OTLP/HTTP to a
+//!   local receiver); prints the throughput ratio (target ≥ 0.8).
 //!
 //! Run: `cargo bench --bench chain -- latency|scale|tracing [--runs N] [--nodes N]
 //! [--deployments N] [--replicas N] [--sample RATIO] [--tracing on|off] [--set KEY=VALUE]
@@ -41,6 +42,11 @@ use kubeactor::cluster::Cluster;
 use kubeactor::config::{Config, ConfigSources, Override};
 use kubeactor::kubelet::config::NodeConfig;
 use kubeactor::telemetry::Telemetry;
+
+/// The tests' OTLP receiver: what Jaeger would receive (see `tracing_cost`).
+#[allow(dead_code)]
+#[path = "../tests/support/otlp_receiver.rs"]
+mod otlp_receiver;
 
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
@@ -553,19 +559,30 @@ fn summarize_scale(runs: &[ScaleRun]) {
     );
 }
 
+/// `scale` with tracing off, then on — head-sampled and exported over OTLP/HTTP to a local
+/// receiver that decodes and keeps every span, as a collector would (issue 8: "sampled,
+/// exporting to a local receiver").
 fn tracing_cost(o: &Opts) {
-    let median = |on: bool| {
+    let receiver = otlp_receiver::OtlpReceiver::http();
+    let mut exporting = o.clone();
+    exporting.sets.push("telemetry.otlp_enabled=true".into());
+    exporting
+        .sets
+        .push(format!("telemetry.otlp_endpoint={}", receiver.endpoint()));
+    let median = |o: &Opts, on: bool| {
         let mut walls: Vec<Duration> = (0..o.runs.max(1)).map(|_| scale(o, on).wall).collect();
         walls.sort();
         walls[walls.len() / 2]
     };
-    let off = median(false);
-    let on = median(true);
+    let off = median(o, false);
+    let on = median(&exporting, true);
     println!(
-        "tracing: off {:.2} s, on {:.2} s (sample {}): throughput ratio on/off {:.2}",
+        "tracing: off {:.2} s, on {:.2} s (sample {}, {} spans exported in {} OTLP requests): throughput ratio on/off {:.2}",
         off.as_secs_f64(),
         on.as_secs_f64(),
         o.sample,
+        receiver.spans().len(),
+        receiver.requests(),
         off.as_secs_f64() / on.as_secs_f64()
     );
 }
