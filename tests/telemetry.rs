@@ -141,13 +141,22 @@ fn node_spans_carry_the_node_in_their_resource() {
     t.node_tracer(Component::Kubelet, "node-2")
         .start_with_context("sync pod default/web-1", &cx)
         .end();
+    // Another node's spans go through the same shared export pipeline, under their own
+    // node's resource.
+    t.node_tracer(Component::Kubelet, "node-3")
+        .start_with_context("sync pod default/web-2", &cx)
+        .end();
     cx.span().end();
     t.shutdown();
-    let spans = receiver.wait_for_spans(2, WAIT);
+    let spans = receiver.wait_for_spans(3, WAIT);
     let sync = span_named(&spans, "sync pod default/web-1");
     assert_eq!(sync.service_name, "kubelet");
     assert_eq!(sync.resource["k8s.node.name"], "node-2");
     assert_eq!(sync.resource["service.instance.id"], "node-2");
+    let other = span_named(&spans, "sync pod default/web-2");
+    assert_eq!(other.service_name, "kubelet");
+    assert_eq!(other.resource["k8s.node.name"], "node-3");
+    assert_eq!(other.resource["service.instance.id"], "node-3");
     assert_ancestor(
         &spans,
         "bind pod default/web-1 to node-2",

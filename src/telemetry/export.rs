@@ -157,3 +157,181 @@ impl Drop for GrpcRuntime {
         }
     }
 }
+
+// --- one export pipeline for all of a component's per-node providers ---
+
+/// The exporter behind the one batch processor that every per-node provider of a component
+/// (kubelet, container-runtime) shares. A provider per node keeps each node's spans under its
+/// own resource (`service.instance.id`, `k8s.node.name`), but a batch processor per provider
+/// is a thread and an HTTP client per node: at 10,000 nodes, 20,000 threads. Instead each
+/// node's spans go (through [`ToSharedExport`], which marks them with the node) into one
+/// queue, and this exporter sends each batch as one export per node present, with that
+/// node's resource.
+#[derive(Debug)]
+pub(crate) struct NodesExporter {
+    inner: futures::lock::Mutex<Exporter>,
+    component: super::Component,
+    /// Each node's resource, built once.
+    resources: parking_lot::Mutex<std::collections::HashMap<String, Resource>>,
+}
+
+impl NodesExporter {
+    pub(crate) fn new(inner: Exporter, component: super::Component) -> NodesExporter {
+        NodesExporter {
+            inner: futures::lock::Mutex::new(inner),
+            component,
+            resources: Default::default(),
+        }
+    }
+
+    fn resource_of(&self, node: &str) -> Resource {
+        self.resources
+            .lock()
+            .entry(node.to_string())
+            .or_insert_with(|| super::resource(self.component, Some(node)))
+            .clone()
+    }
+}
+
+/// The node a span was marked with by [`ToSharedExport`].
+fn node_of(span: &SpanData) -> &str {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == super::span_store::K8S_NODE_NAME)
+        .map_or("", |kv| match &kv.value {
+            opentelemetry::Value::String(s) => s.as_str(),
+            _ => "",
+        })
+}
+
+/// Split a batch by node, keeping each node's spans in order.
+fn by_node(batch: Vec<SpanData>) -> Vec<(String, Vec<SpanData>)> {
+    let mut groups: Vec<(String, Vec<SpanData>)> = Vec::new();
+    for span in batch {
+        let node = node_of(&span);
+        match groups.iter_mut().find(|(n, _)| n == node) {
+            Some((_, spans)) => spans.push(span),
+            None => groups.push((node.to_string(), vec![span])),
+        }
+    }
+    groups
+}
+
+impl SpanExporter for NodesExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut result = Ok(());
+        let mut inner = self.inner.lock().await;
+        for (node, spans) in by_node(batch) {
+            inner.set_resource(&self.resource_of(&node));
+            if let Err(e) = inner.export(spans).await {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self.inner.try_lock() {
+            Some(inner) => inner.shutdown_with_timeout(timeout),
+            None => Ok(()),
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    /// Each export sets its node's resource; the shared processor's own is not used.
+    fn set_resource(&mut self, _resource: &Resource) {}
+}
+
+/// The span processor of one per-node provider when spans are exported: marks each ended span
+/// with its node (`k8s.node.name`, which the kubelet's and runtime's spans carry anyway) and
+/// hands it to the component's shared batch processor (see [`NodesExporter`]).
+#[derive(Debug)]
+pub(crate) struct ToSharedExport {
+    pub(crate) shared: Arc<opentelemetry_sdk::trace::BatchSpanProcessor>,
+    pub(crate) node: String,
+}
+
+impl opentelemetry_sdk::trace::SpanProcessor for ToSharedExport {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, mut span: SpanData) {
+        if node_of(&span) != self.node {
+            span.attributes
+                .retain(|kv| kv.key.as_str() != super::span_store::K8S_NODE_NAME);
+            span.attributes.push(opentelemetry::KeyValue::new(
+                super::span_store::K8S_NODE_NAME,
+                self.node.clone(),
+            ));
+        }
+        self.shared.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.shared.force_flush()
+    }
+
+    /// The shared processor outlives the node's provider; the telemetry shuts it down last.
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod nodes_tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanKind, Status};
+    use opentelemetry::KeyValue;
+
+    fn span(name: &str, node: Option<&str>) -> SpanData {
+        SpanData {
+            span_context: SpanContext::empty_context(),
+            parent_span_id: opentelemetry::trace::SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: name.to_string().into(),
+            start_time: std::time::SystemTime::UNIX_EPOCH,
+            end_time: std::time::SystemTime::UNIX_EPOCH,
+            attributes: node
+                .map(|n| {
+                    vec![KeyValue::new(
+                        super::super::span_store::K8S_NODE_NAME,
+                        n.to_string(),
+                    )]
+                })
+                .unwrap_or_default(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_split_by_node_in_order() {
+        let batch = vec![
+            span("a1", Some("node-a")),
+            span("b1", Some("node-b")),
+            span("a2", Some("node-a")),
+            span("x", None),
+        ];
+        let groups: Vec<(String, Vec<String>)> = by_node(batch)
+            .into_iter()
+            .map(|(n, s)| (n, s.into_iter().map(|s| s.name.to_string()).collect()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (
+                    "node-a".to_string(),
+                    vec!["a1".to_string(), "a2".to_string()]
+                ),
+                ("node-b".to_string(), vec!["b1".to_string()]),
+                (String::new(), vec!["x".to_string()]),
+            ]
+        );
+    }
+}

@@ -154,6 +154,8 @@ struct Inner {
     providers: Vec<SdkTracerProvider>,
     /// Per-node providers, created on first use.
     node_providers: Mutex<HashMap<(Component, String), SdkTracerProvider>>,
+    /// With export on: per component, the batch processor its per-node providers share.
+    node_export: Mutex<HashMap<Component, Arc<BatchSpanProcessor>>>,
     shut_down: AtomicBool,
 }
 
@@ -212,6 +214,7 @@ impl Telemetry {
             exporters,
             providers: Vec::new(),
             node_providers: Mutex::new(HashMap::new()),
+            node_export: Mutex::new(HashMap::new()),
             shut_down: AtomicBool::new(false),
         };
         inner.providers = Component::ALL
@@ -305,12 +308,35 @@ impl Inner {
         node: Option<&str>,
     ) -> Result<SdkTracerProvider, TelemetryError> {
         let builder = self.provider_builder(c, node);
-        let builder = match &self.exporters {
+        let builder = match (&self.exporters, node) {
             // A batch processor: its own thread exports; ending a span only enqueues it.
-            Some(f) => builder.with_span_processor(BatchSpanProcessor::builder(f.build()?).build()),
-            None => builder,
+            (Some(f), None) => {
+                builder.with_span_processor(BatchSpanProcessor::builder(f.build()?).build())
+            }
+            // Per-node providers share their component's (see `export::NodesExporter`).
+            (Some(f), Some(node)) => builder.with_span_processor(export::ToSharedExport {
+                shared: self.node_export(f, c)?,
+                node: node.to_owned(),
+            }),
+            (None, _) => builder,
         };
         Ok(builder.build())
+    }
+
+    /// The batch processor every per-node provider of `c` exports through, made on first use.
+    fn node_export(
+        &self,
+        f: &ExporterFactory,
+        c: Component,
+    ) -> Result<Arc<BatchSpanProcessor>, TelemetryError> {
+        let mut shared = self.node_export.lock();
+        if let Some(p) = shared.get(&c) {
+            return Ok(p.clone());
+        }
+        let exporter = export::NodesExporter::new(f.build()?, c);
+        let p = Arc::new(BatchSpanProcessor::builder(exporter).build());
+        shared.insert(c, p.clone());
+        Ok(p)
     }
 
     fn build_provider_without_export(&self, c: Component, node: Option<&str>) -> SdkTracerProvider {
@@ -322,17 +348,8 @@ impl Inner {
         c: Component,
         node: Option<&str>,
     ) -> opentelemetry_sdk::trace::TracerProviderBuilder {
-        // `Resource::builder` also reads OTEL_RESOURCE_ATTRIBUTES; the service name set here
-        // wins over OTEL_SERVICE_NAME, since one process reports as six services.
-        let mut resource = Resource::builder().with_service_name(c.service_name());
-        if let Some(node) = node {
-            resource = resource.with_attributes([
-                KeyValue::new("service.instance.id", node.to_owned()),
-                KeyValue::new(span_store::K8S_NODE_NAME, node.to_owned()),
-            ]);
-        }
         SdkTracerProvider::builder()
-            .with_resource(resource.build())
+            .with_resource(resource(c, node))
             .with_sampler(self.settings.sampler.to_sampler())
             .with_span_processor(self.store.processor())
     }
@@ -347,12 +364,20 @@ impl Inner {
         if self.shut_down.swap(true, Ordering::SeqCst) {
             return true;
         }
+        let deadline = Instant::now() + budget;
         let providers = self.all_providers();
         // A provider's shutdown exports what its batch processor still holds, then stops the
         // exporter: flush and shutdown in one step, bounded by `budget`.
-        on_threads(providers, budget, move |p| {
+        let providers_done = on_threads(providers, budget, move |p| {
             let _ = p.shutdown_with_timeout(budget);
-        })
+        });
+        // Then the per-node providers' shared processors, which hold what those handed over.
+        let shared: Vec<_> = self.node_export.lock().drain().map(|(_, p)| p).collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let shared_done = on_threads(shared, left, move |p| {
+            let _ = opentelemetry_sdk::trace::SpanProcessor::shutdown_with_timeout(&**p, left);
+        });
+        providers_done && shared_done
     }
 }
 
@@ -364,6 +389,21 @@ impl Drop for Inner {
     }
 }
 
+/// The resource of a component's spans; a per-node component's (kubelet, container-runtime)
+/// also carry `service.instance.id` and `k8s.node.name` = the node.
+pub(crate) fn resource(c: Component, node: Option<&str>) -> Resource {
+    // `Resource::builder` also reads OTEL_RESOURCE_ATTRIBUTES; the service name set here
+    // wins over OTEL_SERVICE_NAME, since one process reports as six services.
+    let mut resource = Resource::builder().with_service_name(c.service_name());
+    if let Some(node) = node {
+        resource = resource.with_attributes([
+            KeyValue::new("service.instance.id", node.to_owned()),
+            KeyValue::new(span_store::K8S_NODE_NAME, node.to_owned()),
+        ]);
+    }
+    resource.build()
+}
+
 fn scope() -> InstrumentationScope {
     InstrumentationScope::builder(SCOPE_NAME)
         .with_version(env!("CARGO_PKG_VERSION"))
@@ -373,10 +413,10 @@ fn scope() -> InstrumentationScope {
 /// Run `f` on every provider, each on its own plain thread, and wait until all are done or
 /// `budget` has passed. Threads still running at the deadline are left behind (detached).
 /// Returns whether all finished in time.
-fn on_threads(
-    providers: Vec<SdkTracerProvider>,
+fn on_threads<T: Send + 'static>(
+    providers: Vec<T>,
     budget: Duration,
-    f: impl Fn(&SdkTracerProvider) + Send + Sync + Clone + 'static,
+    f: impl Fn(&T) + Send + Sync + Clone + 'static,
 ) -> bool {
     let deadline = Instant::now() + budget;
     let (done_tx, done_rx) = mpsc::channel();
@@ -417,6 +457,35 @@ mod tests {
     use opentelemetry::Context;
 
     use super::*;
+
+    #[test]
+    fn exporting_node_providers_share_one_batch_processor_per_component() {
+        let settings = Settings {
+            sdk_disabled: false,
+            // Nothing listens there; nothing is exported before the test ends.
+            export: Some(settings::ExportTarget {
+                endpoint: "http://127.0.0.1:9/v1/traces".into(),
+                protocol: crate::config::OtlpProtocol::HttpProtobuf,
+            }),
+            sampler: SamplerSpec {
+                root: RootSampler::AlwaysOn,
+                parent_based: true,
+            },
+            span_store_capacity: 10,
+            propagation: Propagation::Child,
+            warnings: Vec::new(),
+        };
+        let t = Telemetry::from_settings(settings).unwrap();
+        for i in 0..50 {
+            let node = format!("node-{i}");
+            t.node_tracer(Component::Kubelet, &node);
+            t.node_tracer(Component::ContainerRuntime, &node);
+        }
+        assert_eq!(t.inner.node_providers.lock().len(), 100);
+        // Not a batch processor (a thread and an HTTP client) per node.
+        assert_eq!(t.inner.node_export.lock().len(), 2);
+        assert!(t.shutdown_within(Duration::from_secs(5)));
+    }
 
     #[test]
     fn service_names_match_the_real_components() {
