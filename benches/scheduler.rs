@@ -38,6 +38,10 @@ use kubeactor::scheduler::SchedulerConfig;
 use kubeactor::store::{self, StoreOptions};
 use kubeactor::telemetry::{Propagation, RootSampler, SamplerSpec, Settings, Telemetry};
 
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RUNS: usize = 3;
 /// Creates in flight while loading the cluster.
 const LOAD_CONCURRENCY: usize = 2_000;
