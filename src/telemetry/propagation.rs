@@ -73,7 +73,10 @@ pub fn traceparent(cx: &Context) -> Option<String> {
     out.push('-');
     push_hex(&mut out, &sc.span_id().to_bytes());
     out.push('-');
-    push_hex(&mut out, &[(sc.trace_flags() & TraceFlags::SAMPLED).to_u8()]);
+    push_hex(
+        &mut out,
+        &[(sc.trace_flags() & TraceFlags::SAMPLED).to_u8()],
+    );
     Some(out)
 }
 
@@ -215,7 +218,11 @@ mod tests {
             (1u128, 1u64, TraceFlags::SAMPLED),
             (0xabc, 0x12, TraceFlags::default()),
             (u128::MAX, u64::MAX, TraceFlags::SAMPLED),
-            (0x0af7651916cd43dd8448eb211c80319c, 0xb7ad6b7169203331, TraceFlags::new(0xff)),
+            (
+                0x0af7651916cd43dd8448eb211c80319c,
+                0xb7ad6b7169203331,
+                TraceFlags::new(0xff),
+            ),
         ];
         for (trace, span, flags) in cases {
             let cx = Context::new().with_remote_span_context(SpanContext::new(

@@ -180,12 +180,10 @@ fn score_each(
 
 /// `leastResourceScorer` / `mostResourceScorer`: per-resource scores averaged by weight
 /// (integer division, as upstream).
+// `i` indexes three parallel arrays (requested, allocatable, weights).
+#[allow(clippy::needless_range_loop)]
 #[inline]
-fn weighted_average(
-    weights: &[i64; MAX_RESOURCES],
-    u: &Usage,
-    f: impl Fn(i64, i64) -> i64,
-) -> i64 {
+fn weighted_average(weights: &[i64; MAX_RESOURCES], u: &Usage, f: impl Fn(i64, i64) -> i64) -> i64 {
     let (mut node_score, mut weight_sum) = (0i64, 0i64);
     for i in 0..u.len.min(MAX_RESOURCES) {
         if u.allocatable[i] == 0 {
@@ -236,6 +234,8 @@ pub fn broken_linear(shape: &[UtilizationShapePoint], p: i64) -> i64 {
 
 /// `buildRequestedToCapacityRatioScorerFunction`: only resources scoring > 0 count, and the
 /// average is rounded.
+// `i` indexes three parallel arrays (requested, allocatable, weights).
+#[allow(clippy::needless_range_loop)]
 fn requested_to_capacity_ratio_score(
     weights: &[i64; MAX_RESOURCES],
     u: &Usage,

@@ -104,7 +104,10 @@ mod tests {
             // The fast path passes exactly the schedulable node, never a rejected one.
             let fast = NodeUnschedulable.passes_fast(&CycleState::new(), &pi, &ni);
             assert_eq!(fast, !ni.unschedulable, "{name}");
-            assert!(!fast || s.is_success(), "{name}: fast path passed a rejection");
+            assert!(
+                !fast || s.is_success(),
+                "{name}: fast path passed a rejection"
+            );
             if want != Code::Success {
                 assert_eq!(s.message(), ERR_REASON_UNSCHEDULABLE);
             }

@@ -226,7 +226,10 @@ mod tests {
             // The fast path passes exactly the untainted node, never a rejected one.
             let fast = TaintToleration.passes_fast(&CycleState::new(), &pi, &ni);
             assert_eq!(fast, !ni.has_taints, "{name}");
-            assert!(!fast || s.is_success(), "{name}: fast path passed a rejection");
+            assert!(
+                !fast || s.is_success(),
+                "{name}: fast path passed a rejection"
+            );
             match want {
                 None => assert!(s.is_success(), "{name}: {s}"),
                 Some(reason) => {
