@@ -1170,15 +1170,7 @@ impl Framework {
             if !s.is_success() {
                 return Err(ScheduleError::Internal(s.with_plugin(name)));
             }
-            // Plugins score the nodes in order (`index` = position), so the weighted scores
-            // are appended; a plugin that returned them in another order is scattered.
-            let in_order = scores.len() == nodes.len()
-                && scores.iter().enumerate().all(|(i, ns)| ns.index == i);
-            let mut weighted = if in_order {
-                Vec::with_capacity(nodes.len())
-            } else {
-                vec![0i64; nodes.len()]
-            };
+            let mut weighted = vec![0i64; nodes.len()];
             for ns in &scores {
                 if !(MIN_NODE_SCORE..=MAX_NODE_SCORE).contains(&ns.score) {
                     return Err(ScheduleError::Internal(
@@ -1189,13 +1181,8 @@ impl Framework {
                         .with_plugin(name),
                     ));
                 }
-                let w = ns.score * e.weight;
-                if in_order {
-                    weighted.push(w);
-                } else {
-                    weighted[ns.index] = w;
-                }
-                totals[ns.index] += w;
+                weighted[ns.index] = ns.score * e.weight;
+                totals[ns.index] += ns.score * e.weight;
             }
             per_plugin.push((name, weighted));
         }
