@@ -20,6 +20,9 @@
 //! small run under callgrind). `-- --sample-ratio R` samples new traces by trace id
 //! (`ParentBased(TraceIdRatio(R))`, as a deployment with `[telemetry] sampler_ratio = R`)
 //! instead of recording every trace.
+//!
+//! Runs on mimalloc, as the daemon does; `--features system-alloc` builds it on the system
+//! allocator (for heaptrack, or to compare).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
