@@ -114,8 +114,10 @@ pub(crate) struct PodRequest {
 }
 
 impl PodRequest {
-    /// [`ResourceAllocationScorer::usage`] on `node` for this pod.
-    #[inline]
+    /// [`ResourceAllocationScorer::usage`] on `node` for this pod. Inlined into each
+    /// plugin's per-node loop, so the `Usage` lives in registers instead of being returned
+    /// through memory per node.
+    #[inline(always)]
     pub fn usage(&self, node: &NodeInfo) -> Usage {
         let mut u = Usage {
             len: self.len,
