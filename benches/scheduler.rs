@@ -20,6 +20,9 @@
 //! small run under callgrind). `-- --sample-ratio R` samples new traces by trace id
 //! (`ParentBased(TraceIdRatio(R))`, as a deployment with `[telemetry] sampler_ratio = R`)
 //! instead of recording every trace.
+//!
+//! Runs on mimalloc, as the daemon does; `--features system-alloc` builds it on the system
+//! allocator (for heaptrack, or to compare).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -37,6 +40,10 @@ use kubeactor::scheduler::actor::{GetStats, Scheduler, SchedulerStats};
 use kubeactor::scheduler::SchedulerConfig;
 use kubeactor::store::{self, StoreOptions};
 use kubeactor::telemetry::{Propagation, RootSampler, SamplerSpec, Settings, Telemetry};
+
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const RUNS: usize = 3;
 /// Creates in flight while loading the cluster.

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 
 use crate::api::Object;
 use crate::apiserver::{
-    strategy, ApiError, ApiServer, Create, Subresource, Trace, Update, WriteOptions,
+    strategy, ApiError, ApiServer, Create, CreateBatch, Subresource, Trace, Update, WriteOptions,
 };
 
 /// How long repeats of an event are folded into one Event object (upstream: 10 minutes).
@@ -149,6 +149,64 @@ impl EventRecorder {
         });
     }
 
+    /// Record several events at once (e.g. the scheduler's `Scheduled` events of one batch of
+    /// binds): each is aggregated exactly as [`EventRecorder::record_reference`] would, and
+    /// the new ones are written with one [`CreateBatch`] instead of a message, a reply and a
+    /// spawned task each. Never blocks the caller.
+    pub fn record_batch(&self, records: Vec<EventRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        actix::spawn(async move { this.write_batch(records).await });
+    }
+
+    /// [`EventRecorder::record_batch`], awaited: returns once every event is written (or
+    /// dropped, logged).
+    pub async fn write_batch(&self, records: Vec<EventRecord>) {
+        let now = strategy::now();
+        let mut keys = Vec::with_capacity(records.len());
+        let mut creates = Vec::with_capacity(records.len());
+        for r in records {
+            let key = aggregation_key(&r.involved, r.type_, r.reason, &r.message);
+            let seen_before = self.seen.lock().get(&key).is_some();
+            if seen_before {
+                // A repeat: the count goes up on the existing Event (rare; one at a time).
+                if let Err(e) = self
+                    .write(r.involved, r.type_, r.reason, r.message, r.trace)
+                    .await
+                {
+                    tracing::warn!(error = %e, reason = r.reason, "dropping event");
+                }
+                continue;
+            }
+            let event = self.new_event(r.involved, r.type_, r.reason, r.message, now);
+            keys.push(key);
+            creates.push(Create {
+                object: Object::Event(event.into()),
+                options: WriteOptions::default(),
+                trace: r.trace,
+            });
+        }
+        if creates.is_empty() {
+            return;
+        }
+        let results = match self.api.send(CreateBatch { creates }).await {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::warn!(error = %e, events = keys.len(), "dropping events");
+                return;
+            }
+        };
+        let mut seen = self.seen.lock();
+        for (key, result) in keys.into_iter().zip(results) {
+            match result {
+                Ok(stored) => seen.insert(key, stored),
+                Err(e) => tracing::warn!(error = %e, reason = %key.2, "dropping event"),
+            }
+        }
+    }
+
     /// Write (or aggregate) one event and return the stored Event.
     pub async fn write(
         &self,
@@ -158,15 +216,7 @@ impl EventRecorder {
         message: String,
         trace: Trace,
     ) -> Result<Arc<Object>, ApiError> {
-        let key: Key = (
-            involved
-                .uid
-                .clone()
-                .unwrap_or_else(|| involved.name.clone().unwrap_or_default()),
-            type_.to_string(),
-            reason.to_string(),
-            message.clone(),
-        );
+        let key = aggregation_key(&involved, type_, reason, &message);
         let now = strategy::now();
         let previous = self.seen.lock().get(&key);
         if let Some(prev) = previous {
@@ -193,6 +243,30 @@ impl EventRecorder {
                 }
             }
         }
+        let event = self.new_event(involved, type_, reason, message, now);
+        let create = Create {
+            object: Object::Event(event.into()),
+            options: WriteOptions::default(),
+            trace,
+        };
+        let stored = self
+            .api
+            .send(create)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        self.seen.lock().insert(key, stored.clone());
+        Ok(stored)
+    }
+
+    /// A new Event (count 1) about `involved`, as `makeEvent` in client-go's recorder.
+    fn new_event(
+        &self,
+        involved: ObjectReference,
+        type_: &str,
+        reason: &str,
+        message: String,
+        now: jiff::Timestamp,
+    ) -> Event {
         let namespace = involved
             .namespace
             .clone()
@@ -202,7 +276,7 @@ impl EventRecorder {
             involved.name.as_deref().unwrap_or("unknown"),
             jiff::Timestamp::now().as_nanosecond()
         );
-        let event = Event {
+        Event {
             metadata: ObjectMeta {
                 name: Some(name),
                 namespace: Some(namespace),
@@ -227,20 +301,31 @@ impl EventRecorder {
             last_timestamp: Some(Time(now)),
             count: Some(1),
             ..Default::default()
-        };
-        let create = Create {
-            object: Object::Event(event.into()),
-            options: WriteOptions::default(),
-            trace,
-        };
-        let stored = self
-            .api
-            .send(create)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
-        self.seen.lock().insert(key, stored.clone());
-        Ok(stored)
+        }
     }
+}
+
+/// One event for [`EventRecorder::record_batch`].
+pub struct EventRecord {
+    pub involved: ObjectReference,
+    /// [`NORMAL`] or [`WARNING`].
+    pub type_: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+    pub trace: Trace,
+}
+
+/// The aggregation key: (involved object, type, reason, message), as the correlator's.
+fn aggregation_key(involved: &ObjectReference, type_: &str, reason: &str, message: &str) -> Key {
+    (
+        involved
+            .uid
+            .clone()
+            .unwrap_or_else(|| involved.name.clone().unwrap_or_default()),
+        type_.to_string(),
+        reason.to_string(),
+        message.to_string(),
+    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubeactor::api::{Kind, Object};
 use kubeactor::apiserver::{ApiServer, Create, List, Trace, WriteOptions};
 use kubeactor::config::StoreEngine;
-use kubeactor::events::{object_reference, EventRecorder, WARNING};
+use kubeactor::events::{object_reference, EventRecord, EventRecorder, NORMAL, WARNING};
 use kubeactor::store::{self, StoreOptions};
 use kubeactor::telemetry::Telemetry;
 
@@ -99,4 +99,91 @@ async fn repeated_events_are_aggregated_with_a_count() {
         .unwrap()
         .starts_with("web-1."));
     assert!(backoff.first_timestamp.is_some() && backoff.last_timestamp.is_some());
+}
+
+/// A batch of events (the scheduler's `Scheduled` events of one batch of binds) is written
+/// with one message, each as its own Event with upstream's fields; a repeat in a batch is
+/// still aggregated into the Event already written.
+#[actix_rt::test]
+async fn a_batch_of_events_is_written_and_repeats_are_aggregated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default()).unwrap();
+    let telemetry = Telemetry::in_memory(10);
+    let api = ApiServer::new(store, Default::default(), &telemetry)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut pods = Vec::new();
+    for name in ["web-1", "web-2", "web-3"] {
+        let pod = Object::from(Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "nginx".into(),
+                    image: Some("nginx:1.27".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let created = api
+            .send(Create {
+                object: pod,
+                options: WriteOptions::default(),
+                trace: Trace::Untraced,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        pods.push(created);
+    }
+    let recorder = EventRecorder::new(api.clone(), "default-scheduler", None);
+    let scheduled = |pod: &Object| EventRecord {
+        involved: object_reference(pod),
+        type_: NORMAL,
+        reason: "Scheduled",
+        message: format!("Successfully assigned default/{} to node-1", pod.name()),
+        trace: Trace::Untraced,
+    };
+    recorder.write_batch(vec![scheduled(&pods[0])]).await;
+    recorder
+        .write_batch(pods.iter().map(|p| scheduled(p)).collect())
+        .await;
+
+    let events = api.send(List::all(Kind::Event)).await.unwrap().unwrap();
+    let mut seen: Vec<(String, i32)> = events
+        .items
+        .iter()
+        .filter_map(|o| match &**o {
+            Object::Event(e) => Some(e),
+            _ => None,
+        })
+        .map(|e| {
+            assert_eq!(e.reason.as_deref(), Some("Scheduled"));
+            assert_eq!(e.type_.as_deref(), Some("Normal"));
+            assert_eq!(e.involved_object.kind.as_deref(), Some("Pod"));
+            let name = e.involved_object.name.clone().unwrap_or_default();
+            assert_eq!(
+                e.message.as_deref(),
+                Some(format!("Successfully assigned default/{name} to node-1").as_str())
+            );
+            (name, e.count.unwrap_or(0))
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("web-1".to_string(), 2),
+            ("web-2".to_string(), 1),
+            ("web-3".to_string(), 1)
+        ],
+        "one Event per pod; web-1's repeat raised its count"
+    );
 }

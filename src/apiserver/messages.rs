@@ -236,6 +236,17 @@ pub struct BindBatch {
     pub binds: Vec<Bind>,
 }
 
+/// Several [`Create`]s in one message: the event recorder sends the events a component
+/// records in one turn together (the scheduler's `Scheduled` events of one batch of binds).
+/// Each is handled exactly as a `Create` (its own admission, validation, span, `traceparent`
+/// and durable write); the reply lists each create's result, in order, once all are durable.
+/// Saves a message, a reply and a task per object on both sides, as [`BindBatch`] does.
+#[derive(Message)]
+#[rtype(result = "Vec<Result<Arc<Object>, ApiError>>")]
+pub struct CreateBatch {
+    pub creates: Vec<Create>,
+}
+
 /// One watch event.
 #[derive(Clone, Debug)]
 pub enum WatchEvent {

@@ -1274,29 +1274,41 @@ impl Handler<Bind> for ApiServer {
     }
 }
 
-// ---- BindBatch (the scheduler's binds of one turn) ----
+// ---- BindBatch (the scheduler's binds of one turn), CreateBatch (events of one turn) ----
 impl Handler<BindBatch> for ApiServer {
     type Result = ResponseFuture<Vec<Result<Arc<Object>, ApiError>>>;
     fn handle(&mut self, msg: BindBatch, _ctx: &mut Self::Context) -> Self::Result {
         let answers: Vec<Answer<Arc<Object>>> =
             msg.binds.into_iter().map(|b| self.bind(b)).collect();
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(answers.len());
-            for a in answers {
-                out.push(match a {
-                    Answer::Ready(r) => r,
-                    Answer::Later(rx) => rx.await.unwrap_or_else(|_| {
-                        Err(ApiError::Internal(
-                            "the write was dropped before it became durable".into(),
-                        ))
-                    }),
-                });
-            }
-            out
-        })
+        Box::pin(answer_all(answers))
     }
 }
-// ---- end BindBatch ----
+
+impl Handler<CreateBatch> for ApiServer {
+    type Result = ResponseFuture<Vec<Result<Arc<Object>, ApiError>>>;
+    fn handle(&mut self, msg: CreateBatch, _ctx: &mut Self::Context) -> Self::Result {
+        let answers: Vec<Answer<Arc<Object>>> =
+            msg.creates.into_iter().map(|c| self.create(c)).collect();
+        Box::pin(answer_all(answers))
+    }
+}
+
+/// Each answer's result, in order, once all are ready (durable).
+async fn answer_all(answers: Vec<Answer<Arc<Object>>>) -> Vec<Result<Arc<Object>, ApiError>> {
+    let mut out = Vec::with_capacity(answers.len());
+    for a in answers {
+        out.push(match a {
+            Answer::Ready(r) => r,
+            Answer::Later(rx) => rx.await.unwrap_or_else(|_| {
+                Err(ApiError::Internal(
+                    "the write was dropped before it became durable".into(),
+                ))
+            }),
+        });
+    }
+    out
+}
+// ---- end BindBatch, CreateBatch ----
 
 impl Handler<Get> for ApiServer {
     type Result = Result<Arc<Object>, ApiError>;

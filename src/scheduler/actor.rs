@@ -65,7 +65,7 @@ use super::snapshot::Snapshot;
 use crate::api::selectors::FieldSelector;
 use crate::api::Object;
 use crate::apiserver::{ApiServer, Bind, BindBatch, Subresource, Trace, Update, WriteOptions};
-use crate::events::{EventRecorder, NORMAL, WARNING};
+use crate::events::{EventRecord, EventRecorder, NORMAL, WARNING};
 use crate::informer::{Informer, InformerEvent};
 use crate::telemetry::{self, Component, Propagation, Telemetry};
 
@@ -988,16 +988,17 @@ struct BindReply {
 impl Handler<BindReplies> for Scheduler {
     type Result = ();
     fn handle(&mut self, replies: BindReplies, ctx: &mut Context<Self>) {
-        for reply in replies.0 {
-            self.bind_done(reply);
-        }
+        // The batch's events go to the API server together (one `CreateBatch`), as its binds
+        // did.
+        let events: Vec<EventRecord> = replies.0.into_iter().map(|r| self.bind_done(r)).collect();
+        self.recorder.record_batch(events);
         self.drain(ctx);
     }
 }
 
 impl Scheduler {
-    /// End the bind and `schedule pod` spans, record the event, and tell the core.
-    fn bind_done(&mut self, reply: BindReply) {
+    /// End the bind and `schedule pod` spans, tell the core, and return the event to record.
+    fn bind_done(&mut self, reply: BindReply) -> EventRecord {
         let BindReply {
             key,
             node,
@@ -1017,7 +1018,7 @@ impl Scheduler {
             .unwrap_or_else(|| (OtelContext::new(), Instant::now()));
         let trace = Trace::child_of(cx.clone());
         let involved = pod_reference(&pod);
-        match &result {
+        let event = match &result {
             Ok(()) => {
                 self.stats.bound += 1;
                 attempt_metric("scheduled", &pod, started);
@@ -1025,30 +1026,31 @@ impl Scheduler {
                 cx.span()
                     .add_event("bound", vec![KeyValue::new("node", node.clone())]);
                 // Mirrors the event in `finishBinding` (schedule_one.go).
-                self.recorder.record_reference(
+                EventRecord {
                     involved,
-                    NORMAL,
-                    "Scheduled",
-                    format!("Successfully assigned {key} to {node}"),
+                    type_: NORMAL,
+                    reason: "Scheduled",
+                    message: format!("Successfully assigned {key} to {node}"),
                     trace,
-                );
+                }
             }
             Err(e) => {
                 self.stats.errors += 1;
                 attempt_metric("error", &pod, started);
                 cx.span()
                     .add_event("bind failed", vec![KeyValue::new("error", e.clone())]);
-                self.recorder.record_reference(
+                EventRecord {
                     involved,
-                    WARNING,
-                    "FailedScheduling",
-                    format!("binding rejected: {e}"),
+                    type_: WARNING,
+                    reason: "FailedScheduling",
+                    message: format!("binding rejected: {e}"),
                     trace,
-                );
+                }
             }
-        }
+        };
         cx.span().end();
         self.core.bind_done(&key, result);
+        event
     }
 }
 

@@ -512,6 +512,15 @@ pub trait PreFilterPlugin {
 /// Filter: can the pod run on this node?
 pub trait FilterPlugin {
     fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status;
+
+    /// A cheap sufficient condition for [`FilterPlugin::filter`] passing: `true` only when
+    /// `filter` would return Success (or Skip) for this pod and node. The framework asks it
+    /// first for every node and calls `filter` only when it says `false`, so the common
+    /// case (an untainted, schedulable node with room) costs a few loads per plugin instead
+    /// of building and dropping a `Status`. The default knows nothing (`false`).
+    fn passes_fast(&self, _state: &CycleState, _pod: &PodInfo, _node: &NodeInfo) -> bool {
+        false
+    }
 }
 
 /// What a PostFilter plugin sees after no node fit.
@@ -962,18 +971,25 @@ impl Framework {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let node_at = |i: usize| -> &'s NodeInfo {
+        // The rotating start, wrapped once: stepping an index and wrapping it at `n` costs
+        // a compare per node where `(start + i) % n` cost a division per node (measured:
+        // a tenth of the cycle's own time at 10,000 nodes).
+        let start = self.next_start_node_index % n;
+        let node_at = |at: usize| -> &'s NodeInfo {
             if use_all {
-                &all[(self.next_start_node_index + i) % num_all_nodes]
+                &all[at]
             } else {
-                nodes[(self.next_start_node_index + i) % n]
+                nodes[at]
             }
         };
+        let step = |at: usize| if at + 1 == n { 0 } else { at + 1 };
         let to_find = num_feasible_nodes_to_find(self.percentage_of_nodes_to_score, n);
         let mut feasible = Vec::with_capacity(to_find.min(n));
         if !self.has_filter_plugins() {
-            for i in 0..to_find.min(n) {
-                feasible.push(node_at(i));
+            let mut at = start;
+            for _ in 0..to_find.min(n) {
+                feasible.push(node_at(at));
+                at = step(at);
             }
             self.next_start_node_index =
                 (self.next_start_node_index + feasible.len()) % num_all_nodes;
@@ -981,8 +997,10 @@ impl Framework {
         }
         let filters = self.active_filters(state);
         let mut processed = 0;
-        for i in 0..n {
-            let ni = node_at(i);
+        let mut at = start;
+        for _ in 0..n {
+            let ni = node_at(at);
+            at = step(at);
             processed += 1;
             let status = run_filters(&filters, state, pod, ni);
             match status.code() {
@@ -1240,6 +1258,9 @@ fn run_filters(
     node: &NodeInfo,
 ) -> Status {
     for (name, f) in filters {
+        if f.passes_fast(state, pod, node) {
+            continue;
+        }
         let s = f.filter(state, pod, node);
         if !s.is_success() {
             if !s.is_rejected() && s.code() != Code::Error {
@@ -1274,6 +1295,40 @@ mod tests {
         match r {
             Err(ScheduleError::Unschedulable(u)) => (u.error, u.post_filter),
             other => panic!("expected a FitError, got {other:?}"),
+        }
+    }
+
+    /// Filtering starts where the previous cycle stopped and wraps around the node list
+    /// (upstream's `nextStartNodeIndex`): 150 nodes, 100 to find per cycle.
+    #[test]
+    fn filtering_starts_at_the_rotating_index_and_wraps() {
+        let mut snap = Snapshot::new();
+        for i in 0..150 {
+            snap.add_node(arc(node(&format!("n{i:03}"), 4000, 8 * GI)));
+        }
+        let order: Vec<String> = snap.nodes().iter().map(|n| n.name().to_string()).collect();
+        let mut fw = default_framework(1);
+        let p = PodInfo::new(arc(pod("web", 100, 0)));
+        let cases = [
+            ("first cycle: from the start", 0, 100),
+            ("second: from 100, wrapping after the last node", 100, 50),
+            ("third: from 200 mod 150 = 50", 50, 100),
+        ];
+        for (name, first, contiguous) in cases {
+            let (found, _) = fw
+                .find_nodes_that_fit_pod(&mut CycleState::new(), &snap, &p)
+                .unwrap();
+            let names: Vec<&str> = found.iter().map(|n| n.name()).collect();
+            assert_eq!(names.len(), 100, "{name}");
+            let want: Vec<&str> = (0..100)
+                .map(|i| order[(first + i) % 150].as_str())
+                .collect();
+            assert_eq!(names, want, "{name}");
+            assert_eq!(
+                names[contiguous - 1],
+                order[first + contiguous - 1],
+                "{name}"
+            );
         }
     }
 

@@ -6,7 +6,7 @@
 use super::names;
 use super::resource_allocation::{ResourceAllocationScorer, Usage};
 use crate::scheduler::framework::{
-    CycleState, Plugin, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
+    CycleState, NodeScore, Plugin, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
 };
 use crate::scheduler::profile::BalancedAllocationArgs;
 use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot};
@@ -28,7 +28,7 @@ pub(crate) fn balanced_resource_score(u: &Usage) -> i64 {
     let mut fractions = [0f64; super::resource_allocation::MAX_RESOURCES];
     let mut n = 0;
     let mut total = 0f64;
-    for i in 0..u.len {
+    for i in 0..u.len.min(super::resource_allocation::MAX_RESOURCES) {
         if u.allocatable[i] == 0 {
             continue;
         }
@@ -92,6 +92,24 @@ impl ScorePlugin for BalancedAllocation {
         _snapshot: &Snapshot,
     ) -> Result<i64, Status> {
         Ok(balanced_resource_score(&self.scorer.usage(pod, node)))
+    }
+
+    /// One pass over the nodes with the pod's requests resolved once (same scores as
+    /// `score`).
+    fn score_nodes(
+        &self,
+        _state: &CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        _snapshot: &Snapshot,
+        out: &mut Vec<NodeScore>,
+    ) -> Result<(), Status> {
+        let pr = self.scorer.pod_request(pod);
+        out.extend(nodes.iter().enumerate().map(|(index, n)| NodeScore {
+            index,
+            score: balanced_resource_score(&pr.usage(n)),
+        }));
+        Ok(())
     }
 }
 
@@ -163,5 +181,39 @@ mod tests {
         assert!(pl
             .pre_score(&mut CycleState::new(), &pi, &[], &Snapshot::new())
             .is_success());
+    }
+
+    /// `score_nodes` gives each node the score `score` gives it (upstream's nodes: differently
+    /// sized, one with pods already placed).
+    #[test]
+    fn score_nodes_matches_score_per_node() {
+        use crate::scheduler::framework::NodeScore;
+        let plugin = BalancedAllocation::new(&BalancedAllocationArgs::default());
+        let mut busy = NodeInfo::new(Arc::new(node("busy", 10000, 20000)));
+        busy.add_pod(Arc::new(PodInfo::new(Arc::new(pod("e", 3000, 5000)))));
+        let nodes = [
+            NodeInfo::new(Arc::new(node("node1", 4000, 10000))),
+            NodeInfo::new(Arc::new(node("node2", 6000, 10000))),
+            busy,
+            NodeInfo::new(Arc::new(node("empty", 0, 0))),
+        ];
+        let refs: Vec<&NodeInfo> = nodes.iter().collect();
+        for p in [pod("p", 3000, 5000), pod("q", 100, 1 << 20), pod("r", 0, 0)] {
+            let pi = PodInfo::new(Arc::new(p));
+            let (state, snap) = (CycleState::new(), Snapshot::new());
+            let mut all = Vec::new();
+            plugin
+                .score_nodes(&state, &pi, &refs, &snap, &mut all)
+                .unwrap();
+            let one: Vec<NodeScore> = refs
+                .iter()
+                .enumerate()
+                .map(|(index, n)| NodeScore {
+                    index,
+                    score: plugin.score(&state, &pi, n, &snap).unwrap(),
+                })
+                .collect();
+            assert_eq!(all, one);
+        }
     }
 }

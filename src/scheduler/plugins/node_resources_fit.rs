@@ -8,9 +8,9 @@
 use std::borrow::Cow;
 
 use super::names;
-use super::resource_allocation::{ResourceAllocationScorer, Usage};
+use super::resource_allocation::{PodRequest, ResourceAllocationScorer, Usage, MAX_RESOURCES};
 use crate::scheduler::framework::{
-    Code, CycleState, FilterPlugin, Plugin, ScorePlugin, Status, MAX_NODE_SCORE,
+    Code, CycleState, FilterPlugin, NodeScore, Plugin, ScorePlugin, Status, MAX_NODE_SCORE,
 };
 use crate::scheduler::profile::{NodeResourcesFitArgs, ScoringStrategyType, UtilizationShapePoint};
 use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot};
@@ -136,26 +136,60 @@ impl NodeResourcesFit {
         }
     }
 
-    fn score_usage(&self, u: &Usage) -> i64 {
+    fn score_usage(&self, weights: &[i64; MAX_RESOURCES], u: &Usage) -> i64 {
         match &self.strategy {
-            Strategy::Least => weighted_average(&self.scorer, u, least_requested_score),
-            Strategy::Most => weighted_average(&self.scorer, u, most_requested_score),
+            Strategy::Least => weighted_average(weights, u, least_requested_score),
+            Strategy::Most => weighted_average(weights, u, most_requested_score),
             Strategy::RequestedToCapacityRatio(shape) => {
-                requested_to_capacity_ratio_score(&self.scorer, u, shape)
+                requested_to_capacity_ratio_score(weights, u, shape)
             }
+        }
+    }
+
+    /// Score every node with the strategy chosen once (the loop per strategy inlines the
+    /// per-resource function), from the pod's requests worked out once.
+    fn score_all(&self, pr: &PodRequest, nodes: &[&NodeInfo], out: &mut Vec<NodeScore>) {
+        let w = &pr.weights;
+        match &self.strategy {
+            Strategy::Least => score_each(pr, nodes, out, |u| {
+                weighted_average(w, u, least_requested_score)
+            }),
+            Strategy::Most => score_each(pr, nodes, out, |u| {
+                weighted_average(w, u, most_requested_score)
+            }),
+            Strategy::RequestedToCapacityRatio(shape) => score_each(pr, nodes, out, |u| {
+                requested_to_capacity_ratio_score(w, u, shape)
+            }),
         }
     }
 }
 
+/// `f` of each node's usage with the pod, in order.
+#[inline]
+fn score_each(
+    pr: &PodRequest,
+    nodes: &[&NodeInfo],
+    out: &mut Vec<NodeScore>,
+    f: impl Fn(&Usage) -> i64,
+) {
+    out.extend(nodes.iter().enumerate().map(|(index, n)| NodeScore {
+        index,
+        score: f(&pr.usage(n)),
+    }));
+}
+
 /// `leastResourceScorer` / `mostResourceScorer`: per-resource scores averaged by weight
 /// (integer division, as upstream).
-fn weighted_average(scorer: &ResourceAllocationScorer, u: &Usage, f: fn(i64, i64) -> i64) -> i64 {
+// `i` indexes three parallel arrays (requested, allocatable, weights).
+#[allow(clippy::needless_range_loop)]
+#[inline]
+fn weighted_average(weights: &[i64; MAX_RESOURCES], u: &Usage, f: impl Fn(i64, i64) -> i64) -> i64 {
     let (mut node_score, mut weight_sum) = (0i64, 0i64);
-    for i in 0..u.len {
+    for i in 0..u.len.min(MAX_RESOURCES) {
         if u.allocatable[i] == 0 {
             continue;
         }
-        let w = scorer.resources[i].weight;
+        let w = weights[i];
         node_score += f(u.requested[i], u.allocatable[i]) * w;
         weight_sum += w;
     }
@@ -200,8 +234,10 @@ pub fn broken_linear(shape: &[UtilizationShapePoint], p: i64) -> i64 {
 
 /// `buildRequestedToCapacityRatioScorerFunction`: only resources scoring > 0 count, and the
 /// average is rounded.
+// `i` indexes three parallel arrays (requested, allocatable, weights).
+#[allow(clippy::needless_range_loop)]
 fn requested_to_capacity_ratio_score(
-    scorer: &ResourceAllocationScorer,
+    weights: &[i64; MAX_RESOURCES],
     u: &Usage,
     shape: &[UtilizationShapePoint],
 ) -> i64 {
@@ -217,7 +253,7 @@ fn requested_to_capacity_ratio_score(
             broken_linear(shape, req * MAX_UTILIZATION / cap)
         };
         if s > 0 {
-            let w = scorer.resources[i].weight;
+            let w = weights[i];
             node_score += s * w;
             weight_sum += w;
         }
@@ -241,6 +277,11 @@ impl Plugin for NodeResourcesFit {
 }
 
 impl FilterPlugin for NodeResourcesFit {
+    /// The pod fits (the same check `filter` starts with).
+    fn passes_fast(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> bool {
+        fits(pod, node)
+    }
+
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         if fits(pod, node) {
             return Status::success(); // the common case, without building the reasons
@@ -272,7 +313,22 @@ impl ScorePlugin for NodeResourcesFit {
         node: &NodeInfo,
         _snapshot: &Snapshot,
     ) -> Result<i64, Status> {
-        Ok(self.score_usage(&self.scorer.usage(pod, node)))
+        let pr = self.scorer.pod_request(pod);
+        Ok(self.score_usage(&pr.weights, &pr.usage(node)))
+    }
+
+    /// One pass over the nodes: the pod's requests and the strategy are resolved once, and
+    /// each node costs a few loads and the strategy's arithmetic (same scores as `score`).
+    fn score_nodes(
+        &self,
+        _state: &CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        _snapshot: &Snapshot,
+        out: &mut Vec<NodeScore>,
+    ) -> Result<(), Status> {
+        self.score_all(&self.scorer.pod_request(pod), nodes, out);
+        Ok(())
     }
 }
 
@@ -390,6 +446,55 @@ mod tests {
         }
     }
 
+    /// `score_nodes` (one pass, the pod's requests resolved once) gives each node the score
+    /// `score` gives it, for every strategy, on upstream's nodes (differently sized, one with
+    /// pods already placed, one without ephemeral storage).
+    #[test]
+    fn score_nodes_matches_score_per_node() {
+        let mut busy = NodeInfo::new(Arc::new(node("busy", 10000, 20000)));
+        busy.add_pod(Arc::new(PodInfo::new(Arc::new(cpu_and_memory_pod()))));
+        let nodes = [
+            NodeInfo::new(Arc::new(node("node1", 4000, 10000))),
+            NodeInfo::new(Arc::new(node("node2", 6000, 10000))),
+            busy,
+            NodeInfo::new(Arc::new(node("big", 10000, 1 << 30))),
+            NodeInfo::new(Arc::new(node("empty", 0, 0))),
+        ];
+        let refs: Vec<&NodeInfo> = nodes.iter().collect();
+        let strategies = [
+            args(ScoringStrategyType::LeastAllocated, &[]),
+            args(ScoringStrategyType::MostAllocated, &[]),
+            args(
+                ScoringStrategyType::RequestedToCapacityRatio,
+                &[(0, 10), (100, 0)],
+            ),
+            args(
+                ScoringStrategyType::RequestedToCapacityRatio,
+                &[(0, 0), (50, 7), (100, 10)],
+            ),
+        ];
+        for a in &strategies {
+            let plugin = NodeResourcesFit::new(a);
+            for p in [cpu_and_memory_pod(), pod("p", 0, 0), pod("q", 500, 1 << 20)] {
+                let pi = PodInfo::new(Arc::new(p));
+                let (state, snap) = (CycleState::new(), Snapshot::new());
+                let mut all = Vec::new();
+                plugin
+                    .score_nodes(&state, &pi, &refs, &snap, &mut all)
+                    .unwrap();
+                let one: Vec<NodeScore> = refs
+                    .iter()
+                    .enumerate()
+                    .map(|(index, n)| NodeScore {
+                        index,
+                        score: plugin.score(&state, &pi, n, &snap).unwrap(),
+                    })
+                    .collect();
+                assert_eq!(all, one, "{:?}", a.scoring_strategy.kind);
+            }
+        }
+    }
+
     /// Upstream "no resources requested, pods scheduled with resources": the non-zero
     /// defaults (100m, 200 MB) count for pods without requests when scoring.
     #[test]
@@ -476,8 +581,12 @@ mod tests {
             for e in c.existing {
                 ni.add_pod(Arc::new(PodInfo::new(Arc::new(e))));
             }
-            let s = plugin.filter(&CycleState::new(), &PodInfo::new(Arc::new(c.pod)), &ni);
+            let pi = PodInfo::new(Arc::new(c.pod));
+            let s = plugin.filter(&CycleState::new(), &pi, &ni);
             assert_eq!(s.code(), c.code, "{}", c.name);
+            // The fast path agrees with the verdict both ways here (fit is its only check).
+            let fast = plugin.passes_fast(&CycleState::new(), &pi, &ni);
+            assert_eq!(fast, s.is_success(), "{}: fast path", c.name);
             let reasons: Vec<&str> = s.reasons().iter().map(|r| r.as_ref()).collect();
             assert_eq!(reasons, c.reasons, "{}", c.name);
         }

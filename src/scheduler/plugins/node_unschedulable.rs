@@ -27,6 +27,11 @@ impl Plugin for NodeUnschedulable {
 }
 
 impl FilterPlugin for NodeUnschedulable {
+    /// A schedulable node passes whatever the pod tolerates.
+    fn passes_fast(&self, _state: &CycleState, _pod: &PodInfo, node: &NodeInfo) -> bool {
+        !node.unschedulable
+    }
+
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         if !node.unschedulable {
             return Status::success();
@@ -93,8 +98,16 @@ mod tests {
             ),
         ];
         for (name, p, ni, want) in cases {
-            let s = NodeUnschedulable.filter(&CycleState::new(), &PodInfo::new(Arc::new(p)), &ni);
+            let pi = PodInfo::new(Arc::new(p));
+            let s = NodeUnschedulable.filter(&CycleState::new(), &pi, &ni);
             assert_eq!(s.code(), want, "{name}");
+            // The fast path passes exactly the schedulable node, never a rejected one.
+            let fast = NodeUnschedulable.passes_fast(&CycleState::new(), &pi, &ni);
+            assert_eq!(fast, !ni.unschedulable, "{name}");
+            assert!(
+                !fast || s.is_success(),
+                "{name}: fast path passed a rejection"
+            );
             if want != Code::Success {
                 assert_eq!(s.message(), ERR_REASON_UNSCHEDULABLE);
             }

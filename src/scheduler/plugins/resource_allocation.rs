@@ -73,27 +73,75 @@ impl ResourceAllocationScorer {
     /// Mirrors `calculateResourceAllocatableRequest` for every scored resource. A resource
     /// the node does not have (allocatable 0) is left at 0/0, and strategies skip it.
     pub fn usage(&self, pod: &PodInfo, node: &NodeInfo) -> Usage {
-        let mut u = Usage {
-            len: self.resources.len(),
-            ..Default::default()
-        };
-        let (node_req, pod_req) = if self.use_requested {
-            (&node.requested, &pod.request)
+        self.pod_request(pod).usage(node)
+    }
+
+    /// The pod's side of [`ResourceAllocationScorer::usage`], worked out once per scoring
+    /// cycle: a plugin's `score_nodes` then reads only the node's numbers per node (no
+    /// strategy or resource-name lookups, no `Vec` reads).
+    pub fn pod_request(&self, pod: &PodInfo) -> PodRequest {
+        let pod_req = if self.use_requested {
+            &pod.request
         } else {
-            (&node.non_zero_requested, &pod.non_zero_request)
+            &pod.non_zero_request
+        };
+        let mut r = PodRequest {
+            kinds: [Scored::Cpu; MAX_RESOURCES],
+            request: [0; MAX_RESOURCES],
+            weights: [0; MAX_RESOURCES],
+            len: self.kinds.len(),
+            use_requested: self.use_requested,
         };
         for (i, &k) in self.kinds.iter().enumerate() {
+            r.kinds[i] = k;
+            r.request[i] = k.get(pod_req);
+            r.weights[i] = self.resources[i].weight;
+        }
+        r
+    }
+}
+
+/// One pod's requests per scored resource, with the resources' weights
+/// ([`ResourceAllocationScorer::pod_request`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PodRequest {
+    kinds: [Scored; MAX_RESOURCES],
+    request: [i64; MAX_RESOURCES],
+    /// The configured weight of each scored resource.
+    pub weights: [i64; MAX_RESOURCES],
+    len: usize,
+    use_requested: bool,
+}
+
+impl PodRequest {
+    /// [`ResourceAllocationScorer::usage`] on `node` for this pod. Inlined into each
+    /// plugin's per-node loop, so the `Usage` lives in registers instead of being returned
+    /// through memory per node.
+    #[inline(always)]
+    pub fn usage(&self, node: &NodeInfo) -> Usage {
+        let mut u = Usage {
+            len: self.len,
+            ..Default::default()
+        };
+        let node_req = if self.use_requested {
+            &node.requested
+        } else {
+            &node.non_zero_requested
+        };
+        for i in 0..self.len.min(MAX_RESOURCES) {
+            let k = self.kinds[i];
             let alloc = k.get(&node.allocatable);
             if alloc == 0 {
                 continue;
             }
-            let req = if k == Scored::EphemeralStorage {
-                node.requested.ephemeral_storage + pod_req.ephemeral_storage
+            // Ephemeral storage has no scoring default: its requests count as they are.
+            let used = if k == Scored::EphemeralStorage {
+                node.requested.ephemeral_storage
             } else {
-                k.get(node_req) + k.get(pod_req)
+                k.get(node_req)
             };
             u.allocatable[i] = alloc;
-            u.requested[i] = req;
+            u.requested[i] = used + self.request[i];
         }
         u
     }

@@ -47,6 +47,11 @@ impl Plugin for TaintToleration {
 }
 
 impl FilterPlugin for TaintToleration {
+    /// A node without taints passes.
+    fn passes_fast(&self, _state: &CycleState, _pod: &PodInfo, node: &NodeInfo) -> bool {
+        !node.has_taints
+    }
+
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         if !node.has_taints {
             return Status::success(); // without reading the Node object
@@ -209,12 +214,22 @@ mod tests {
              tolerating(&[("dedicated", "Equal", "user2", "NoSchedule")]), tainted(&[("dedicated", "user1", "PreferNoSchedule")]), None),
             ("The pod has no toleration, but the effect of taint on node is PreferNoSchedule. Pod can be scheduled onto the node",
              pod("p", 0, 0), tainted(&[("dedicated", "user1", "PreferNoSchedule")]), None),
+            ("a node without taints takes any pod (the fast path)",
+             pod("p", 0, 0), tainted(&[]), None),
             ("control-plane taint without value",
              pod("p", 0, 0), tainted(&[("node-role.kubernetes.io/control-plane", "", "NoSchedule")]),
              Some("node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }")),
         ];
         for (name, p, ni, want) in cases {
-            let s = TaintToleration.filter(&CycleState::new(), &PodInfo::new(Arc::new(p)), &ni);
+            let pi = PodInfo::new(Arc::new(p));
+            let s = TaintToleration.filter(&CycleState::new(), &pi, &ni);
+            // The fast path passes exactly the untainted node, never a rejected one.
+            let fast = TaintToleration.passes_fast(&CycleState::new(), &pi, &ni);
+            assert_eq!(fast, !ni.has_taints, "{name}");
+            assert!(
+                !fast || s.is_success(),
+                "{name}: fast path passed a rejection"
+            );
             match want {
                 None => assert!(s.is_success(), "{name}: {s}"),
                 Some(reason) => {
