@@ -12,8 +12,11 @@
 //!   W3C `traceparent` annotation ([`inject`], [`extract`]). A span started by provider B with
 //!   a parent `Context` from provider A joins A's trace and keeps B's service name.
 //! * Every provider feeds the shared [`SpanStore`] and, when export is on, a
-//!   `BatchSpanProcessor` with an OTLP exporter ([`export`]). The sampler
-//!   (parent-based, root ratio from config or `OTEL_TRACES_SAMPLER(_ARG)`) applies to both.
+//!   `BatchSpanProcessor` with an OTLP exporter ([`export`]) — one per component: the
+//!   per-node providers of a component share theirs, which exports each node's spans under
+//!   that node's resource (a processor per node would be a thread and an HTTP client per
+//!   node). The sampler (parent-based, root ratio from config or
+//!   `OTEL_TRACES_SAMPLER(_ARG)`) applies to both.
 //! * [`Telemetry::shutdown`] flushes and shuts every provider down in parallel on plain
 //!   threads and returns within [`SHUTDOWN_TIMEOUT`], whatever the collector does.
 //!
