@@ -216,44 +216,51 @@ pub fn events(
                 }
                 // Events already waiting go out in the same chunk (one write instead of
                 // many when the watcher is behind); nothing waits for more to arrive.
-                let mut more = match st.stream.rx.try_recv() {
-                    Ok(ev) => ev,
-                    Err(_) => return Some((Ok(first), st)),
-                };
-                let mut out = Vec::with_capacity(first.len() * 4);
-                out.extend_from_slice(&first);
-                loop {
-                    out.extend_from_slice(&encode_shared(&more, kind, table));
-                    if matches!(more, WatchEvent::Error(_)) {
-                        st.done = true;
-                        break;
-                    }
-                    if out.len() >= COALESCE_BYTES {
-                        break;
-                    }
-                    match st.stream.rx.try_recv() {
-                        Ok(ev) => more = ev,
-                        Err(_) => break,
-                    }
+                let mut waiting = Vec::new();
+                st.done =
+                    drain_waiting(&mut st.stream.rx, &mut waiting, kind, table, COALESCE_BYTES);
+                if waiting.is_empty() {
+                    return Some((Ok(first), st));
                 }
+                let mut out = Vec::with_capacity(first.len() + waiting.len());
+                out.extend_from_slice(&first);
+                out.extend_from_slice(&waiting);
                 Some((Ok(Bytes::from(out)), st))
             }
             Next::Event(None) | Next::Timeout => None,
             Next::Bookmark => {
                 let rev = st.api.send(CurrentRevision).await.ok()?;
                 let mut out = Vec::new();
-                while let Ok(ev) = st.stream.rx.try_recv() {
-                    out.extend_from_slice(&encode_shared(&ev, kind, table));
-                    if matches!(ev, WatchEvent::Error(_)) {
-                        st.done = true;
-                        return Some((Ok(Bytes::from(out)), st));
-                    }
+                st.done = drain_waiting(&mut st.stream.rx, &mut out, kind, table, usize::MAX);
+                if st.done {
+                    return Some((Ok(Bytes::from(out)), st));
                 }
                 out.extend(encode(&WatchEvent::Bookmark(rev), kind, table));
                 Some((Ok(Bytes::from(out)), st))
             }
         }
     })
+}
+
+/// Append the events already waiting in `rx`, encoded, to `out` until none is left or `out`
+/// holds `limit` bytes. Returns `true` if one was an ERROR: it is the last, nothing follows.
+fn drain_waiting(
+    rx: &mut tokio::sync::mpsc::Receiver<WatchEvent>,
+    out: &mut Vec<u8>,
+    kind: Kind,
+    table: Option<&str>,
+    limit: usize,
+) -> bool {
+    while out.len() < limit {
+        let Ok(ev) = rx.try_recv() else {
+            break;
+        };
+        out.extend_from_slice(&encode_shared(&ev, kind, table));
+        if matches!(ev, WatchEvent::Error(_)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// A stream of a single ERROR event (a watch that could not start, e.g. 410 Gone).
