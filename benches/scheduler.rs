@@ -41,6 +41,8 @@ use kubeactor::scheduler::SchedulerConfig;
 use kubeactor::store::{self, StoreOptions};
 use kubeactor::telemetry::{Propagation, RootSampler, SamplerSpec, Settings, Telemetry};
 
+mod support;
+
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -153,29 +155,11 @@ fn thread_role(comm: &str) -> String {
     }
 }
 
-/// CPU time per thread of this process, by thread name (from /proc; 10 ms resolution).
+/// CPU time per thread of this process, by role (from /proc; 10 ms resolution).
 fn thread_cpu() -> BTreeMap<String, Duration> {
     let mut out = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    for t in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
-            continue;
-        };
-        // "<tid> (<comm>) <state> ..." — comm may contain spaces; fields follow the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = thread_role(&stat[open + 1..close]);
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) else {
-            continue;
-        };
-        let secs = (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / ticks;
-        *out.entry(comm).or_insert(Duration::ZERO) += Duration::from_secs_f64(secs);
+    for (name, secs) in support::thread_cpu() {
+        *out.entry(thread_role(&name)).or_insert(Duration::ZERO) += Duration::from_secs_f64(secs);
     }
     out
 }
