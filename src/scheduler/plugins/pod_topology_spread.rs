@@ -114,6 +114,22 @@ fn count_pods_match_selector(node: &NodeInfo, selector: &Selector, namespace: &s
         .count() as i64
 }
 
+/// The node of each pod `countPodsMatchSelector` counts for constraint `c` (non-terminating,
+/// in `namespace`, matching the selector), found through the label index by the selector's
+/// `key=value` term: a node once per such pod.
+fn matching_pods_nodes<'a>(
+    snapshot: &'a Snapshot,
+    namespace: &str,
+    c: &'a Constraint,
+    key: &str,
+    value: &str,
+) -> impl Iterator<Item = &'a NodeInfo> + 'a {
+    snapshot
+        .pods_with_label(namespace, key, value)
+        .filter(|(_, p)| !p.is_terminating() && c.selector.matches(pod_labels(&p.pod)))
+        .map(|(ni, _)| ni)
+}
+
 /// Add `n` to `value`'s count, copying the value only the first time it is seen.
 fn add_count(counts: &mut HashMap<String, i64>, value: &str, n: i64) {
     match counts.get_mut(value) {
@@ -427,10 +443,7 @@ impl PreScorePlugin for PodTopologySpread {
                 // Only pods labelled key=value can match: visit those (snapshot's label
                 // index) instead of every pod on every node. Same counts, far fewer visits.
                 Some((key, value)) => {
-                    for (ni, p) in snapshot.pods_with_label(&pod.namespace, key, value) {
-                        if p.is_terminating() || !c.selector.matches(pod_labels(&p.pod)) {
-                            continue;
-                        }
+                    for ni in matching_pods_nodes(snapshot, &pod.namespace, c, key, value) {
                         if !counted(ni) {
                             continue;
                         }
@@ -467,10 +480,7 @@ impl PreScorePlugin for PodTopologySpread {
                 }
                 let (key, value) = equality(&c.selector)?;
                 let mut per_node: HashMap<String, i64> = HashMap::new();
-                for (ni, p) in snapshot.pods_with_label(&pod.namespace, key, value) {
-                    if p.is_terminating() || !c.selector.matches(pod_labels(&p.pod)) {
-                        continue;
-                    }
+                for ni in matching_pods_nodes(snapshot, &pod.namespace, c, key, value) {
                     let name = ni.name();
                     match per_node.get_mut(name) {
                         Some(n) => *n += 1,
