@@ -12,39 +12,8 @@ use kubeactor::telemetry::Telemetry;
 
 #[actix_rt::test]
 async fn repeated_events_are_aggregated_with_a_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default()).unwrap();
-    let telemetry = Telemetry::in_memory(10);
-    let api = ApiServer::new(store, Default::default(), &telemetry)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let pod = Object::from(Pod {
-        metadata: ObjectMeta {
-            name: Some("web-1".into()),
-            namespace: Some("default".into()),
-            ..Default::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "nginx".into(),
-                image: Some("nginx:1.27".into()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    let pod = api
-        .send(Create {
-            object: pod,
-            options: WriteOptions::default(),
-            trace: Trace::Untraced,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let (api, _dir) = start().await;
+    let pod = create_pod(&api, "web-1").await;
     let recorder = EventRecorder::new(api.clone(), "kubelet", Some("node-1"));
     let msg = "Back-off restarting failed container nginx in pod web-1_default".to_string();
     for _ in 0..3 {
@@ -106,42 +75,10 @@ async fn repeated_events_are_aggregated_with_a_count() {
 /// still aggregated into the Event already written.
 #[actix_rt::test]
 async fn a_batch_of_events_is_written_and_repeats_are_aggregated() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default()).unwrap();
-    let telemetry = Telemetry::in_memory(10);
-    let api = ApiServer::new(store, Default::default(), &telemetry)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let (api, _dir) = start().await;
     let mut pods = Vec::new();
     for name in ["web-1", "web-2", "web-3"] {
-        let pod = Object::from(Pod {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "nginx".into(),
-                    image: Some("nginx:1.27".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        let created = api
-            .send(Create {
-                object: pod,
-                options: WriteOptions::default(),
-                trace: Trace::Untraced,
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        pods.push(created);
+        pods.push(create_pod(&api, name).await);
     }
     let recorder = EventRecorder::new(api.clone(), "default-scheduler", None);
     let scheduled = |pod: &Object| EventRecord {
@@ -186,4 +123,46 @@ async fn a_batch_of_events_is_written_and_repeats_are_aggregated() {
         ],
         "one Event per pod; web-1's repeat raised its count"
     );
+}
+
+/// An ApiServer on the memory store; its directory and telemetry live as long as the
+/// returned guard.
+async fn start() -> (actix::Addr<ApiServer>, (tempfile::TempDir, Telemetry)) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default()).unwrap();
+    let telemetry = Telemetry::in_memory(10);
+    let api = ApiServer::new(store, Default::default(), &telemetry)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    (api, (dir, telemetry))
+}
+
+/// Create the pod `default/<name>` (one nginx container).
+async fn create_pod(api: &actix::Addr<ApiServer>, name: &str) -> std::sync::Arc<Object> {
+    let pod = Object::from(Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "nginx".into(),
+                image: Some("nginx:1.27".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    api.send(Create {
+        object: pod,
+        options: WriteOptions::default(),
+        trace: Trace::Untraced,
+    })
+    .await
+    .unwrap()
+    .unwrap()
 }
