@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::future::BoxFuture;
@@ -29,6 +29,19 @@ use crate::events::{EventRecorder, NORMAL};
 use crate::informer::{Informer, InformerEvent, Source};
 use crate::runtime::{ContainerEvent, ContainerRuntime, ListImages, SubscribeEvents};
 use crate::telemetry::{Component, Telemetry};
+
+/// `timers` slot of the lease loop.
+const LEASE_LOOP: usize = 0;
+/// `timers` slot of the node status loop.
+const STATUS_LOOP: usize = 1;
+/// The jitter factor of both loops (upstream's `0.04`).
+const JITTER_FACTOR: f64 = 0.04;
+
+/// `wait.Jitter(period, JITTER_FACTOR)` for a uniform `draw` in `[0, 1)`: between `period` and
+/// 4 % more.
+fn jittered(period: Duration, draw: f64) -> Duration {
+    period.mul_f64(1.0 + JITTER_FACTOR * draw)
+}
 
 /// What a kubelet is started with.
 pub struct KubeletOptions {
@@ -86,8 +99,9 @@ pub struct Kubelet {
     // --- fault injection (`kubeactor node stop|start`) ---
     /// Stopped: no lease, no status, no pod workers (as a crashed or partitioned node).
     stopped: bool,
-    /// The lease and status loops, cancelled on stop.
-    timers: Vec<SpawnHandle>,
+    /// The next tick of the lease and the status loop ([`LEASE_LOOP`], [`STATUS_LOOP`]),
+    /// cancelled on stop.
+    timers: [Option<SpawnHandle>; 2],
     /// Whether this kubelet already receives its runtime's container events.
     subscribed: bool,
 }
@@ -164,7 +178,7 @@ impl Kubelet {
             node: None,
             posted_status: None,
             stopped: false,
-            timers: Vec::new(),
+            timers: [None, None],
             subscribed: false,
         }
     }
@@ -282,8 +296,9 @@ impl Kubelet {
             self.node_event(reason, format!("Node {name} status is now: {reason}"));
         }
         // Lease renewals and status heartbeats: background work, untraced.
+        self.cancel_timers(ctx);
         let renew = self.env.clock.period(self.env.config.lease_renew());
-        let lease_loop = ctx.run_interval(renew, |act, ctx| {
+        self.jitter_until(ctx, LEASE_LOOP, renew, |act, ctx| {
             let Some(node) = act.node.clone() else { return };
             let env = act.env.clone();
             ctx.spawn(
@@ -296,8 +311,9 @@ impl Kubelet {
             );
         });
         let every = self.env.clock.period(self.env.config.status_update());
-        let status_loop = ctx.run_interval(every, |act, ctx| act.update_node_status(ctx));
-        self.timers = vec![lease_loop, status_loop];
+        self.jitter_until(ctx, STATUS_LOOP, every, |act, ctx| {
+            act.update_node_status(ctx)
+        });
 
         if !self.subscribed {
             self.subscribed = true;
@@ -319,6 +335,30 @@ impl Kubelet {
         informer.add_recipient(ctx.address().recipient());
         informer.start();
         self.informer = Some(informer);
+    }
+
+    /// Mirrors `wait.JitterUntil(f, period, 0.04, …)`, which drives the kubelet's lease
+    /// controller (`component-helpers/apimachinery/lease.controller.Run`) and its
+    /// `syncNodeStatus` loop: each wait is `period` plus up to 4 % more, drawn anew every time,
+    /// so nodes that started together drift apart instead of renewing in the same instant.
+    fn jitter_until(
+        &mut self,
+        ctx: &mut Context<Self>,
+        slot: usize,
+        period: Duration,
+        tick: fn(&mut Self, &mut Context<Self>),
+    ) {
+        let wait = jittered(period, rand::random::<f64>());
+        self.timers[slot] = Some(ctx.run_later(wait, move |act, ctx| {
+            tick(act, ctx);
+            act.jitter_until(ctx, slot, period, tick);
+        }));
+    }
+
+    fn cancel_timers(&mut self, ctx: &mut Context<Self>) {
+        for t in self.timers.iter_mut().filter_map(Option::take) {
+            ctx.cancel_future(t);
+        }
     }
 
     /// Mirrors `syncNodeStatus`: post when something changed, or when the report frequency
@@ -522,9 +562,7 @@ impl Kubelet {
     /// See [`StopKubelet`].
     fn stop_kubelet(&mut self, ctx: &mut Context<Self>) {
         self.stopped = true;
-        for t in self.timers.drain(..) {
-            ctx.cancel_future(t);
-        }
+        self.cancel_timers(ctx);
         if let Some(i) = self.informer.take() {
             i.stop();
         }
@@ -705,4 +743,17 @@ pub fn start_nodes(
         });
     }
     Ok(handles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_wait_their_period_plus_up_to_four_percent() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(jittered(ten, 0.0), ten);
+        assert_eq!(jittered(ten, 0.5), Duration::from_millis(10_200));
+        assert!(jittered(ten, 0.999_999) < Duration::from_millis(10_400));
+    }
 }
