@@ -151,8 +151,7 @@ pub fn prepare_for_update(new: &mut Object, old: &Object, sub: Subresource) {
             .as_ref()
             .and_then(|a| a.get(TRACEPARENT_ANNOTATION))
             .cloned();
-        let mut merged = old.clone();
-        copy_status(new, &mut merged);
+        let mut merged = with_status_of(old, new);
         // A status writer that read the live object (its resourceVersion was checked) may
         // record its managedFields entry (the HTTP layer does); others keep the live ones.
         if new
@@ -220,6 +219,42 @@ pub fn prepare_for_update(new: &mut Object, old: &Object, sub: Subresource) {
     }
 }
 
+/// `old` with `new`'s status, which is moved out of `new` (same kind; kinds without status
+/// give `old`). Builds the object from `old`'s other fields instead of copying all of `old`
+/// and then replacing its status, which copied the old status only to drop it.
+fn with_status_of(old: &Object, new: &mut Object) -> Object {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::core::v1::{Namespace, Node};
+    match (old, new) {
+        (Object::Pod(o), Object::Pod(n)) => Object::from(Pod {
+            metadata: o.metadata.clone(),
+            spec: o.spec.clone(),
+            status: Arc::make_mut(n).status.take(),
+        }),
+        (Object::Node(o), Object::Node(n)) => Object::from(Node {
+            metadata: o.metadata.clone(),
+            spec: o.spec.clone(),
+            status: Arc::make_mut(n).status.take(),
+        }),
+        (Object::Deployment(o), Object::Deployment(n)) => Object::from(Deployment {
+            metadata: o.metadata.clone(),
+            spec: o.spec.clone(),
+            status: Arc::make_mut(n).status.take(),
+        }),
+        (Object::ReplicaSet(o), Object::ReplicaSet(n)) => Object::from(ReplicaSet {
+            metadata: o.metadata.clone(),
+            spec: o.spec.clone(),
+            status: Arc::make_mut(n).status.take(),
+        }),
+        (Object::Namespace(o), Object::Namespace(n)) => Object::from(Namespace {
+            metadata: o.metadata.clone(),
+            spec: o.spec.clone(),
+            status: Arc::make_mut(n).status.take(),
+        }),
+        _ => old.clone(),
+    }
+}
+
 /// Copy `status` from `from` to `to` (same kind; kinds without status are left alone).
 fn copy_status(from: &Object, to: &mut Object) {
     match (from, to) {
@@ -238,21 +273,138 @@ fn copy_status(from: &Object, to: &mut Object) {
 
 /// Would storing `new` over `old` change nothing but the resourceVersion and the trace
 /// annotation? Then the update is not written (as etcd3's GuaranteedUpdate skips identical
-/// bytes), and no watch event fires.
+/// bytes), and no watch event fires. Compares field by field, copying nothing: this runs for
+/// every update (each pod's status writes, every lease renewal).
 pub fn is_noop(new: &Object, old: &Object) -> bool {
-    let strip = |o: &Object| {
-        let mut o = o.clone();
-        let m = o.meta_mut();
-        m.resource_version = None;
-        if let Some(a) = m.annotations.as_mut() {
-            a.remove(TRACEPARENT_ANNOTATION);
-            if a.is_empty() {
-                m.annotations = None;
-            }
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{Event, Namespace, Node};
+    // Destructured in full, so that a field added to a type (a k8s-openapi upgrade) fails to
+    // compile here instead of being ignored.
+    match (new, old) {
+        (Object::Pod(a), Object::Pod(b)) => {
+            let Pod {
+                metadata,
+                spec,
+                status,
+            } = &**a;
+            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
         }
-        o
-    };
-    strip(new) == strip(old)
+        (Object::Node(a), Object::Node(b)) => {
+            let Node {
+                metadata,
+                spec,
+                status,
+            } = &**a;
+            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
+        }
+        (Object::Lease(a), Object::Lease(b)) => {
+            let Lease { metadata, spec } = &**a;
+            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec
+        }
+        (Object::Namespace(a), Object::Namespace(b)) => {
+            let Namespace {
+                metadata,
+                spec,
+                status,
+            } = &**a;
+            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
+        }
+        (Object::Deployment(a), Object::Deployment(b)) => {
+            let Deployment {
+                metadata,
+                spec,
+                status,
+            } = &**a;
+            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
+        }
+        (Object::ReplicaSet(a), Object::ReplicaSet(b)) => {
+            let ReplicaSet {
+                metadata,
+                spec,
+                status,
+            } = &**a;
+            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
+        }
+        (Object::Event(a), Object::Event(b)) => {
+            let Event {
+                metadata,
+                action,
+                count,
+                event_time,
+                first_timestamp,
+                involved_object,
+                last_timestamp,
+                message,
+                reason,
+                related,
+                reporting_component,
+                reporting_instance,
+                series,
+                source,
+                type_,
+            } = &**a;
+            meta_eq_but_trace(metadata, &b.metadata)
+                && *action == b.action
+                && *count == b.count
+                && *event_time == b.event_time
+                && *first_timestamp == b.first_timestamp
+                && *involved_object == b.involved_object
+                && *last_timestamp == b.last_timestamp
+                && *message == b.message
+                && *reason == b.reason
+                && *related == b.related
+                && *reporting_component == b.reporting_component
+                && *reporting_instance == b.reporting_instance
+                && *series == b.series
+                && *source == b.source
+                && *type_ == b.type_
+        }
+        _ => false,
+    }
+}
+
+/// `a == b` for everything but `resourceVersion` and kubeactor's `traceparent` annotation
+/// (an annotation map holding only that counts as no annotations).
+fn meta_eq_but_trace(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+    fn other_annotations(
+        m: &Option<std::collections::BTreeMap<String, String>>,
+    ) -> impl Iterator<Item = (&String, &String)> {
+        m.iter()
+            .flatten()
+            .filter(|(k, _)| k.as_str() != TRACEPARENT_ANNOTATION)
+    }
+    let ObjectMeta {
+        annotations,
+        creation_timestamp,
+        deletion_grace_period_seconds,
+        deletion_timestamp,
+        finalizers,
+        generate_name,
+        generation,
+        labels,
+        managed_fields,
+        name,
+        namespace,
+        owner_references,
+        resource_version: _,
+        self_link,
+        uid,
+    } = a;
+    *name == b.name
+        && *namespace == b.namespace
+        && *uid == b.uid
+        && *generation == b.generation
+        && *labels == b.labels
+        && other_annotations(annotations).eq(other_annotations(&b.annotations))
+        && *creation_timestamp == b.creation_timestamp
+        && *deletion_grace_period_seconds == b.deletion_grace_period_seconds
+        && *deletion_timestamp == b.deletion_timestamp
+        && *finalizers == b.finalizers
+        && *generate_name == b.generate_name
+        && *owner_references == b.owner_references
+        && *self_link == b.self_link
+        && *managed_fields == b.managed_fields
 }
 
 /// An object being deleted whose finalizers are all gone is removed by the update that
@@ -430,6 +582,44 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_update_is_a_noop_only_if_nothing_but_the_version_and_trace_changed() {
+        let annotated = |p: &mut Pod, k: &str, v: &str| {
+            p.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(k.into(), v.into());
+        };
+        let mut old = pod(Some("n1"));
+        old.metadata.resource_version = Some("7".into());
+        let old = Object::from(old);
+        let noop = |change: &dyn Fn(&mut Pod)| {
+            let Object::Pod(p) = &old else { unreachable!() };
+            let mut new = (**p).clone();
+            change(&mut new);
+            is_noop(&Object::from(new), &old)
+        };
+        assert!(noop(&|_| {}));
+        assert!(noop(&|p| p.metadata.resource_version = None));
+        assert!(noop(&|p| annotated(
+            p,
+            TRACEPARENT_ANNOTATION,
+            "00-ab-cd-01"
+        )));
+        assert!(!noop(&|p| annotated(p, "team", "a")));
+        assert!(!noop(&|p| {
+            p.metadata.labels = Some([("app".to_string(), "web".to_string())].into())
+        }));
+        assert!(!noop(&|p| p.status = Some(PodStatus {
+            phase: Some("Running".into()),
+            ..Default::default()
+        })));
+        assert!(!noop(&|p| p.spec.as_mut().unwrap().node_name = None));
+        assert!(!noop(&|p| p.metadata.finalizers = Some(vec!["x".into()])));
+        // Another kind is never the same object.
+        assert!(!is_noop(&Object::from(Deployment::default()), &old));
     }
 
     #[test]
