@@ -145,12 +145,20 @@ impl<K: Cached> Inner<K> {
 
     fn put(&mut self, obj: Arc<K>) -> Option<Arc<K>> {
         let key = key_of(obj.metadata());
-        let old = self.objects.insert(key.clone(), obj.clone());
-        if let Some(old) = &old {
-            self.unindex(&key, old);
+        if let Some(slot) = self.objects.get_mut(&key) {
+            let old = std::mem::replace(slot, obj.clone());
+            // The namespace is part of the key; only the controller can move the object
+            // between index entries. Most updates (status, binding) keep it, and re-indexing
+            // them was two ordered-set operations on every pod of the namespace.
+            if controller_uid(old.metadata()) != controller_uid(obj.metadata()) {
+                self.unindex(&key, &old);
+                self.index(&key, &obj);
+            }
+            return Some(old);
         }
+        self.objects.insert(key.clone(), obj.clone());
         self.index(&key, &obj);
-        old
+        None
     }
 
     fn remove(&mut self, key: &str) -> Option<Arc<K>> {
