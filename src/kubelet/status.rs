@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus as ApiStatus, HostIP, Pod, PodCondition, PodIP,
+    ContainerStateWaiting, ContainerStatus as ApiStatus, HostIP, Pod, PodCondition, PodIP, PodSpec,
     PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -172,12 +172,15 @@ fn succeeded(containers: &[ContainerStatus], name: &str) -> bool {
 
 /// Mirrors `getPhase` (pkg/kubelet/kubelet_pods.go).
 pub fn get_phase(pod: &Pod, init: &[ApiStatus], regular: &[ApiStatus], terminal: bool) -> String {
-    let spec = pod.spec.clone().unwrap_or_default();
-    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let spec = pod.spec.as_ref();
+    let policy = spec
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always");
     let mut pending_initialization = 0;
     let mut failed_initialization = 0;
+    let no_state = ApiState::default();
     for s in init {
-        let state = s.state.clone().unwrap_or_default();
+        let state = s.state.as_ref().unwrap_or(&no_state);
         if let Some(t) = &state.terminated {
             if t.exit_code != 0 {
                 failed_initialization += 1;
@@ -196,12 +199,12 @@ pub fn get_phase(pod: &Pod, init: &[ApiStatus], regular: &[ApiStatus], terminal:
         pending_initialization += 1;
     }
     let (mut unknown, mut running, mut waiting, mut stopped, mut ok) = (0, 0, 0, 0, 0);
-    for c in &spec.containers {
+    for c in spec.iter().flat_map(|s| &s.containers) {
         let Some(s) = regular.iter().find(|s| s.name == c.name) else {
             unknown += 1;
             continue;
         };
-        let state = s.state.clone().unwrap_or_default();
+        let state = s.state.as_ref().unwrap_or(&no_state);
         if state.running.is_some() {
             running += 1;
         } else if let Some(t) = &state.terminated {
@@ -268,9 +271,22 @@ fn condition(type_: &str, ok: bool, reason: Option<&str>, message: Option<String
 /// The whole status. Conditions keep their `lastTransitionTime` while their status stays.
 pub fn generate_pod_status(input: &StatusInput<'_>) -> PodStatus {
     let pod = input.pod;
-    let spec = pod.spec.clone().unwrap_or_default();
-    let old = pod.status.clone().unwrap_or_default();
-    let inits = spec.init_containers.clone().unwrap_or_default();
+    let (no_spec, no_status);
+    let spec = match &pod.spec {
+        Some(s) => s,
+        None => {
+            no_spec = PodSpec::default();
+            &no_spec
+        }
+    };
+    let old = match &pod.status {
+        Some(s) => s,
+        None => {
+            no_status = PodStatus::default();
+            &no_status
+        }
+    };
+    let inits = spec.init_containers.as_deref().unwrap_or_default();
     let sandbox_ready = input
         .sandbox
         .is_some_and(|s| s.state == SandboxState::Ready);
