@@ -22,7 +22,7 @@
 //! | `kubelet_pod_start_duration_seconds` | histogram | node | kubelet: pod created → Running |
 //! | `kubelet_running_pods` | gauge | node | kubelet (runtime's ready sandboxes, at scrape) |
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -56,7 +56,14 @@ pub struct Metrics {
     pub scheduler_scheduling_attempt_duration_seconds: HistogramFamily,
     pub kubelet_pod_start_duration_seconds: HistogramFamily,
     pub kubelet_running_pods: Family<Labels, Gauge>,
+    /// `etcd_request_duration_seconds`' series per (operation, kind), looked up once: the
+    /// ApiServer observes one per write, and finding it in the family built two label
+    /// `String`s and hashed them each time.
+    etcd_series: [[OnceLock<Histogram>; Kind::ALL.len()]; ETCD_OPERATIONS.len()],
 }
+
+/// The operations [`Metrics::observe_etcd`] keeps a series handle for.
+const ETCD_OPERATIONS: [&str; 3] = ["create", "update", "delete"];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,6 +120,7 @@ impl Metrics {
             ),
             kubelet_pod_start_duration_seconds: Family::new_with_constructor(pod_start_buckets),
             kubelet_running_pods: Family::default(),
+            etcd_series: Default::default(),
             registry: Registry::default(),
         };
         // The text encoder appends `_total` to counters: register them without it.
@@ -195,12 +203,21 @@ impl Metrics {
 
     /// One etcd write, from submission until durable.
     pub fn observe_etcd(&self, operation: &'static str, kind: Kind, took: Duration) {
-        self.etcd_request_duration_seconds
-            .get_or_create(&vec![
-                ("operation", operation.to_string()),
-                ("type", kind.qualified_resource()),
-            ])
-            .observe(took.as_secs_f64());
+        let family = || {
+            self.etcd_request_duration_seconds
+                .get_or_create(&vec![
+                    ("operation", operation.to_string()),
+                    ("type", kind.qualified_resource()),
+                ])
+                .clone()
+        };
+        let took = took.as_secs_f64();
+        match ETCD_OPERATIONS.iter().position(|op| *op == operation) {
+            Some(op) => self.etcd_series[op][kind as usize]
+                .get_or_init(family)
+                .observe(took),
+            None => family().observe(took),
+        }
     }
 
     /// One scheduling attempt: `result` is `scheduled`, `unschedulable` or `error`.
