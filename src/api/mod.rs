@@ -3,6 +3,7 @@
 //! on them (defaulting, validation, label and field selectors).
 
 pub mod defaults;
+pub mod json;
 pub mod quantity;
 pub mod selectors;
 pub mod validation;
@@ -250,7 +251,14 @@ impl Object {
     /// Serialize to JSON bytes, with `apiVersion` and `kind`.
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing the k8s-openapi types cannot fail: they are plain data with string keys.
-        serde_json::to_vec(self).unwrap_or_default()
+        // Pods and Events (the bulk of writes) take `json`'s encoders: the same bytes, with
+        // the timestamps formatted directly.
+        match self {
+            Object::Pod(p) => serde_json::to_vec(&json::PodJson(p)),
+            Object::Event(e) => serde_json::to_vec(&json::EventJson(e)),
+            _ => serde_json::to_vec(self),
+        }
+        .unwrap_or_default()
     }
 
     /// Decode JSON of a known kind (as stored).
