@@ -3,6 +3,7 @@
 //! on them (defaulting, validation, label and field selectors).
 
 pub mod defaults;
+pub mod json;
 pub mod quantity;
 pub mod selectors;
 pub mod validation;
