@@ -189,7 +189,10 @@ fn actor_creates(writers: usize, total: usize) -> (f64, usize) {
                 us_per_create(process_cpu() - process_before)
             );
         }
+        // Wait for the API server's thread to end: the next run's per-thread figures are
+        // differences by thread name, which a lingering thread of the same name would skew.
         arbiter.stop();
+        let _ = arbiter.join();
         (rate, bytes)
     });
     (rate, bytes)
