@@ -633,7 +633,7 @@ impl ApiServer {
         let mut reply = Reply::Object(tx);
         let mut span = span;
         loop {
-            let bytes: Arc<[u8]> = object.to_json().into();
+            let bytes = stored_bytes(&object);
             let op = Op::Put {
                 key: object.key(),
                 value: bytes,
@@ -1153,10 +1153,17 @@ fn object_bytes(obj: &Object) -> Arc<[u8]> {
     if obj.meta().resource_version.is_some() {
         let mut o = obj.clone();
         o.meta_mut().resource_version = None;
-        o.to_json().into()
+        stored_bytes(&o)
     } else {
-        obj.to_json().into()
+        stored_bytes(obj)
     }
+}
+
+/// The JSON the store keeps for `obj`: `Object::to_json`'s bytes, from the faster encoder
+/// of [`crate::api::json`] (byte for byte the same), in one exactly sized shared slice.
+fn stored_bytes(obj: &Object) -> Arc<[u8]> {
+    crate::api::json::to_shared_bytes(&crate::api::json::ObjectJson(obj))
+        .unwrap_or_else(|_| obj.to_json().into())
 }
 
 fn display_name(obj: &Object) -> String {

@@ -632,6 +632,29 @@ struct CheckpointShared {
 /// Batches the committer may hand over before it waits for the checkpoint thread.
 const CHECKPOINT_QUEUE: usize = 1024;
 
+/// The checkpoint thread's nice value. Checkpoints are background work that nothing waits
+/// for, but their redb transactions take as much CPU as the rest of a write; at the default
+/// priority they preempt the API server and the committer, whose latency every writer waits
+/// on. A higher nice value lets the scheduler run the critical path first and the checkpoint
+/// in the gaps (RocksDB lowers its compaction threads' priority for the same reason:
+/// `Env::LowerThreadPoolCPUPriority`). It still gets a share of a busy CPU (CFS weights, not
+/// strict priority), and if it falls behind anyway the bounded queue above slows the
+/// committer down instead of letting the log grow.
+const CHECKPOINT_NICE: libc::c_int = 10;
+
+/// Lower the calling thread's priority to `nice` (Linux: `setpriority` on a thread id
+/// affects that thread only). A failure only costs latency, so it is logged and ignored.
+fn lower_thread_priority(nice: libc::c_int) {
+    // SAFETY: plain system calls on the calling thread's own id; no memory is passed.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the checkpoint thread's priority");
+    }
+}
+
 impl<B: Engine> WalEngine<B> {
     /// A WAL in `dir` (created if missing) in front of `backend`. Nothing is read until
     /// [`Engine::load`].
@@ -792,6 +815,7 @@ fn run_checkpointer<B: Engine>(
     shared: &CheckpointShared,
     opts: &WalOptions,
 ) -> B {
+    lower_thread_priority(CHECKPOINT_NICE);
     let limit = opts.checkpoint_events.max(1);
     let mut pending: Vec<Arc<Event>> = Vec::new();
     let mut due: Option<Instant> = None;
