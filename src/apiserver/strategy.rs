@@ -225,32 +225,21 @@ pub fn prepare_for_update(new: &mut Object, old: &Object, sub: Subresource) {
 fn with_status_of(old: &Object, new: &mut Object) -> Object {
     use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
     use k8s_openapi::api::core::v1::{Namespace, Node};
+    macro_rules! with_status {
+        ($ty:ident, $old:expr, $new:expr) => {
+            Object::from($ty {
+                metadata: $old.metadata.clone(),
+                spec: $old.spec.clone(),
+                status: Arc::make_mut($new).status.take(),
+            })
+        };
+    }
     match (old, new) {
-        (Object::Pod(o), Object::Pod(n)) => Object::from(Pod {
-            metadata: o.metadata.clone(),
-            spec: o.spec.clone(),
-            status: Arc::make_mut(n).status.take(),
-        }),
-        (Object::Node(o), Object::Node(n)) => Object::from(Node {
-            metadata: o.metadata.clone(),
-            spec: o.spec.clone(),
-            status: Arc::make_mut(n).status.take(),
-        }),
-        (Object::Deployment(o), Object::Deployment(n)) => Object::from(Deployment {
-            metadata: o.metadata.clone(),
-            spec: o.spec.clone(),
-            status: Arc::make_mut(n).status.take(),
-        }),
-        (Object::ReplicaSet(o), Object::ReplicaSet(n)) => Object::from(ReplicaSet {
-            metadata: o.metadata.clone(),
-            spec: o.spec.clone(),
-            status: Arc::make_mut(n).status.take(),
-        }),
-        (Object::Namespace(o), Object::Namespace(n)) => Object::from(Namespace {
-            metadata: o.metadata.clone(),
-            spec: o.spec.clone(),
-            status: Arc::make_mut(n).status.take(),
-        }),
+        (Object::Pod(o), Object::Pod(n)) => with_status!(Pod, o, n),
+        (Object::Node(o), Object::Node(n)) => with_status!(Node, o, n),
+        (Object::Deployment(o), Object::Deployment(n)) => with_status!(Deployment, o, n),
+        (Object::ReplicaSet(o), Object::ReplicaSet(n)) => with_status!(ReplicaSet, o, n),
+        (Object::Namespace(o), Object::Namespace(n)) => with_status!(Namespace, o, n),
         _ => old.clone(),
     }
 }
@@ -281,51 +270,26 @@ pub fn is_noop(new: &Object, old: &Object) -> bool {
     use k8s_openapi::api::core::v1::{Event, Namespace, Node};
     // Destructured in full, so that a field added to a type (a k8s-openapi upgrade) fails to
     // compile here instead of being ignored.
+    macro_rules! same_but_trace {
+        ($ty:ident, $a:expr, $b:expr) => {{
+            let $ty {
+                metadata,
+                spec,
+                status,
+            } = &**$a;
+            meta_eq_but_trace(metadata, &$b.metadata) && *spec == $b.spec && *status == $b.status
+        }};
+    }
     match (new, old) {
-        (Object::Pod(a), Object::Pod(b)) => {
-            let Pod {
-                metadata,
-                spec,
-                status,
-            } = &**a;
-            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
-        }
-        (Object::Node(a), Object::Node(b)) => {
-            let Node {
-                metadata,
-                spec,
-                status,
-            } = &**a;
-            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
-        }
+        (Object::Pod(a), Object::Pod(b)) => same_but_trace!(Pod, a, b),
+        (Object::Node(a), Object::Node(b)) => same_but_trace!(Node, a, b),
         (Object::Lease(a), Object::Lease(b)) => {
             let Lease { metadata, spec } = &**a;
             meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec
         }
-        (Object::Namespace(a), Object::Namespace(b)) => {
-            let Namespace {
-                metadata,
-                spec,
-                status,
-            } = &**a;
-            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
-        }
-        (Object::Deployment(a), Object::Deployment(b)) => {
-            let Deployment {
-                metadata,
-                spec,
-                status,
-            } = &**a;
-            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
-        }
-        (Object::ReplicaSet(a), Object::ReplicaSet(b)) => {
-            let ReplicaSet {
-                metadata,
-                spec,
-                status,
-            } = &**a;
-            meta_eq_but_trace(metadata, &b.metadata) && *spec == b.spec && *status == b.status
-        }
+        (Object::Namespace(a), Object::Namespace(b)) => same_but_trace!(Namespace, a, b),
+        (Object::Deployment(a), Object::Deployment(b)) => same_but_trace!(Deployment, a, b),
+        (Object::ReplicaSet(a), Object::ReplicaSet(b)) => same_but_trace!(ReplicaSet, a, b),
         (Object::Event(a), Object::Event(b)) => {
             let Event {
                 metadata,
