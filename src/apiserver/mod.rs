@@ -771,6 +771,9 @@ impl ApiServer {
             object.meta_mut().resource_version = old.meta().resource_version.clone();
             return Answer::Ready(Ok(Arc::new(object)));
         }
+        // Cleared here, where the object is this request's own, rather than in
+        // `object_bytes`, which would copy it whole to do it; `submit` sets the new one.
+        object.meta_mut().resource_version = None;
         let (tx, rx) = oneshot::channel();
         let op = Op::Put {
             key: object.key(),
@@ -908,6 +911,7 @@ impl ApiServer {
                     end_span(span);
                     return Answer::Ready(Ok(Deleted::Pending(Arc::new(new))));
                 }
+                new.meta_mut().resource_version = None; // as in `update`
                 let (tx, rx) = oneshot::channel();
                 let op = Op::Put {
                     key: new.key(),
