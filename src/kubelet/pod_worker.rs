@@ -20,6 +20,7 @@
 //! delete request's trace. Later syncs (probes, restarts, resyncs) are untraced.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ use super::backoff::{go_duration, Backoff};
 use super::config::KubeletConfig;
 use super::probes::{self, ProbeKind, ProbeState};
 use super::status::{generate_pod_status, ContainerView, StatusInput};
-use crate::api::{KindOf, Object};
+use crate::api::Object;
 use crate::apiserver::{ApiServer, Delete, Subresource, Trace, Update, WriteOptions};
 use crate::clock::Clock;
 use crate::events::{EventRecorder, NORMAL, WARNING};
@@ -108,8 +109,10 @@ struct State {
     last_pull_error: HashMap<String, String>,
     /// The context the current trace continues from (`None`: syncs are untraced).
     trace: Option<OtelContext>,
-    /// The last status written, to skip identical writes.
+    /// The last status sent to the API server, to skip identical writes.
     last_written: Option<PodStatus>,
+    /// Set by a status write that failed: the next sync sends its status again.
+    write_failed: Arc<AtomicBool>,
     /// The deletion whose trace was picked up.
     deletion_seen: bool,
 }
@@ -200,6 +203,7 @@ impl PodWorker {
             last_pull_error: HashMap::new(),
             trace,
             last_written: None,
+            write_failed: Arc::new(AtomicBool::new(false)),
             deletion_seen: false,
         };
         PodWorker {
@@ -613,6 +617,9 @@ async fn write_status(
         now: crate::apiserver::strategy::now(),
         terminal,
     });
+    if st.write_failed.swap(false, Ordering::Relaxed) {
+        st.last_written = None;
+    }
     if pod.status.as_ref() == Some(&status) || st.last_written.as_ref() == Some(&status) {
         return pod.clone();
     }
@@ -626,32 +633,33 @@ async fn write_status(
         spec: None,
         status: Some(status.clone()),
     });
-    let reply = env
-        .api
-        .send(Update {
-            object,
-            subresource: Subresource::Status,
-            options: WriteOptions::default(),
-            trace: trace_of(cx),
-        })
-        .await;
-    match reply {
-        Ok(Ok(stored)) => {
-            st.last_written = Some(status);
-            match Pod::arc_from_object(&stored) {
-                Some(p) => p.clone(),
-                None => pod.clone(),
-            }
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(pod = %pod_key(pod), error = %e, "status update failed");
-            pod.clone()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "api server unreachable");
-            pod.clone()
-        }
-    }
+    // As upstream's pod worker hands the status to the status manager (`SetPodStatus`), which
+    // writes it asynchronously: the write is queued now (the API server applies a pod's
+    // writes in the order they were sent) and the sync goes on without waiting for it to be
+    // durable. A failed write is sent again by the next sync.
+    let request = env.api.send(Update {
+        object,
+        subresource: Subresource::Status,
+        options: WriteOptions::default(),
+        trace: trace_of(cx),
+    });
+    let failed = st.write_failed.clone();
+    let key = pod_key(pod);
+    actix::spawn(async move {
+        let error = match request.await {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("api server unreachable: {e}"),
+        };
+        tracing::debug!(pod = %key, %error, "status update failed");
+        failed.store(true, Ordering::Relaxed);
+    });
+    st.last_written = Some(status.clone());
+    Arc::new(Pod {
+        metadata: pod.metadata.clone(),
+        spec: pod.spec.clone(),
+        status: Some(status),
+    })
 }
 
 /// Ensure the container's image is present. Mirrors `EnsureImageExists`
