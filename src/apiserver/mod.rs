@@ -633,10 +633,9 @@ impl ApiServer {
         let mut reply = Reply::Object(tx);
         let mut span = span;
         loop {
-            let bytes = stored_bytes(&object);
             let op = Op::Put {
                 key: object.key(),
-                value: bytes,
+                value: object_bytes(&mut object),
                 precondition: Precondition::Absent,
             };
             let name = object.name().to_string();
@@ -771,13 +770,10 @@ impl ApiServer {
             object.meta_mut().resource_version = old.meta().resource_version.clone();
             return Answer::Ready(Ok(Arc::new(object)));
         }
-        // Cleared here, where the object is this request's own, rather than in
-        // `object_bytes`, which would copy it whole to do it; `submit` sets the new one.
-        object.meta_mut().resource_version = None;
         let (tx, rx) = oneshot::channel();
         let op = Op::Put {
             key: object.key(),
-            value: object_bytes(&object),
+            value: object_bytes(&mut object),
             precondition: Precondition::ModRevision(old.resource_version()),
         };
         match self.submit(op, Some(object), span, Reply::Object(tx)) {
@@ -911,11 +907,10 @@ impl ApiServer {
                     end_span(span);
                     return Answer::Ready(Ok(Deleted::Pending(Arc::new(new))));
                 }
-                new.meta_mut().resource_version = None; // as in `update`
                 let (tx, rx) = oneshot::channel();
                 let op = Op::Put {
                     key: new.key(),
-                    value: object_bytes(&new),
+                    value: object_bytes(&mut new),
                     precondition: Precondition::ModRevision(current.resource_version()),
                 };
                 let (dtx, drx) = oneshot::channel();
@@ -986,13 +981,10 @@ impl ApiServer {
             None,
         );
         Self::stamp_trace(&mut bound, span.as_ref());
-        // Cleared here rather than in `object_bytes`, which would clone the pod to do it;
-        // `submit` sets the new resourceVersion.
-        bound.meta_mut().resource_version = None;
         let (tx, rx) = oneshot::channel();
         let op = Op::Put {
             key: bound.key(),
-            value: object_bytes(&bound),
+            value: object_bytes(&mut bound),
             precondition: Precondition::ModRevision(current.resource_version()),
         };
         match self.submit(op, Some(bound), span, Reply::Object(tx)) {
@@ -1151,23 +1143,17 @@ impl ApiServer {
     }
 }
 
-fn object_bytes(obj: &Object) -> Arc<[u8]> {
+fn object_bytes(obj: &mut Object) -> Arc<[u8]> {
     // The stored form carries no resourceVersion: it is the key's mod_revision, set on read
-    // (as kube-apiserver's etcd3 store does).
+    // (as kube-apiserver's etcd3 store does). Cleared on the request's own object, which is
+    // not shared (a copy of a shared one would be the whole object); `submit` sets the new
+    // one. Encoded by `api::json` (serde_json's bytes, faster) into one exactly sized
+    // shared slice; serializing the k8s-openapi types cannot fail (see `Object::to_json`).
     if obj.meta().resource_version.is_some() {
-        let mut o = obj.clone();
-        o.meta_mut().resource_version = None;
-        stored_bytes(&o)
-    } else {
-        stored_bytes(obj)
+        obj.meta_mut().resource_version = None;
     }
-}
-
-/// The JSON the store keeps for `obj`: `Object::to_json`'s bytes, from the faster encoder
-/// of [`crate::api::json`] (byte for byte the same), in one exactly sized shared slice.
-fn stored_bytes(obj: &Object) -> Arc<[u8]> {
     crate::api::json::to_shared_bytes(&crate::api::json::ObjectJson(obj))
-        .unwrap_or_else(|_| obj.to_json().into())
+        .unwrap_or_else(|_| Arc::from(&[][..]))
 }
 
 fn display_name(obj: &Object) -> String {
