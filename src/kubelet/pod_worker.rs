@@ -595,8 +595,9 @@ async fn refresh(env: &Env, uid: &str, st: &mut State) {
         .unwrap_or_default();
 }
 
-/// Generate the status and write it if it changed. Returns the pod as stored after.
-async fn write_status(
+/// Generate the status and send it if it changed. Returns the pod with that status; the
+/// write completes in the background.
+fn write_status(
     env: &Env,
     pod: &Arc<Pod>,
     st: &mut State,
@@ -984,7 +985,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
         return (st, out);
     }
 
-    let mut current = write_status(&env, &pod, &mut st, &input.views, false, &cx).await;
+    let mut current = write_status(&env, &pod, &mut st, &input.views, false, &cx);
 
     // Containers that failed their liveness or startup probe are killed, then restarted by
     // the actions below (as any exited container).
@@ -1048,7 +1049,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
             match reply {
                 Ok(Ok(s)) => {
                     st.sandbox = Some(s.clone());
-                    current = write_status(&env, &current, &mut st, &input.views, false, &cx).await;
+                    current = write_status(&env, &current, &mut st, &input.views, false, &cx);
                     s
                 }
                 Ok(Err(e)) => {
@@ -1118,7 +1119,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
         }
     }
     refresh(&env, &uid, &mut st).await;
-    let stored = write_status(&env, &current, &mut st, &input.views, false, &cx).await;
+    let stored = write_status(&env, &current, &mut st, &input.views, false, &cx);
     let new_phase = stored.status.as_ref().and_then(|s| s.phase.clone());
     let terminal = matches!(new_phase.as_deref(), Some("Succeeded") | Some("Failed"));
     if terminal {
@@ -1252,7 +1253,7 @@ async fn terminate(
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     refresh(env, &uid, st).await;
     if !input.removed {
-        write_status(env, pod, st, &input.views, true, cx).await;
+        write_status(env, pod, st, &input.views, true, cx);
         let reply = env
             .api
             .send(Delete {
