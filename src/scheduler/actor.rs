@@ -367,27 +367,6 @@ impl SchedulerCore {
     }
 }
 
-/// Append `n` in decimal (what `write!(s, "{n}")` writes, without the formatting machinery:
-/// the trace's score strings take 15 numbers per pod).
-fn push_int(s: &mut String, n: i64) {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    let mut v = n.unsigned_abs();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        s.push('-');
-    }
-    // Only ASCII digits were written.
-    s.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
-}
-
 /// The pod with `PodScheduled=False`, reason `Unschedulable` and the FitError message (as
 /// upstream's `updatePod` in schedule_one.go's failure handler).
 fn unschedulable_status(pod: &Pod, message: &str) -> Pod {
@@ -459,7 +438,7 @@ impl ScheduleReport {
                         }
                         scores.push_str(p);
                         scores.push('=');
-                        push_int(&mut scores, *s);
+                        scores.push_str(itoa::Buffer::new().format(*s));
                     }
                     (n.node.clone(), scores, n.total)
                 })
@@ -1205,16 +1184,6 @@ mod tests {
         c.assigned_pod_deleted("default/old");
         assert_eq!(c.snapshot.node("n1").unwrap().requested.milli_cpu, 0);
         assert_eq!(c.queue.backoff_len(), 1);
-    }
-
-    /// `push_int` writes what `Display` writes, at the edges too.
-    #[test]
-    fn push_int_matches_display() {
-        for n in [0, 1, -1, 9, 10, 99, 100, 300, 362, -100, i64::MAX, i64::MIN] {
-            let mut s = String::from("x=");
-            push_int(&mut s, n);
-            assert_eq!(s, format!("x={n}"));
-        }
     }
 
     /// Pods for another scheduler are ignored.
