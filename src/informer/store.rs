@@ -156,8 +156,8 @@ impl<K: Cached> Inner<K> {
             }
             return Some(old);
         }
-        self.objects.insert(key.clone(), obj.clone());
         self.index(&key, &obj);
+        self.objects.insert(key, obj);
         None
     }
 
