@@ -950,6 +950,12 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
     let pod = input.pod.clone();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut out = SyncOutput::default();
+    // The watched pod has caught up with the last status sent: that copy is no longer needed
+    // to skip a repeat (the pod's own status does it), and a pod that stays Running would
+    // otherwise keep a second copy of its status for its whole life.
+    if st.last_written.is_some() && pod.status == st.last_written {
+        st.last_written = None;
+    }
     let cx = start_span(&env, &pod, &st);
     refresh(&env, &uid, &mut st).await;
 

@@ -335,12 +335,29 @@ pub fn generate_pod_status(input: &StatusInput<'_>) -> PodStatus {
         .filter(|s| !s.ready)
         .map(|s| s.name.as_str())
         .collect();
-    let mut conditions = vec![condition(
+    // Conditions the kubelet does not own (PodScheduled, DisruptionTarget, readiness-gate
+    // conditions) are kept as they are.
+    let owned = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+        "Ready",
+    ];
+    let kept = || {
+        old.conditions
+            .iter()
+            .flatten()
+            .filter(|c| !owned.contains(&c.type_.as_str()))
+    };
+    // Sized exactly: the Vec lives on in the stored pod, and grown one push at a time it
+    // would have room for eight.
+    let mut conditions = Vec::with_capacity(owned.len() + kept().count());
+    conditions.push(condition(
         "PodReadyToStartContainers",
         sandbox_ready,
         None,
         None,
-    )];
+    ));
     conditions.push(if completed {
         condition("Initialized", true, Some("PodCompleted"), None)
     } else if incomplete.is_empty() {
@@ -403,19 +420,7 @@ pub fn generate_pod_status(input: &StatusInput<'_>) -> PodStatus {
     };
     conditions.push(containers_ready);
     conditions.push(ready);
-    // Conditions the kubelet does not own (PodScheduled, DisruptionTarget, readiness-gate
-    // conditions) are kept as they are.
-    let owned = [
-        "PodReadyToStartContainers",
-        "Initialized",
-        "ContainersReady",
-        "Ready",
-    ];
-    for c in old.conditions.iter().flatten() {
-        if !owned.contains(&c.type_.as_str()) {
-            conditions.push(c.clone());
-        }
-    }
+    conditions.extend(kept().cloned());
     for c in &mut conditions {
         let previous = old.conditions.iter().flatten().find(|o| o.type_ == c.type_);
         c.last_transition_time = match previous {
