@@ -21,9 +21,10 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use parking_lot::Mutex;
 
-use crate::api::Object;
+use crate::api::{Kind, Object};
 use crate::apiserver::{
-    strategy, ApiError, ApiServer, Create, CreateBatch, Subresource, Trace, Update, WriteOptions,
+    strategy, ApiError, ApiServer, Create, CreateBatch, GuaranteedUpdate, Subresource, Trace,
+    UpdateFn, WriteOptions,
 };
 
 /// How long repeats of an event are folded into one Event object (upstream: 10 minutes).
@@ -33,18 +34,28 @@ pub const AGGREGATION_WINDOW: Duration = Duration::from_secs(600);
 pub const NORMAL: &str = "Normal";
 pub const WARNING: &str = "Warning";
 
-type Key = (String, String, String, String);
+/// An aggregation key: a 128-bit digest of (involved object, type, reason, message). Upstream
+/// keys its cache by those strings joined; a kubelet remembers every Event of the last ten
+/// minutes, and the strings (twice: map and queue) cost several hundred bytes per Event where
+/// the digest costs sixteen. Two different events would be folded into one only on a
+/// collision, of probability about n²/2¹²⁹ for n keys.
+type Key = u128;
 
 /// How many aggregation keys are remembered (upstream's `maxLruCacheEntries`). Beyond it the
 /// oldest are forgotten, so memory stays bounded when every event is distinct (one
 /// `Scheduled` event per pod at 100,000 pods).
 pub const AGGREGATION_CACHE_SIZE: usize = 4096;
 
-/// The last Event written per aggregation key, with when it was first written. `order` lists
-/// keys oldest first, so expiring and evicting cost O(1) per write instead of a scan.
+/// The name of the Event written per aggregation key, with when it was first written. `order`
+/// lists keys oldest first, so expiring and evicting cost O(1) per write instead of a scan.
+///
+/// Upstream's `eventLogger` remembers an `eventLog` (count, first timestamp, name,
+/// resourceVersion) per key, not the Event; here the repeat is applied to the stored Event
+/// itself (a [`GuaranteedUpdate`], as upstream PATCHes it), so the name is all it needs.
+/// Keeping the Event would keep every recent Event decoded in each recorder.
 #[derive(Default)]
 struct Seen {
-    latest: HashMap<Key, (Instant, Arc<Object>)>,
+    latest: HashMap<Key, (Instant, String)>,
     /// (when written, key); an entry whose time no longer matches `latest` is stale and
     /// skipped.
     order: VecDeque<(Instant, Key)>,
@@ -66,14 +77,14 @@ impl Seen {
         }
     }
 
-    fn get(&mut self, key: &Key) -> Option<Arc<Object>> {
+    fn get(&mut self, key: &Key) -> Option<String> {
         self.expire(Instant::now());
-        self.latest.get(key).map(|(_, e)| e.clone())
+        self.latest.get(key).map(|(_, name)| name.clone())
     }
 
-    fn insert(&mut self, key: Key, event: Arc<Object>) {
+    fn insert(&mut self, key: Key, name: String) {
         let now = Instant::now();
-        self.latest.insert(key.clone(), (now, event));
+        self.latest.insert(key, (now, name));
         self.order.push_back((now, key));
         self.expire(now);
     }
@@ -166,6 +177,7 @@ impl EventRecorder {
     pub async fn write_batch(&self, records: Vec<EventRecord>) {
         let now = strategy::now();
         let mut keys = Vec::with_capacity(records.len());
+        let mut reasons = Vec::with_capacity(records.len());
         let mut creates = Vec::with_capacity(records.len());
         for r in records {
             let key = aggregation_key(&r.involved, r.type_, r.reason, &r.message);
@@ -182,6 +194,7 @@ impl EventRecorder {
             }
             let event = self.new_event(r.involved, r.type_, r.reason, r.message, now);
             keys.push(key);
+            reasons.push(r.reason);
             creates.push(Create {
                 object: Object::Event(event.into()),
                 options: WriteOptions::default(),
@@ -199,10 +212,10 @@ impl EventRecorder {
             }
         };
         let mut seen = self.seen.lock();
-        for (key, result) in keys.into_iter().zip(results) {
+        for ((key, reason), result) in keys.into_iter().zip(reasons).zip(results) {
             match result {
-                Ok(stored) => seen.insert(key, stored),
-                Err(e) => tracing::warn!(error = %e, reason = %key.2, "dropping event"),
+                Ok(stored) => seen.insert(key, stored.name().to_string()),
+                Err(e) => tracing::warn!(error = %e, reason, "dropping event"),
             }
         }
     }
@@ -219,28 +232,35 @@ impl EventRecorder {
         let key = aggregation_key(&involved, type_, reason, &message);
         let now = strategy::now();
         let previous = self.seen.lock().get(&key);
-        if let Some(prev) = previous {
-            if let Object::Event(ev) = &*prev {
-                let mut ev = (**ev).clone();
-                ev.count = Some(ev.count.unwrap_or(1) + 1);
-                ev.last_timestamp = Some(Time(now));
-                let update = Update {
-                    object: Object::Event(ev.into()),
-                    subresource: Subresource::Main,
-                    options: WriteOptions::default(),
-                    trace: trace.clone(),
-                };
-                match self.api.send(update).await {
-                    Ok(Ok(stored)) => {
-                        if let Some(entry) = self.seen.lock().latest.get_mut(&key) {
-                            entry.1 = stored.clone();
-                        }
-                        return Ok(stored);
-                    }
-                    // Expired or raced: write a fresh one below.
-                    Ok(Err(_)) => {}
-                    Err(e) => return Err(ApiError::Internal(e.to_string())),
+        if let Some(name) = previous {
+            // A repeat: count and lastTimestamp move on the stored Event, read and written in
+            // the API server (`recordToSink` PATCHes them upstream). If it is gone (expired),
+            // a new one is written below, as upstream creates one on NotFound.
+            let change: UpdateFn = Box::new(move |old| match old {
+                Object::Event(ev) => {
+                    let mut ev = (**ev).clone();
+                    ev.count = Some(ev.count.unwrap_or(1) + 1);
+                    ev.last_timestamp = Some(Time(now));
+                    Ok(Object::Event(ev.into()))
                 }
+                other => Err(ApiError::BadRequest(format!(
+                    "{} is not an Event",
+                    other.kind().name()
+                ))),
+            });
+            let update = GuaranteedUpdate {
+                kind: Kind::Event,
+                namespace: Some(event_namespace(&involved)),
+                name,
+                subresource: Subresource::Main,
+                change,
+                options: WriteOptions::default(),
+                trace: trace.clone(),
+            };
+            match self.api.send(update).await {
+                Ok(Ok(stored)) => return Ok(stored),
+                Ok(Err(_)) => {}
+                Err(e) => return Err(ApiError::Internal(e.to_string())),
             }
         }
         let event = self.new_event(involved, type_, reason, message, now);
@@ -254,7 +274,7 @@ impl EventRecorder {
             .send(create)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
-        self.seen.lock().insert(key, stored.clone());
+        self.seen.lock().insert(key, stored.name().to_string());
         Ok(stored)
     }
 
@@ -267,10 +287,7 @@ impl EventRecorder {
         message: String,
         now: jiff::Timestamp,
     ) -> Event {
-        let namespace = involved
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_string());
+        let namespace = event_namespace(&involved);
         let name = format!(
             "{}.{:x}",
             involved.name.as_deref().unwrap_or("unknown"),
@@ -315,17 +332,30 @@ pub struct EventRecord {
     pub trace: Trace,
 }
 
+/// The namespace an Event about `involved` lives in: the object's, or `default` for
+/// cluster-scoped objects (client-go's `makeEvent`).
+fn event_namespace(involved: &ObjectReference) -> String {
+    involved
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string())
+}
+
 /// The aggregation key: (involved object, type, reason, message), as the correlator's.
 fn aggregation_key(involved: &ObjectReference, type_: &str, reason: &str, message: &str) -> Key {
-    (
-        involved
-            .uid
-            .clone()
-            .unwrap_or_else(|| involved.name.clone().unwrap_or_default()),
-        type_.to_string(),
-        reason.to_string(),
-        message.to_string(),
-    )
+    use std::hash::{Hash, Hasher};
+    let object = involved
+        .uid
+        .as_deref()
+        .or(involved.name.as_deref())
+        .unwrap_or_default();
+    // Two SipHash digests (fixed keys, so the same in every run), told apart by a seed.
+    let half = |seed: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        (seed, object, type_, reason, message).hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
 }
 
 #[cfg(test)]
@@ -333,21 +363,41 @@ mod tests {
     use super::*;
 
     fn key(i: usize) -> Key {
-        (
-            format!("uid-{i}"),
-            NORMAL.into(),
-            "Scheduled".into(),
-            "m".into(),
-        )
+        let involved = ObjectReference {
+            uid: Some(format!("uid-{i}")),
+            ..Default::default()
+        };
+        aggregation_key(&involved, NORMAL, "Scheduled", "m")
+    }
+
+    /// The key tells apart what upstream's joined-string key does, and only that.
+    #[test]
+    fn aggregation_keys_differ_exactly_when_the_event_does() {
+        let pod = |uid: &str| ObjectReference {
+            name: Some("web-1".into()),
+            uid: Some(uid.into()),
+            ..Default::default()
+        };
+        let k = aggregation_key(&pod("u1"), WARNING, "BackOff", "m");
+        assert_eq!(k, aggregation_key(&pod("u1"), WARNING, "BackOff", "m"));
+        for other in [
+            aggregation_key(&pod("u2"), WARNING, "BackOff", "m"),
+            aggregation_key(&pod("u1"), NORMAL, "BackOff", "m"),
+            aggregation_key(&pod("u1"), WARNING, "Pulled", "m"),
+            aggregation_key(&pod("u1"), WARNING, "BackOff", "m2"),
+            // Field boundaries count: ("ab", "c") is not ("a", "bc").
+            aggregation_key(&pod("u1"), WARNING, "BackOf", "fm"),
+        ] {
+            assert_ne!(k, other);
+        }
     }
 
     /// Distinct events beyond the cache size evict the oldest keys; the newest stay.
     #[test]
     fn aggregation_cache_is_bounded() {
         let mut seen = Seen::default();
-        let event = Arc::new(Object::Event(Event::default().into()));
         for i in 0..AGGREGATION_CACHE_SIZE + 10 {
-            seen.insert(key(i), event.clone());
+            seen.insert(key(i), format!("event-{i}"));
         }
         assert_eq!(seen.latest.len(), AGGREGATION_CACHE_SIZE);
         assert!(seen.get(&key(0)).is_none(), "the oldest is forgotten");

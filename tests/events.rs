@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubeactor::api::{Kind, Object};
-use kubeactor::apiserver::{ApiServer, Create, List, Trace, WriteOptions};
+use kubeactor::apiserver::{ApiServer, Create, Delete, Get, List, Trace, WriteOptions};
 use kubeactor::config::StoreEngine;
 use kubeactor::events::{object_reference, EventRecord, EventRecorder, NORMAL, WARNING};
 use kubeactor::store::{self, StoreOptions};
@@ -68,6 +68,63 @@ async fn repeated_events_are_aggregated_with_a_count() {
         .unwrap()
         .starts_with("web-1."));
     assert!(backoff.first_timestamp.is_some() && backoff.last_timestamp.is_some());
+}
+
+/// A repeat of an Event that is gone (expired and deleted) writes a new Event, as upstream's
+/// recorder creates one when its PATCH finds nothing; the Event read back after the repeat is
+/// the one the API server stores (count and lastTimestamp moved, name and creation kept).
+#[actix_rt::test]
+async fn a_repeat_updates_the_stored_event_or_writes_a_new_one_if_it_is_gone() {
+    let (api, _dir) = start().await;
+    let pod = create_pod(&api, "web-1").await;
+    let recorder = EventRecorder::new(api.clone(), "kubelet", Some("node-1"));
+    let write = || {
+        recorder.write(
+            object_reference(&pod),
+            WARNING,
+            "BackOff",
+            "Back-off pulling image".into(),
+            Trace::Untraced,
+        )
+    };
+    let first = write().await.unwrap();
+    let second = write().await.unwrap();
+    assert_eq!(second.name(), first.name());
+    assert_eq!(second.meta().uid, first.meta().uid);
+    assert_eq!(
+        second.meta().creation_timestamp,
+        first.meta().creation_timestamp
+    );
+    let Object::Event(e) = &*second else { panic!() };
+    assert_eq!(e.count, Some(2));
+    let got = api
+        .send(Get {
+            kind: Kind::Event,
+            namespace: Some("default".into()),
+            name: first.name().to_string(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, second, "read back as stored");
+
+    api.send(Delete {
+        kind: Kind::Event,
+        namespace: Some("default".into()),
+        name: first.name().to_string(),
+        options: Default::default(),
+        write: WriteOptions::default(),
+        trace: Trace::Untraced,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let third = write().await.unwrap();
+    assert_ne!(third.name(), first.name(), "a new Event");
+    let Object::Event(e) = &*third else { panic!() };
+    assert_eq!(e.count, Some(1));
+    let events = api.send(List::all(Kind::Event)).await.unwrap().unwrap();
+    assert_eq!(events.items, vec![third]);
 }
 
 /// A batch of events (the scheduler's `Scheduled` events of one batch of binds) is written
