@@ -139,6 +139,17 @@ pub enum Subresource {
     Status,
 }
 
+/// The Events last seen more than `ttl` before `now`, as (namespace, name), for the sweep that
+/// deletes them ([`crate::controllers::event_ttl`]). Answered from the times the API server
+/// keeps beside each Event, without decoding them: the sweep runs every minute over what
+/// may be hundreds of thousands of Events. Sent by the event-TTL controller.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, String)>")]
+pub struct ExpiredEvents {
+    pub ttl: std::time::Duration,
+    pub now: jiff::Timestamp,
+}
+
 /// Replace an object (PUT). If `metadata.resourceVersion` is set it must equal the stored one
 /// (else 409 Conflict); if unset the update is unconditional: it applies to the latest
 /// accepted state, including a write not yet durable (as upstream's `GuaranteedUpdate`

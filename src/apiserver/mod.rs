@@ -25,7 +25,7 @@ mod objects;
 pub mod registry;
 pub mod strategy;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use self::error::ApiError;
 pub use self::messages::*;
-use self::objects::Objects;
+use self::objects::{Entry, Objects};
 use self::registry::{Change, Filter, Registry};
 use self::strategy::DeleteDecision;
 use crate::api::{defaults, validation, Kind, Object};
@@ -165,14 +165,14 @@ struct StorageObjects {
 }
 
 impl StorageObjects {
-    fn new(objects: &BTreeMap<String, Arc<Object>>) -> StorageObjects {
+    fn new(objects: &Objects) -> StorageObjects {
         let m = crate::metrics::global();
         let mut s = StorageObjects {
             gauges: Kind::ALL.iter().map(|&k| m.storage_objects(k)).collect(),
             counts: [0; Kind::ALL.len()],
         };
-        for o in objects.values() {
-            s.add(o.kind(), 1);
+        for kind in objects.keys().filter_map(|k| Object::kind_of_key(k)) {
+            s.add(kind, 1);
         }
         s
     }
@@ -214,7 +214,8 @@ impl ApiServer {
             match Object::from_json(kind, &kv.value) {
                 Ok(mut obj) => {
                     obj.meta_mut().resource_version = Some(kv.mod_revision.to_string());
-                    objects.insert(kv.key, Arc::new(obj));
+                    let entry = Entry::new(Arc::new(obj), &kv.value);
+                    objects.insert(kv.key, entry);
                 }
                 Err(e) => {
                     tracing::error!(key = %kv.key, error = %e, "skipping undecodable stored object")
@@ -279,7 +280,7 @@ impl ApiServer {
         Ok(addr)
     }
 
-    fn get_object(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<&Arc<Object>> {
+    fn get_object(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<Arc<Object>> {
         self.objects.get(&kind.key(namespace, name))
     }
 
@@ -296,7 +297,7 @@ impl ApiServer {
         let key = kind.key(namespace, name);
         match self.accepted.get(&key) {
             Some((_, accepted)) => accepted.clone(),
-            None => self.objects.get(&key).cloned(),
+            None => self.objects.get(&key),
         }
     }
 
@@ -446,7 +447,7 @@ impl ApiServer {
             let Some(kind) = Object::kind_of_key(&event.kv.key) else {
                 continue;
             };
-            let prev = self.objects.get(&event.kv.key).cloned();
+            let prev = self.objects.get(&event.kv.key);
             let (object, deleted) = match event.kind {
                 EventType::Put => {
                     let obj = match pending.as_ref().and_then(|p| p.object.clone()) {
@@ -462,7 +463,8 @@ impl ApiServer {
                             }
                         },
                     };
-                    self.objects.insert(event.kv.key.clone(), obj.clone());
+                    let entry = Entry::new(obj.clone(), &event.kv.value);
+                    self.objects.insert(event.kv.key.clone(), entry);
                     (obj, false)
                 }
                 EventType::Delete => {
@@ -1054,19 +1056,13 @@ impl ApiServer {
         let mut items = Vec::new();
         let mut last_key = None;
         let mut more = false;
-        for (key, obj) in self.objects.range((lower, std::ops::Bound::Unbounded)) {
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            if !filter.matches(obj) {
-                continue;
-            }
+        for (key, obj) in self.objects.matching(&prefix, lower, &filter) {
             if msg.limit > 0 && items.len() >= msg.limit {
                 more = true;
                 break;
             }
             last_key = Some(key.clone());
-            items.push(obj.clone());
+            items.push(obj);
         }
         let returned = offset + items.len() as u64;
         let continue_token = if more {
@@ -1102,14 +1098,9 @@ impl ApiServer {
                     Some(ns) => msg.kind.namespace_prefix(ns),
                     None => msg.kind.prefix(),
                 };
-                for (_, obj) in self
-                    .objects
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                {
-                    if filter.matches(obj) {
-                        initial.push(WatchEvent::Added(obj.clone()));
-                    }
+                let all = std::ops::Bound::Included(prefix.clone());
+                for (_, obj) in self.objects.matching(&prefix, all, &filter) {
+                    initial.push(WatchEvent::Added(obj));
                 }
             }
             WatchFrom::Revision(rv) => {
@@ -1316,8 +1307,36 @@ impl Handler<Get> for ApiServer {
             None
         };
         self.get_object(msg.kind, ns, &msg.name)
-            .cloned()
             .ok_or_else(|| ApiError::not_found(msg.kind, &msg.name))
+    }
+}
+
+impl Handler<ExpiredEvents> for ApiServer {
+    type Result = Vec<(String, String)>;
+    fn handle(&mut self, msg: ExpiredEvents, _ctx: &mut Self::Context) -> Self::Result {
+        let prefix = Kind::Event.prefix();
+        let mut out = Vec::new();
+        for (key, entry) in self.objects.range(prefix.clone()..) {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let expired = match entry {
+                Entry::Encoded { last_seen, .. } => {
+                    crate::controllers::event_ttl::expired_at(*last_seen, msg.ttl, msg.now)
+                }
+                Entry::Decoded(obj) => match &**obj {
+                    Object::Event(e) => crate::controllers::event_ttl::expired(e, msg.ttl, msg.now),
+                    _ => false,
+                },
+            };
+            if expired {
+                let mut parts = key[prefix.len()..].splitn(2, '/');
+                if let (Some(ns), Some(name)) = (parts.next(), parts.next()) {
+                    out.push((ns.to_string(), name.to_string()));
+                }
+            }
+        }
+        out
     }
 }
 

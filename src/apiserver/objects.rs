@@ -1,19 +1,109 @@
-//! The API server's cache of decoded objects: every stored object by store key, plus how many
-//! keys sit under each prefix (a kind: `/registry/pods/`; a kind in a namespace:
+//! The API server's cache of objects: every stored object by store key, plus how many keys sit
+//! under each prefix (a kind: `/registry/pods/`; a kind in a namespace:
 //! `/registry/pods/default/`), so a page of a list can say how many items remain
 //! (`remainingItemCount`) without walking them.
+//!
+//! Most objects are kept decoded: every watcher and every read shares the one `Arc`. Events
+//! are kept as the bytes the store holds (the same `Arc<[u8]>`, so they cost their JSON once)
+//! and decoded when read: no component informs on Events, there are five or six per pod, and
+//! decoded (strings, maps, the trace annotation) each costs several times its JSON. What a
+//! sweep for expired Events needs, their last-seen time, is kept beside the bytes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Deref;
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use crate::api::Object;
+use jiff::Timestamp;
 
-/// Objects by key. Reads go through `Deref` to the map; writes through [`Objects::insert`] and
-/// [`Objects::remove`], which keep the counts.
+use super::registry::Filter;
+use crate::api::selectors::FieldSelector;
+use crate::api::Object;
+use crate::store::{Bytes, Revision};
+
+/// One cached object.
+#[derive(Clone)]
+pub(crate) enum Entry {
+    Decoded(Arc<Object>),
+    /// The stored JSON (without resourceVersion, as stored) and the revision that wrote it.
+    Encoded {
+        bytes: Bytes,
+        revision: Revision,
+        /// When the Event was last seen ([`crate::controllers::event_ttl::last_seen`]).
+        last_seen: Option<Timestamp>,
+    },
+}
+
+impl Entry {
+    /// The entry for `obj` as stored in `bytes` at its resourceVersion: encoded for the kinds
+    /// kept that way (see the module documentation), else the object itself.
+    pub fn new(obj: Arc<Object>, bytes: &Bytes) -> Entry {
+        match &*obj {
+            Object::Event(e) => Entry::Encoded {
+                bytes: bytes.clone(),
+                revision: obj.resource_version(),
+                last_seen: crate::controllers::event_ttl::last_seen(e),
+            },
+            _ => Entry::Decoded(obj),
+        }
+    }
+
+    /// The object, decoded if need be (`None`: stored bytes that no longer decode, logged).
+    pub fn object(&self, key: &str) -> Option<Arc<Object>> {
+        match self {
+            Entry::Decoded(o) => Some(o.clone()),
+            Entry::Encoded {
+                bytes, revision, ..
+            } => {
+                let kind = Object::kind_of_key(key)?;
+                match Object::from_json(kind, bytes) {
+                    Ok(mut o) => {
+                        o.meta_mut().resource_version = Some(revision.to_string());
+                        Some(Arc::new(o))
+                    }
+                    Err(e) => {
+                        tracing::error!(%key, error = %e, "undecodable stored object");
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A cheap test on an encoded entry's bytes before it is decoded for a list: each `field=value`
+/// term of the selector must occur in them as the JSON string `"value"`. It only ever rejects
+/// what cannot match: every field a selector can name on an Event is a string field, written
+/// as `"value"` when set, and an unset field reads as `""`, which only an empty value matches
+/// (not looked for). Values that JSON would escape are not looked for either.
+pub(crate) struct Prefilter {
+    needles: Vec<memchr::memmem::Finder<'static>>,
+}
+
+impl Prefilter {
+    pub fn new(fields: &FieldSelector) -> Prefilter {
+        let verbatim = |v: &str| !v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+        let needles = fields
+            .terms()
+            .iter()
+            .filter(|t| t.equal && !t.value.is_empty() && verbatim(&t.value))
+            .map(|t| {
+                memchr::memmem::Finder::new(format!("\"{}\"", t.value).as_bytes()).into_owned()
+            })
+            .collect();
+        Prefilter { needles }
+    }
+
+    /// `false` only if the object cannot match.
+    pub fn may_match(&self, bytes: &[u8]) -> bool {
+        self.needles.iter().all(|f| f.find(bytes).is_some())
+    }
+}
+
+/// Objects by key. Writes go through [`Objects::insert`] and [`Objects::remove`], which keep
+/// the counts.
 #[derive(Default)]
 pub(crate) struct Objects {
-    map: BTreeMap<String, Arc<Object>>,
+    map: BTreeMap<String, Entry>,
     /// Keys under each prefix that ends in `/` below `/registry/`.
     counts: HashMap<String, u64>,
 }
@@ -35,26 +125,83 @@ fn prefixes(key: &str) -> impl Iterator<Item = &str> {
 }
 
 impl Objects {
-    /// Store `obj` under `key`; returns the object it replaces.
-    pub fn insert(&mut self, key: String, obj: Arc<Object>) -> Option<Arc<Object>> {
-        use std::collections::btree_map::Entry;
+    /// Store `entry` under `key`; returns whether it replaces one.
+    pub fn insert(&mut self, key: String, entry: Entry) -> bool {
+        use std::collections::btree_map::Entry::{Occupied, Vacant};
         match self.map.entry(key) {
-            Entry::Occupied(mut e) => Some(e.insert(obj)),
-            Entry::Vacant(e) => {
+            Occupied(mut e) => {
+                e.insert(entry);
+                true
+            }
+            Vacant(e) => {
                 add(&mut self.counts, e.key(), 1);
-                e.insert(obj);
-                None
+                e.insert(entry);
+                false
             }
         }
     }
 
-    /// Forget `key`; returns the object it held.
-    pub fn remove(&mut self, key: &str) -> Option<Arc<Object>> {
-        let prev = self.map.remove(key);
-        if prev.is_some() {
+    /// Forget `key`; returns whether it was there.
+    pub fn remove(&mut self, key: &str) -> bool {
+        let had = self.map.remove(key).is_some();
+        if had {
             add(&mut self.counts, key, -1);
         }
-        prev
+        had
+    }
+
+    /// The object under `key`, decoded if it is kept encoded.
+    pub fn get(&self, key: &str) -> Option<Arc<Object>> {
+        self.map.get(key).and_then(|e| e.object(key))
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// The entries in a range of keys, in key order.
+    pub fn range<R: RangeBounds<String>>(
+        &self,
+        range: R,
+    ) -> std::collections::btree_map::Range<'_, String, Entry> {
+        self.map.range(range)
+    }
+
+    /// The objects whose keys start with `prefix`, from `lower` on, in key order, that pass
+    /// `filter`. An encoded object is decoded only if its bytes may match ([`Prefilter`]).
+    pub fn matching<'a>(
+        &'a self,
+        prefix: &'a str,
+        lower: Bound<String>,
+        filter: &'a Filter,
+    ) -> impl Iterator<Item = (&'a String, Arc<Object>)> + 'a {
+        let prefilter = Prefilter::new(&filter.fields);
+        self.map
+            .range((lower, Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+            .filter_map(move |(key, entry)| {
+                let obj = match entry {
+                    Entry::Decoded(obj) => filter.matches(obj).then(|| obj.clone())?,
+                    Entry::Encoded { bytes, .. } => {
+                        if !prefilter.may_match(bytes) {
+                            return None;
+                        }
+                        entry.object(key).filter(|obj| filter.matches(obj))?
+                    }
+                };
+                Some((key, obj))
+            })
+    }
+
+    /// Every key (in order).
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.map.keys()
+    }
+
+    /// The number of objects.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.len()
     }
 
     /// The number of keys starting with `prefix` (one ending in `/`, as [`Kind::prefix`] and
@@ -64,14 +211,6 @@ impl Objects {
     /// [`Kind::namespace_prefix`]: crate::api::Kind::namespace_prefix
     pub fn count(&self, prefix: &str) -> u64 {
         self.counts.get(prefix).copied().unwrap_or(0)
-    }
-}
-
-impl Deref for Objects {
-    type Target = BTreeMap<String, Arc<Object>>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.map
     }
 }
 
@@ -93,8 +232,8 @@ mod tests {
     use crate::api::Kind;
     use k8s_openapi::api::core::v1::Pod;
 
-    fn pod() -> Arc<Object> {
-        Arc::new(Object::from(Pod::default()))
+    fn pod() -> Entry {
+        Entry::Decoded(Arc::new(Object::from(Pod::default())))
     }
 
     #[test]
@@ -116,18 +255,119 @@ mod tests {
         objects.insert(key("a", "1"), pod());
         objects.insert(key("a", "2"), pod());
         objects.insert(key("b", "1"), pod());
-        assert!(
-            objects.insert(key("a", "1"), pod()).is_some(),
-            "a replacement"
-        );
+        assert!(objects.insert(key("a", "1"), pod()), "a replacement");
         assert_eq!(objects.count(&Kind::Pod.prefix()), 3);
         assert_eq!(objects.count(&Kind::Pod.namespace_prefix("a")), 2);
         assert_eq!(objects.count(&Kind::Pod.namespace_prefix("b")), 1);
-        assert!(objects.remove(&key("a", "2")).is_some());
-        assert!(objects.remove(&key("a", "2")).is_none(), "already gone");
+        assert!(objects.remove(&key("a", "2")));
+        assert!(!objects.remove(&key("a", "2")), "already gone");
         assert_eq!(objects.count(&Kind::Pod.prefix()), 2);
         assert_eq!(objects.count(&Kind::Pod.namespace_prefix("a")), 1);
         assert_eq!(objects.count(&Kind::Node.prefix()), 0);
         assert_eq!(objects.len(), 2, "reads go to the map");
+    }
+
+    fn event(name: &str, uid: &str, rv: u64) -> (Arc<Object>, Bytes) {
+        use k8s_openapi::api::core::v1::{Event, ObjectReference};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+        let mut obj = Object::Event(
+            Event {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some("default".into()),
+                    ..Default::default()
+                },
+                involved_object: ObjectReference {
+                    kind: Some("Pod".into()),
+                    name: Some("web-1".into()),
+                    uid: Some(uid.into()),
+                    ..Default::default()
+                },
+                reason: Some("Scheduled".into()),
+                last_timestamp: Some(Time(Timestamp::from_second(1_700_000_000).unwrap())),
+                ..Default::default()
+            }
+            .into(),
+        );
+        let bytes: Bytes = obj.to_json().into();
+        obj.meta_mut().resource_version = Some(rv.to_string());
+        (Arc::new(obj), bytes)
+    }
+
+    /// An Event is kept as its stored bytes and reads back as it was written, with its
+    /// resourceVersion and its last-seen time.
+    #[test]
+    fn events_are_kept_encoded_and_read_back_whole() {
+        let (obj, bytes) = event("web-1.1", "u-1", 42);
+        let entry = Entry::new(obj.clone(), &bytes);
+        let Entry::Encoded {
+            bytes: kept,
+            revision,
+            last_seen,
+        } = &entry
+        else {
+            panic!("an Event is kept encoded");
+        };
+        assert!(Arc::ptr_eq(kept, &bytes), "the store's bytes, shared");
+        assert_eq!(*revision, 42);
+        assert_eq!(last_seen.map(|t| t.as_second()), Some(1_700_000_000));
+        let key = Kind::Event.key(Some("default"), "web-1.1");
+        assert_eq!(entry.object(&key).as_deref(), Some(&*obj));
+        assert!(matches!(Entry::new(pod_arc(), &bytes), Entry::Decoded(_)));
+    }
+
+    fn pod_arc() -> Arc<Object> {
+        Arc::new(Object::from(Pod::default()))
+    }
+
+    /// Field selectors on encoded Events: the prefilter skips what cannot match and never
+    /// what does; the full selector decides.
+    #[test]
+    fn encoded_events_are_listed_by_field_selector() {
+        let mut objects = Objects::default();
+        for (i, uid) in ["u-1", "u-2", "u-1"].iter().enumerate() {
+            let (obj, bytes) = event(&format!("e{i}"), uid, i as u64 + 1);
+            let key = Kind::Event.key(Some("default"), &format!("e{i}"));
+            objects.insert(key, Entry::new(obj, &bytes));
+        }
+        let names = |sel: &str| {
+            let filter = Filter {
+                kind: Kind::Event,
+                namespace: None,
+                labels: Default::default(),
+                fields: FieldSelector::parse_for(Kind::Event, sel).unwrap(),
+            };
+            let prefix = Kind::Event.prefix();
+            objects
+                .matching(&prefix, Bound::Included(prefix.clone()), &filter)
+                .map(|(_, o)| o.name().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("involvedObject.uid=u-1"), ["e0", "e2"]);
+        assert_eq!(names("involvedObject.uid!=u-1"), ["e1"]);
+        assert_eq!(
+            names("involvedObject.uid=u-1,reason=Scheduled"),
+            ["e0", "e2"]
+        );
+        assert_eq!(
+            names("involvedObject.uid=u-"),
+            Vec::<String>::new(),
+            "not a substring match"
+        );
+        assert_eq!(
+            names("involvedObject.fieldPath="),
+            ["e0", "e1", "e2"],
+            "unset reads as empty"
+        );
+        assert_eq!(names(""), ["e0", "e1", "e2"]);
+
+        let prefilter = Prefilter::new(&FieldSelector::parse("reason=Scheduled").unwrap());
+        assert!(prefilter.may_match(br#"{"reason":"Scheduled"}"#));
+        assert!(!prefilter.may_match(br#"{"reason":"Pulled"}"#));
+        let escaped = Prefilter::new(&FieldSelector::parse(r#"reason=a"b"#).unwrap());
+        assert!(
+            escaped.may_match(b"{}"),
+            "values JSON escapes are left to the full match"
+        );
     }
 }

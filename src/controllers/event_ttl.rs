@@ -1,7 +1,7 @@
 //! Event expiry. kube-apiserver gives every Event a storage TTL (`--event-ttl`, 1 h); the
 //! store here has no per-key TTL, so a small periodic sweep does the same: every
-//! `event_ttl_sweep_seconds` it lists Events and deletes those last seen more than
-//! `event_ttl_seconds` ago. Background work: its reads and deletes are untraced.
+//! `event_ttl_sweep_seconds` it asks the API server which Events were last seen more than
+//! `event_ttl_seconds` ago ([`ExpiredEvents`]) and deletes them. Background work: its reads and deletes are untraced.
 
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 
-use crate::api::{Kind, Object};
-use crate::apiserver::{ApiError, ApiServer, Delete, List, Trace, WriteOptions};
+use crate::api::Kind;
+use crate::apiserver::{ApiError, ApiServer, Delete, ExpiredEvents, Trace, WriteOptions};
 
 /// When an Event was last seen: `lastTimestamp`, else `eventTime`, else `firstTimestamp`,
 /// else its creation.
@@ -27,8 +27,13 @@ pub fn last_seen(e: &Event) -> Option<Timestamp> {
 /// Whether `e` has outlived `ttl` at `now`. An Event with no time at all never expires
 /// (nothing says how old it is).
 pub fn expired(e: &Event, ttl: Duration, now: Timestamp) -> bool {
+    expired_at(last_seen(e), ttl, now)
+}
+
+/// [`expired`] for an Event last seen at `last_seen`.
+pub fn expired_at(last_seen: Option<Timestamp>, ttl: Duration, now: Timestamp) -> bool {
     let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
-    last_seen(e).is_some_and(|t| now.duration_since(t) > ttl)
+    last_seen.is_some_and(|t| now.duration_since(t) > ttl)
 }
 
 /// The periodic sweep. See the module documentation.
@@ -58,22 +63,20 @@ impl EventTtlController {
         let api = self.api.clone();
         let ttl = self.ttl;
         let fut = async move {
-            let list = api
-                .send(List::all(Kind::Event))
+            let expired = api
+                .send(ExpiredEvents {
+                    ttl,
+                    now: Timestamp::now(),
+                })
                 .await
-                .map_err(|e| ApiError::Internal(e.to_string()))??;
-            let now = Timestamp::now();
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             let mut deleted = 0usize;
-            for o in list.items {
-                let Object::Event(e) = &*o else { continue };
-                if !expired(e, ttl, now) {
-                    continue;
-                }
+            for (namespace, name) in expired {
                 let res = api
                     .send(Delete {
                         kind: Kind::Event,
-                        namespace: e.metadata.namespace.clone(),
-                        name: e.metadata.name.clone().unwrap_or_default(),
+                        namespace: Some(namespace),
+                        name,
                         options: DeleteOptions::default(),
                         write: WriteOptions::default(),
                         trace: Trace::Untraced,
