@@ -595,22 +595,29 @@ async fn refresh(env: &Env, uid: &str, st: &mut State) {
         .unwrap_or_default();
 }
 
-/// Generate the status and send it if it changed. Returns the pod with that status; the
-/// write completes in the background.
+/// Generate the status and send it if it differs from the last one sent (else the pod's
+/// own). The write completes in the background; the status sent is kept in
+/// `st.last_written`, which the next status builds on, as upstream's status manager keeps
+/// the status it was last given.
 fn write_status(
     env: &Env,
-    pod: &Arc<Pod>,
+    pod: &Pod,
     st: &mut State,
     views: &HashMap<String, ContainerView>,
     terminal: bool,
     cx: &Option<OtelContext>,
-) -> Arc<Pod> {
+) {
     let mut views = views.clone();
     for (name, w) in &st.waiting {
         views.entry(name.clone()).or_default().waiting = Some(w.clone());
     }
+    if st.write_failed.swap(false, Ordering::Relaxed) {
+        st.last_written = None;
+    }
+    let base = st.last_written.as_ref().or(pod.status.as_ref());
     let status = generate_pod_status(&StatusInput {
         pod,
+        status: base,
         sandbox: st.sandbox.as_ref(),
         containers: &st.containers,
         views: &views,
@@ -618,11 +625,8 @@ fn write_status(
         now: crate::apiserver::strategy::now(),
         terminal,
     });
-    if st.write_failed.swap(false, Ordering::Relaxed) {
-        st.last_written = None;
-    }
-    if pod.status.as_ref() == Some(&status) || st.last_written.as_ref() == Some(&status) {
-        return pod.clone();
+    if base == Some(&status) {
+        return;
     }
     let object = Object::from(Pod {
         metadata: ObjectMeta {
@@ -655,12 +659,7 @@ fn write_status(
         tracing::debug!(pod = %key, %error, "status update failed");
         failed.store(true, Ordering::Relaxed);
     });
-    st.last_written = Some(status.clone());
-    Arc::new(Pod {
-        metadata: pod.metadata.clone(),
-        spec: pod.spec.clone(),
-        status: Some(status),
-    })
+    st.last_written = Some(status);
 }
 
 /// Ensure the container's image is present. Mirrors `EnsureImageExists`
@@ -991,7 +990,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
         return (st, out);
     }
 
-    let mut current = write_status(&env, &pod, &mut st, &input.views, false, &cx);
+    write_status(&env, &pod, &mut st, &input.views, false, &cx);
 
     // Containers that failed their liveness or startup probe are killed, then restarted by
     // the actions below (as any exited container).
@@ -1055,7 +1054,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
             match reply {
                 Ok(Ok(s)) => {
                     st.sandbox = Some(s.clone());
-                    current = write_status(&env, &current, &mut st, &input.views, false, &cx);
+                    write_status(&env, &pod, &mut st, &input.views, false, &cx);
                     s
                 }
                 Ok(Err(e)) => {
@@ -1125,8 +1124,12 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
         }
     }
     refresh(&env, &uid, &mut st).await;
-    let stored = write_status(&env, &current, &mut st, &input.views, false, &cx);
-    let new_phase = stored.status.as_ref().and_then(|s| s.phase.clone());
+    write_status(&env, &pod, &mut st, &input.views, false, &cx);
+    let new_phase = st
+        .last_written
+        .as_ref()
+        .or(pod.status.as_ref())
+        .and_then(|s| s.phase.clone());
     let terminal = matches!(new_phase.as_deref(), Some("Succeeded") | Some("Failed"));
     if terminal {
         let _ = env

@@ -32,6 +32,10 @@ pub struct ContainerView {
 /// Everything status generation reads.
 pub struct StatusInput<'a> {
     pub pod: &'a Pod,
+    /// The status to build on: the last one the kubelet sent, else the pod's own (upstream's
+    /// `generateAPIPodStatus` starts from `statusManager.GetPodStatus`, falling back to
+    /// `pod.Status`).
+    pub status: Option<&'a PodStatus>,
     /// The pod's newest sandbox.
     pub sandbox: Option<&'a SandboxStatus>,
     /// The pod's containers, oldest first.
@@ -271,7 +275,8 @@ fn condition(type_: &str, ok: bool, reason: Option<&str>, message: Option<String
 /// The whole status. Conditions keep their `lastTransitionTime` while their status stays.
 pub fn generate_pod_status(input: &StatusInput<'_>) -> PodStatus {
     let pod = input.pod;
-    let (no_spec, no_status);
+    let no_spec;
+    let no_status = PodStatus::default();
     let spec = match &pod.spec {
         Some(s) => s,
         None => {
@@ -279,13 +284,12 @@ pub fn generate_pod_status(input: &StatusInput<'_>) -> PodStatus {
             &no_spec
         }
     };
-    let old = match &pod.status {
-        Some(s) => s,
-        None => {
-            no_status = PodStatus::default();
-            &no_status
-        }
-    };
+    // What the kubelet last set, and what the API server holds: the kubelet's own fields
+    // (its conditions' transition times, start time, IP) build on the first; what others
+    // own (PodScheduled, DisruptionTarget, readiness-gate conditions, the QoS class) comes
+    // from the second, as upstream's status manager merges them (`mergePodStatus`).
+    let old = input.status.unwrap_or(&no_status);
+    let stored = pod.status.as_ref().unwrap_or(&no_status);
     let inits = spec.init_containers.as_deref().unwrap_or_default();
     let sandbox_ready = input
         .sandbox
@@ -344,7 +348,8 @@ pub fn generate_pod_status(input: &StatusInput<'_>) -> PodStatus {
         "Ready",
     ];
     let kept = || {
-        old.conditions
+        stored
+            .conditions
             .iter()
             .flatten()
             .filter(|c| !owned.contains(&c.type_.as_str()))
@@ -394,7 +399,8 @@ pub fn generate_pod_status(input: &StatusInput<'_>) -> PodStatus {
         .iter()
         .flatten()
         .filter(|g| {
-            !old.conditions
+            !stored
+                .conditions
                 .iter()
                 .flatten()
                 .any(|c| c.type_ == g.condition_type && c.status == "True")
@@ -448,7 +454,7 @@ pub fn generate_pod_status(input: &StatusInput<'_>) -> PodStatus {
         start_time: old.start_time.clone().or(Some(Time(input.now))),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
-        qos_class: old.qos_class.clone(),
+        qos_class: stored.qos_class.clone().or_else(|| old.qos_class.clone()),
         ..Default::default()
     }
 }
@@ -456,4 +462,76 @@ pub fn generate_pod_status(input: &StatusInput<'_>) -> PodStatus {
 /// Whether two statuses differ in anything but condition probe times.
 pub fn status_changed(old: Option<&PodStatus>, new: &PodStatus) -> bool {
     old != Some(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, PodCondition};
+
+    fn cond(type_: &str, status: &str, at: i64) -> PodCondition {
+        PodCondition {
+            type_: type_.into(),
+            status: status.into(),
+            last_transition_time: Some(Time(Timestamp::from_second(at).unwrap())),
+            ..Default::default()
+        }
+    }
+
+    /// The status builds on what the kubelet last sent (its own conditions keep their
+    /// transition times from there) and keeps what others wrote to the stored pod since
+    /// (`mergePodStatus`): a DisruptionTarget the kubelet never saw is not dropped.
+    #[test]
+    fn a_status_builds_on_the_last_sent_and_keeps_what_others_wrote() {
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                conditions: Some(vec![
+                    cond("PodScheduled", "True", 100),
+                    cond("DisruptionTarget", "True", 300),
+                ]),
+                qos_class: Some("BestEffort".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let sent = PodStatus {
+            conditions: Some(vec![
+                cond("PodReadyToStartContainers", "False", 200),
+                cond("PodScheduled", "True", 100),
+            ]),
+            ..Default::default()
+        };
+        let views = HashMap::new();
+        let status = generate_pod_status(&StatusInput {
+            pod: &pod,
+            status: Some(&sent),
+            sandbox: None,
+            containers: &[],
+            views: &views,
+            host_ip: "10.0.0.1",
+            now: Timestamp::from_second(1_000).unwrap(),
+            terminal: false,
+        });
+        let conditions = status.conditions.unwrap();
+        let get = |t: &str| conditions.iter().find(|c| c.type_ == t).cloned();
+        assert_eq!(
+            get("DisruptionTarget"),
+            Some(cond("DisruptionTarget", "True", 300)),
+            "written by another controller: kept"
+        );
+        assert_eq!(get("PodScheduled"), Some(cond("PodScheduled", "True", 100)));
+        assert_eq!(
+            get("PodReadyToStartContainers").and_then(|c| c.last_transition_time),
+            Some(Time(Timestamp::from_second(200).unwrap())),
+            "unchanged since it was sent: its transition time stays"
+        );
+        assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    }
 }
