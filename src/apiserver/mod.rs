@@ -464,7 +464,7 @@ impl ApiServer {
                         },
                     };
                     let entry = Entry::new(obj.clone(), &event.kv.value);
-                    self.objects.insert(event.kv.key.clone(), entry);
+                    self.objects.put(&event.kv.key, entry);
                     (obj, false)
                 }
                 EventType::Delete => {

@@ -141,6 +141,18 @@ impl Objects {
         }
     }
 
+    /// [`Objects::insert`] for a borrowed key: the key is copied only if it is new (most
+    /// writes replace an object).
+    pub fn put(&mut self, key: &str, entry: Entry) -> bool {
+        match self.map.get_mut(key) {
+            Some(e) => {
+                *e = entry;
+                true
+            }
+            None => self.insert(key.to_string(), entry),
+        }
+    }
+
     /// Forget `key`; returns whether it was there.
     pub fn remove(&mut self, key: &str) -> bool {
         let had = self.map.remove(key).is_some();
@@ -256,6 +268,12 @@ mod tests {
         objects.insert(key("a", "2"), pod());
         objects.insert(key("b", "1"), pod());
         assert!(objects.insert(key("a", "1"), pod()), "a replacement");
+        assert!(
+            objects.put(&key("a", "1"), pod()),
+            "a replacement, borrowed"
+        );
+        assert!(!objects.put(&key("c", "1"), pod()), "new, borrowed");
+        assert!(objects.remove(&key("c", "1")));
         assert_eq!(objects.count(&Kind::Pod.prefix()), 3);
         assert_eq!(objects.count(&Kind::Pod.namespace_prefix("a")), 2);
         assert_eq!(objects.count(&Kind::Pod.namespace_prefix("b")), 1);

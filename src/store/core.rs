@@ -137,7 +137,35 @@ struct Pending {
 
 /// The durable state, as read by `get` and `range`.
 struct Durable {
-    kvs: BTreeMap<String, KeyValue>,
+    kvs: BTreeMap<String, Stored>,
+}
+
+/// A key's durable value and revisions; the key is the map's (a [`KeyValue`] would hold it a
+/// second time, for every object in the store).
+#[derive(Clone, Debug)]
+struct Stored {
+    value: Bytes,
+    create_revision: Revision,
+    mod_revision: Revision,
+}
+
+impl Stored {
+    fn of(kv: &KeyValue) -> Stored {
+        Stored {
+            value: kv.value.clone(),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+        }
+    }
+
+    fn key_value(&self, key: &str) -> KeyValue {
+        KeyValue {
+            key: key.to_string(),
+            value: self.value.clone(),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+        }
+    }
 }
 
 /// The event log and everyone who listens to it. A watcher is registered under this lock,
@@ -178,8 +206,13 @@ impl CoreStore {
     /// Load the engine's durable state and start the committer thread.
     pub fn new(mut engine: impl Engine, opts: StoreOptions) -> Result<Arc<CoreStore>, StoreError> {
         let (kvs, revision) = engine.load()?;
-        let kvs: BTreeMap<String, KeyValue> =
-            kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        let kvs: BTreeMap<String, Stored> = kvs
+            .into_iter()
+            .map(|kv| {
+                let stored = Stored::of(&kv);
+                (kv.key, stored)
+            })
+            .collect();
         if let Some(newest) = kvs.values().map(|kv| kv.mod_revision).max() {
             if newest > revision {
                 return Err(StoreError::Engine(format!(
@@ -277,9 +310,14 @@ impl Shared {
         let mut durable = self.durable.write();
         for event in &events {
             match event.kind {
-                EventType::Put => {
-                    durable.kvs.insert(event.kv.key.clone(), event.kv.clone());
-                }
+                EventType::Put => match durable.kvs.get_mut(&event.kv.key) {
+                    Some(stored) => *stored = Stored::of(&event.kv),
+                    None => {
+                        durable
+                            .kvs
+                            .insert(event.kv.key.clone(), Stored::of(&event.kv));
+                    }
+                },
                 EventType::Delete => {
                     durable.kvs.remove(&event.kv.key);
                 }
@@ -394,15 +432,15 @@ fn apply(op: Op, current: Option<KeyValue>, revision: Revision) -> Result<Event,
 
 /// Every entry of `kvs` whose key starts with `prefix`, in key order.
 fn with_prefix<'a>(
-    kvs: &'a BTreeMap<String, KeyValue>,
+    kvs: &'a BTreeMap<String, Stored>,
     prefix: &'a str,
-) -> impl Iterator<Item = &'a KeyValue> + 'a {
+) -> impl Iterator<Item = KeyValue> + 'a {
     kvs.range::<str, _>((
         std::ops::Bound::Included(prefix),
         std::ops::Bound::Unbounded,
     ))
     .take_while(move |(k, _)| k.starts_with(prefix))
-    .map(|(_, kv)| kv)
+    .map(|(key, stored)| stored.key_value(key))
 }
 
 impl Store for CoreStore {
@@ -419,7 +457,12 @@ impl Store for CoreStore {
             // `read_recursive` does not queue behind a committer waiting for the write lock
             // (which may itself wait for a long `range`): a write only ever waits for the
             // committer's short map update.
-            None => shared.durable.read_recursive().kvs.get(op.key()).cloned(),
+            None => shared
+                .durable
+                .read_recursive()
+                .kvs
+                .get(op.key())
+                .map(|stored| stored.key_value(op.key())),
         };
         let revision = w.last_assigned + 1;
         let event = Arc::new(apply(op, current, revision)?);
@@ -445,7 +488,13 @@ impl Store for CoreStore {
     }
 
     fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        Ok(self.shared.durable.read().kvs.get(key).cloned())
+        Ok(self
+            .shared
+            .durable
+            .read()
+            .kvs
+            .get(key)
+            .map(|stored| stored.key_value(key)))
     }
 
     /// `at = Some(r)` is answered from the current state by undoing, newest first, every
@@ -456,7 +505,7 @@ impl Store for CoreStore {
         let durable = self.shared.durable.read();
         let Some(at) = at else {
             return Ok(RangeResult {
-                kvs: with_prefix(&durable.kvs, prefix).cloned().collect(),
+                kvs: with_prefix(&durable.kvs, prefix).collect(),
                 revision: self.shared.revision.load(Ordering::Acquire),
             });
         };
@@ -474,7 +523,7 @@ impl Store for CoreStore {
             });
         }
         let mut kvs: BTreeMap<String, KeyValue> = with_prefix(&durable.kvs, prefix)
-            .map(|kv| (kv.key.clone(), kv.clone()))
+            .map(|kv| (kv.key.clone(), kv))
             .collect();
         drop(durable);
         for event in log.events.iter().rev() {
