@@ -722,7 +722,10 @@ impl ApiServer {
             defaults::apply(&mut object);
         }
         strategy::prepare_for_update(&mut object, &old, subresource);
-        let errors = validation::validate_update(&object, &old);
+        let errors = match subresource {
+            Subresource::Main => validation::validate_update(&object, &old),
+            Subresource::Status => validation::validate_status_update(&object, &old),
+        };
         if !errors.is_empty() {
             return Answer::Ready(Err(ApiError::invalid(kind, &name, errors)));
         }

@@ -27,7 +27,7 @@ pub(super) fn validate_deployment(d: &Deployment) -> Vec<FieldError> {
         &Path::new("metadata"),
     );
     errs.extend(validate_deployment_spec(
-        &d.spec.clone().unwrap_or_default(),
+        d.spec.as_ref().unwrap_or(&Default::default()),
         &Path::new("spec"),
     ));
     errs
@@ -37,11 +37,12 @@ pub(super) fn validate_deployment(d: &Deployment) -> Vec<FieldError> {
 pub(super) fn validate_deployment_update(new: &Deployment, old: &Deployment) -> Vec<FieldError> {
     let mut errs =
         validate_object_meta_update(&new.metadata, &old.metadata, &Path::new("metadata"));
+    let empty = DeploymentSpec::default();
     let (ns, os) = (
-        new.spec.clone().unwrap_or_default(),
-        old.spec.clone().unwrap_or_default(),
+        new.spec.as_ref().unwrap_or(&empty),
+        old.spec.as_ref().unwrap_or(&empty),
     );
-    errs.extend(validate_deployment_spec(&ns, &Path::new("spec")));
+    errs.extend(validate_deployment_spec(ns, &Path::new("spec")));
     if ns.selector != os.selector {
         errs.push(immutable(
             &Path::new("spec").child("selector"),
@@ -60,7 +61,7 @@ pub(super) fn validate_replica_set(rs: &ReplicaSet) -> Vec<FieldError> {
         &Path::new("metadata"),
     );
     errs.extend(validate_replica_set_spec(
-        &rs.spec.clone().unwrap_or_default(),
+        rs.spec.as_ref().unwrap_or(&Default::default()),
         &Path::new("spec"),
     ));
     errs
@@ -70,11 +71,12 @@ pub(super) fn validate_replica_set(rs: &ReplicaSet) -> Vec<FieldError> {
 pub(super) fn validate_replica_set_update(new: &ReplicaSet, old: &ReplicaSet) -> Vec<FieldError> {
     let mut errs =
         validate_object_meta_update(&new.metadata, &old.metadata, &Path::new("metadata"));
+    let empty = ReplicaSetSpec::default();
     let (ns, os) = (
-        new.spec.clone().unwrap_or_default(),
-        old.spec.clone().unwrap_or_default(),
+        new.spec.as_ref().unwrap_or(&empty),
+        old.spec.as_ref().unwrap_or(&empty),
     );
-    errs.extend(validate_replica_set_spec(&ns, &Path::new("spec")));
+    errs.extend(validate_replica_set_spec(ns, &Path::new("spec")));
     if ns.selector != os.selector {
         errs.push(immutable(
             &Path::new("spec").child("selector"),
@@ -150,8 +152,8 @@ fn validate_pod_template_spec_for_replica_set(
         ));
     }
     errs.extend(validate_pod_template_spec(template, path));
-    let spec = template.spec.clone().unwrap_or_default();
-    let restart = spec.restart_policy.as_deref().unwrap_or("");
+    let spec = template.spec.as_ref();
+    let restart = spec.and_then(|s| s.restart_policy.as_deref()).unwrap_or("");
     if restart != "Always" {
         errs.push(FieldError::not_supported(
             &path.child("spec").child("restartPolicy"),
@@ -159,7 +161,7 @@ fn validate_pod_template_spec_for_replica_set(
             &["Always"],
         ));
     }
-    if spec.active_deadline_seconds.is_some() {
+    if spec.is_some_and(|s| s.active_deadline_seconds.is_some()) {
         errs.push(FieldError::forbidden(
             &path.child("spec").child("activeDeadlineSeconds"),
             "activeDeadlineSeconds in ReplicaSet is not Supported",

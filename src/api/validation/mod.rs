@@ -384,6 +384,23 @@ pub fn validate(obj: &Object) -> Vec<FieldError> {
 /// `resourceVersion` precondition, the `generation` bump, and copying `uid` and
 /// `creationTimestamp` from the stored object (an empty `uid` or missing
 /// `creationTimestamp` in `new` counts as unchanged here).
+/// Validation of a write to the `status` subresource, whose metadata and spec are the stored
+/// object's (`prepare_for_update` keeps them; they were validated when written). As
+/// upstream's status strategies: `ValidatePodStatusUpdate`, `ValidateReplicaSetStatusUpdate`
+/// and `ValidateDeploymentStatusUpdate` validate the metadata update and the status, not the
+/// spec again; a Node's status update is validated as a whole (`nodeStatusStrategy` calls
+/// `ValidateNodeUpdate`), as is any other kind here.
+pub fn validate_status_update(new: &Object, old: &Object) -> Vec<FieldError> {
+    match (new, old) {
+        (Object::Pod(_), Object::Pod(_))
+        | (Object::ReplicaSet(_), Object::ReplicaSet(_))
+        | (Object::Deployment(_), Object::Deployment(_)) => {
+            meta::validate_object_meta_update(new.meta(), old.meta(), &Path::new("metadata"))
+        }
+        _ => validate_update(new, old),
+    }
+}
+
 pub fn validate_update(new: &Object, old: &Object) -> Vec<FieldError> {
     match (new, old) {
         (Object::Namespace(n), Object::Namespace(o)) => namespace::validate_namespace_update(n, o),
