@@ -3,7 +3,7 @@
 //! 401 without the token; then the same round trip with every installed kubectl 1.27–1.33.
 //! `explain` (and with every installed kubectl) and strict validation from the OpenAPI v3
 //! documents; `logs` (`-c`, `--tail`, `--previous`, `-f`, the errors) against a server with
-//! one node.
+//! one node; `describe pod` and `get events --field-selector` show a pod's Events.
 //!
 //! kubectl here is Google Cloud SDK's launcher: it GETs /version and runs the kubectl of the
 //! server's minor. Without kubectl these tests are skipped, unless
@@ -929,5 +929,55 @@ fn client_side_apply_and_set_image_record_update_managers() {
     assert_eq!(
         shown,
         "kubectl-client-side-apply Update;kubectl-set Update;"
+    );
+}
+
+/// `kubectl describe pod` shows the pod's Events — a list of Events by field selector, which
+/// the API server answers from Events it keeps as bytes — and `kubectl get events
+/// --field-selector` finds exactly that pod's.
+#[test]
+fn describe_and_get_events_show_only_the_pods_events() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = TestServer::start_with_node(0.0, |o| {
+        o.tls = Some(tls::generate(None).unwrap());
+    });
+    let k = Kubectl::new(bin, &s);
+    for pod in ["ev-1", "ev-2"] {
+        let manifest = write(
+            s.dir.path(),
+            &format!("{pod}.yaml"),
+            &bound_pod(pod, &[("app", "sleep infinity")]),
+        );
+        k.ok(&["create", "-f", &manifest]);
+        wait_for_phase(&k, pod, "Running");
+    }
+    let described = support::http_server::eventually(20, "ev-1's Started event", || {
+        let out = k.ok(&["describe", "pod", "ev-1"]);
+        out.contains("Started container app").then_some(out)
+    });
+    let events = described
+        .split_once("\nEvents:\n")
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| panic!("no Events section:\n{described}"));
+    for line in ["Pulled", "Created container: app", "Started container app"] {
+        assert!(events.contains(line), "{line:?} in:\n{events}");
+    }
+    assert!(!events.contains("ev-2"), "another pod's event:\n{events}");
+
+    let listed = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=ev-1",
+        "-o",
+        "jsonpath={range .items[*]}{.involvedObject.name} {.reason}{\"\\n\"}{end}",
+    ]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines.contains(&"ev-1 Started"), "{listed}");
+    assert!(lines.iter().all(|l| l.starts_with("ev-1 ")), "{listed}");
+    let all = k.ok(&["get", "events", "-o", "name"]);
+    assert!(
+        all.lines().count() > lines.len(),
+        "ev-2 has Events too:\n{all}"
     );
 }
