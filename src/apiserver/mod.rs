@@ -464,7 +464,11 @@ impl ApiServer {
                         },
                     };
                     let entry = Entry::new(obj.clone(), &event.kv.value);
-                    self.objects.put(&event.kv.key, entry);
+                    if prev.is_some() {
+                        self.objects.put(&event.kv.key, entry);
+                    } else {
+                        self.objects.insert(event.kv.key.clone(), entry);
+                    }
                     (obj, false)
                 }
                 EventType::Delete => {

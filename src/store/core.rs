@@ -310,7 +310,13 @@ impl Shared {
         let mut durable = self.durable.write();
         for event in &events {
             match event.kind {
-                EventType::Put => match durable.kvs.get_mut(&event.kv.key) {
+                // A create (no previous value) inserts its key; any other put replaces the
+                // value under the key already there, which is not copied again.
+                EventType::Put => match event
+                    .prev
+                    .as_ref()
+                    .and_then(|_| durable.kvs.get_mut(&event.kv.key))
+                {
                     Some(stored) => *stored = Stored::of(&event.kv),
                     None => {
                         durable
