@@ -607,10 +607,16 @@ fn write_status(
     terminal: bool,
     cx: &Option<OtelContext>,
 ) {
-    let mut views = views.clone();
-    for (name, w) in &st.waiting {
-        views.entry(name.clone()).or_default().waiting = Some(w.clone());
-    }
+    // The waiting reasons go into the views; most syncs have none, and need no copy.
+    let views = if st.waiting.is_empty() {
+        std::borrow::Cow::Borrowed(views)
+    } else {
+        let mut views = views.clone();
+        for (name, w) in &st.waiting {
+            views.entry(name.clone()).or_default().waiting = Some(w.clone());
+        }
+        std::borrow::Cow::Owned(views)
+    };
     if st.write_failed.swap(false, Ordering::Relaxed) {
         st.last_written = None;
     }
