@@ -26,7 +26,7 @@ use crate::scheduler::helpers::{
     required_node_affinity_matches, LabelOp, Selector, LABEL_HOSTNAME, LABEL_ZONE,
 };
 use crate::scheduler::profile::{DefaultConstraint, DefaultingType, PodTopologySpreadArgs};
-use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot};
+use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot, NO_ZONE_ID};
 
 /// `ErrReasonConstraintsNotMatch`.
 pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str =
@@ -378,9 +378,74 @@ const NO_DOMAIN: u32 = u32::MAX;
 struct Domains {
     slot: HashMap<String, u32>,
     counts: Vec<i64>,
+    /// For a zone constraint: [`NodeInfo::zone_id`] → the zone's slot, [`UNKNOWN`] until
+    /// the zone is first looked up by its string (once per zone and cycle instead of once
+    /// per scored node and per matching pod), [`NO_DOMAIN`] for a zone none of the scored
+    /// nodes is in. Zone ids of [`MAX_CACHED_ZONE_ID`] and above are looked up by string.
+    by_zone: Vec<u32>,
 }
 
+/// A `Domains::by_zone` entry not looked up yet.
+const UNKNOWN: u32 = u32::MAX - 1;
+
+/// Zone ids `Domains::by_zone` covers: a cluster with more distinct zones than this (never
+/// seen in practice) hashes the zone strings of the rest, as before the cache.
+const MAX_CACHED_ZONE_ID: u32 = 4096;
+
 impl Domains {
+    /// The node's entry in `by_zone` (grown to hold it) when `c` is a zone constraint and
+    /// the node has a cacheable zone id. Zone ids come from the one scheduler snapshot every
+    /// node of a cycle belongs to, so an id stands for the same zone string throughout.
+    fn zone_entry(&mut self, c: &Constraint, ni: &NodeInfo) -> Option<usize> {
+        if c.well_known != WellKnown::Zone
+            || ni.zone_id == NO_ZONE_ID
+            || ni.zone_id >= MAX_CACHED_ZONE_ID
+        {
+            return None;
+        }
+        let at = ni.zone_id as usize;
+        if self.by_zone.len() <= at {
+            self.by_zone.resize(at + 1, UNKNOWN);
+        }
+        Some(at)
+    }
+
+    /// [`Domains::slot_of`] for the node's `value` of constraint `c`, through the zone id
+    /// cache for a zone constraint.
+    fn slot_of_node(&mut self, c: &Constraint, ni: &NodeInfo, value: &str) -> u32 {
+        let at = self.zone_entry(c, ni);
+        if let Some(at) = at {
+            let slot = self.by_zone[at];
+            if slot != UNKNOWN && slot != NO_DOMAIN {
+                return slot;
+            }
+        }
+        let slot = self.slot_of(value);
+        if let Some(at) = at {
+            self.by_zone[at] = slot;
+        }
+        slot
+    }
+
+    /// The count of the node's `value` of constraint `c` if it is one of the domains, through
+    /// the zone id cache for a zone constraint. Called once every domain is in (`slot_of_node` is not
+    /// called after it), so a zone found missing stays missing.
+    fn count_mut_node(&mut self, c: &Constraint, ni: &NodeInfo, value: &str) -> Option<&mut i64> {
+        let slot = match self.zone_entry(c, ni) {
+            Some(at) => {
+                if self.by_zone[at] == UNKNOWN {
+                    self.by_zone[at] = self.slot.get(value).copied().unwrap_or(NO_DOMAIN);
+                }
+                self.by_zone[at]
+            }
+            None => *self.slot.get(value)?,
+        };
+        if slot == NO_DOMAIN {
+            return None;
+        }
+        self.counts.get_mut(slot as usize)
+    }
+
     /// The slot of `value`, added with count 0 the first time it is seen.
     fn slot_of(&mut self, value: &str) -> u32 {
         if let Some(&slot) = self.slot.get(value) {
@@ -390,11 +455,6 @@ impl Domains {
         self.slot.insert(value.to_string(), slot);
         self.counts.push(0);
         slot
-    }
-
-    fn count_mut(&mut self, value: &str) -> Option<&mut i64> {
-        let slot = *self.slot.get(value)?;
-        self.counts.get_mut(slot as usize)
     }
 
     fn count(&self, value: &str) -> i64 {
@@ -513,7 +573,7 @@ impl PreScorePlugin for PodTopologySpread {
                     continue;
                 }
                 if let Some(v) = c.value(ni) {
-                    domain_at[i][pos] = domains[i].slot_of(v);
+                    domain_at[i][pos] = domains[i].slot_of_node(c, ni, v);
                 }
             }
         }
@@ -548,7 +608,10 @@ impl PreScorePlugin for PodTopologySpread {
                         if !counted(ni) {
                             continue;
                         }
-                        if let Some(n) = c.value(ni).and_then(|v| domains[i].count_mut(v)) {
+                        if let Some(n) = c
+                            .value(ni)
+                            .and_then(|v| domains[i].count_mut_node(c, ni, v))
+                        {
                             *n += 1;
                         }
                     }
@@ -561,7 +624,7 @@ impl PreScorePlugin for PodTopologySpread {
                         let Some(v) = c.value(ni) else {
                             continue;
                         };
-                        if let Some(n) = domains[i].count_mut(v) {
+                        if let Some(n) = domains[i].count_mut_node(c, ni, v) {
                             *n += count_pods_match_selector(ni, &c.selector, &pod.namespace);
                         }
                     }
@@ -1022,5 +1085,87 @@ mod tests {
             scores(owned(pod("p", 0, 0)), &snap, &all),
             Some(vec![44, 66, 77, 100])
         );
+    }
+
+    /// Zone domains found through the snapshot's zone ids (`Domains::by_zone`) give the same
+    /// scores as through the zone strings (a `NodeInfo` outside a snapshot has no id), also
+    /// after nodes change zone, with and without a `key=value` term in the selector.
+    #[test]
+    fn zone_ids_give_the_same_scores_as_zone_strings() {
+        let z = LABEL_ZONE;
+        let mut snap = cluster(
+            &[
+                ("node-a", &[(z, "zone1"), (H, "node-a")]),
+                ("node-b", &[(z, "zone1"), (H, "node-b")]),
+                ("node-c", &[(z, "zone2"), (H, "node-c")]),
+                ("node-d", &[(z, "zone3"), (H, "node-d")]),
+                ("node-e", &[(H, "node-e")]),
+            ],
+            &[("node-a", 3), ("node-b", 1), ("node-c", 2), ("node-e", 1)],
+        );
+        // node-b moves to a zone another node is in, node-d to a zone not seen before.
+        for (n, zone) in [("node-b", "zone3"), ("node-d", "zone4")] {
+            snap.update_node(Arc::new(with_labels(
+                node(n, 1000, 1 << 30),
+                &[(z, zone), (H, n)],
+            )));
+        }
+        let ids: Vec<u32> = ["node-a", "node-b", "node-c", "node-d", "node-e"]
+            .iter()
+            .map(|n| snap.node(n).unwrap().zone_id)
+            .collect();
+        assert_eq!(ids[1], ids[3] - 1, "zone3 was given its id before zone4");
+        assert_ne!(ids[0], ids[1]);
+        assert_eq!(ids[4], NO_ZONE_ID);
+
+        let equality = spread(pod("p", 0, 0), &[(1, z, "ScheduleAnyway")]);
+        let mut exists = equality.clone();
+        for c in exists
+            .spec
+            .as_mut()
+            .unwrap()
+            .topology_spread_constraints
+            .as_mut()
+            .unwrap()
+        {
+            c.label_selector = Some(LabelSelector {
+                match_expressions: Some(vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                        key: "foo".into(),
+                        operator: "Exists".into(),
+                        values: None,
+                    },
+                ]),
+                ..Default::default()
+            });
+        }
+        let all = ["node-a", "node-b", "node-c", "node-d", "node-e"];
+        // zone1: 3 pods (node-a), zone3: 1 (node-b), zone2: 2 (node-c), zone4: 0 (node-d);
+        // node-e has no zone and is ignored.
+        let want = Some(vec![0, 60, 20, 100, 0]);
+        for p in [equality, exists] {
+            assert_eq!(scores(p.clone(), &snap, &all), want);
+            // The same nodes without their ids: every zone looked up by its string.
+            let pl = PodTopologySpread::new(&PodTopologySpreadArgs::default());
+            let pi = PodInfo::new(Arc::new(p));
+            let raw = |nodes: &[&NodeInfo]| {
+                let mut state = CycleState::new();
+                assert!(pl.pre_score(&mut state, &pi, nodes, &snap).is_success());
+                let mut out = Vec::new();
+                pl.score_nodes(&state, &pi, nodes, &snap, &mut out).unwrap();
+                out
+            };
+            let with_ids: Vec<&NodeInfo> = all.iter().map(|n| snap.node(n).unwrap()).collect();
+            let copies: Vec<NodeInfo> = with_ids
+                .iter()
+                .map(|ni| {
+                    let mut copy = (*ni).clone();
+                    copy.zone_id = NO_ZONE_ID;
+                    copy
+                })
+                .collect();
+            let without_ids: Vec<&NodeInfo> = copies.iter().collect();
+            assert_eq!(raw(&with_ids), raw(&without_ids));
+        }
     }
 }
