@@ -495,6 +495,16 @@ impl Snapshot {
         &self.nodes
     }
 
+    /// The position in [`Snapshot::nodes`] of a `NodeInfo` borrowed from this snapshot, found
+    /// from its address (no lookup by name); `None` for a `NodeInfo` that is not one of its
+    /// nodes (no other object can lie inside the node vector's buffer).
+    pub fn position_of(&self, ni: &NodeInfo) -> Option<usize> {
+        let size = std::mem::size_of::<NodeInfo>();
+        let offset = (ni as *const NodeInfo as usize).checked_sub(self.nodes.as_ptr() as usize)?;
+        let at = offset / size;
+        (offset % size == 0 && at < self.nodes.len()).then_some(at)
+    }
+
     pub fn node(&self, name: &str) -> Option<&NodeInfo> {
         self.index.get(name).map(|&i| &self.nodes[i])
     }
@@ -940,6 +950,23 @@ mod tests {
             .collect();
         found.sort();
         found
+    }
+
+    /// A node borrowed from the snapshot is found at its position; a copy is not.
+    #[test]
+    fn nodes_are_found_at_their_position_by_address() {
+        let mut s = Snapshot::new();
+        for n in ["n1", "n2", "n3"] {
+            s.add_node(arc(node(n, 4000, 8 * GI)));
+        }
+        for (at, ni) in s.nodes().iter().enumerate() {
+            assert_eq!(s.position_of(ni), Some(at));
+            assert_eq!(s.node_index(ni.name()), Some(at));
+        }
+        let copy = s.node("n2").unwrap().clone();
+        assert_eq!(s.position_of(&copy), None);
+        let other = Snapshot::new();
+        assert_eq!(other.position_of(s.node("n1").unwrap()), None);
     }
 
     /// The label index follows binds, assumes, forgets, deletes and node removal.

@@ -364,10 +364,13 @@ struct PreScoreState {
     domain_at: Vec<Vec<u32>>,
     /// Per constraint: `ln(domains + 2)`.
     topology_normalizing_weight: Vec<f64>,
-    /// Per hostname constraint whose selector has a `key=value` term: the nodes holding
-    /// matching pods, counted once from the snapshot's label index (see `pre_score`), as
-    /// (node identity, count) sorted by identity. `None`: Score counts the node's own pods.
-    host_counts: Vec<Option<Vec<(usize, i64)>>>,
+    /// Per hostname constraint whose selector has a `key=value` term: the matching pods of
+    /// each node, counted once from the snapshot's label index (see `pre_score`), by the
+    /// node's position in [`Snapshot::nodes`] (empty when no pod matches). Score reads a
+    /// node's count by its position instead of searching a list of nodes (a binary search per
+    /// scored node was ~70 % of Score's instructions). `None`: Score counts the node's own
+    /// pods.
+    host_counts: Vec<Option<Vec<u32>>>,
 }
 
 /// `domain_at` of a node without the constraint's topology key.
@@ -466,28 +469,26 @@ impl Domains {
     }
 }
 
-/// A node's identity within one scheduling cycle: its address in the cycle's snapshot, which
-/// does not change while the cycle runs. Cheaper to compare than its name, which lives in
-/// the `Node` object (a cache miss per scored node at 10,000 nodes).
-fn node_identity(ni: &NodeInfo) -> usize {
-    ni as *const NodeInfo as usize
-}
-
 impl PreScoreState {
     /// Matching pods counted for constraint `i` at the node at `pos` in the PreScore node
     /// list (`scoreForCount`'s `cnt`); `None` when the node lacks the topology key.
-    fn count(&self, i: usize, pos: Option<usize>, node: &NodeInfo, pod: &PodInfo) -> Option<i64> {
+    fn count(
+        &self,
+        i: usize,
+        pos: Option<usize>,
+        node: &NodeInfo,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+    ) -> Option<i64> {
         let c = &self.constraints[i];
         if c.is_hostname() {
             c.value(node)?;
             return Some(match &self.host_counts[i] {
                 Some(per_node) if per_node.is_empty() => 0,
-                Some(per_node) => {
-                    let id = node_identity(node);
-                    per_node
-                        .binary_search_by_key(&id, |(n, _)| *n)
-                        .map_or(0, |at| per_node[at].1)
-                }
+                // A node not in the snapshot holds none of the pods its label index knows.
+                Some(per_node) => snapshot
+                    .position_of(node)
+                    .map_or(0, |at| i64::from(per_node[at])),
                 None => count_pods_match_selector(node, &c.selector, &pod.namespace),
             });
         }
@@ -500,10 +501,16 @@ impl PreScoreState {
     }
 
     /// `Score` for the node at `pos` (if known) in the PreScore node list.
-    fn score(&self, pos: Option<usize>, node: &NodeInfo, pod: &PodInfo) -> i64 {
+    fn score(
+        &self,
+        pos: Option<usize>,
+        node: &NodeInfo,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+    ) -> i64 {
         let mut score = 0f64;
         for (i, c) in self.constraints.iter().enumerate() {
-            if let Some(cnt) = self.count(i, pos, node, pod) {
+            if let Some(cnt) = self.count(i, pos, node, pod, snapshot) {
                 score += score_for_count(cnt, c.max_skew, self.topology_normalizing_weight[i]);
             }
         }
@@ -643,18 +650,16 @@ impl PreScorePlugin for PodTopologySpread {
                     return None;
                 }
                 let (key, value) = equality(&c.selector)?;
-                let mut per_node: Vec<(usize, i64)> =
-                    matching_pods_nodes(snapshot, &pod.namespace, c, key, value)
-                        .map(|ni| (node_identity(ni), 1))
-                        .collect();
-                per_node.sort_unstable_by_key(|(n, _)| *n);
-                per_node.dedup_by(|later, first| {
-                    let same = later.0 == first.0;
-                    if same {
-                        first.1 += later.1;
+                let mut per_node: Vec<u32> = Vec::new();
+                for ni in matching_pods_nodes(snapshot, &pod.namespace, c, key, value) {
+                    // Every node the label index yields is one of the snapshot's.
+                    if let Some(at) = snapshot.position_of(ni) {
+                        if per_node.is_empty() {
+                            per_node = vec![0; snapshot.len()];
+                        }
+                        per_node[at] += 1;
                     }
-                    same
-                });
+                }
                 Some(per_node)
             })
             .collect();
@@ -679,9 +684,9 @@ impl ScorePlugin for PodTopologySpread {
         state: &CycleState,
         pod: &PodInfo,
         node: &NodeInfo,
-        _snapshot: &Snapshot,
+        snapshot: &Snapshot,
     ) -> Result<i64, Status> {
-        Ok(pre_score_state(state)?.score(None, node, pod))
+        Ok(pre_score_state(state)?.score(None, node, pod, snapshot))
     }
 
     /// Same scores as [`ScorePlugin::score`] per node, with the state read once and each
@@ -691,13 +696,13 @@ impl ScorePlugin for PodTopologySpread {
         state: &CycleState,
         pod: &PodInfo,
         nodes: &[&NodeInfo],
-        _snapshot: &Snapshot,
+        snapshot: &Snapshot,
         out: &mut Vec<NodeScore>,
     ) -> Result<(), Status> {
         let s = pre_score_state(state)?;
         out.extend(nodes.iter().enumerate().map(|(index, ni)| NodeScore {
             index,
-            score: s.score(Some(index), ni, pod),
+            score: s.score(Some(index), ni, pod, snapshot),
         }));
         Ok(())
     }
