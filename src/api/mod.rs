@@ -138,11 +138,25 @@ impl Kind {
 
     /// The store key of one object, as kube-apiserver lays out etcd:
     /// `/registry/<resource>/<namespace>/<name>` or `/registry/<resource>/<name>`.
+    ///
+    /// Built with `push_str` into a string of the right size: `format!` goes through the
+    /// formatting machinery and grows its buffer, and every write and lookup builds a key
+    /// (about 1 % of the whole chain's CPU, `benches/chain.rs`).
     pub fn key(self, namespace: Option<&str>, name: &str) -> String {
-        match namespace {
-            Some(ns) if self.namespaced() => format!("/registry/{}/{}/{}", self.plural(), ns, name),
-            _ => format!("/registry/{}/{}", self.plural(), name),
+        const PREFIX: &str = "/registry/";
+        let plural = self.plural();
+        let ns = namespace.filter(|_| self.namespaced());
+        let len = PREFIX.len() + plural.len() + 1 + ns.map_or(0, |ns| ns.len() + 1) + name.len();
+        let mut key = String::with_capacity(len);
+        key.push_str(PREFIX);
+        key.push_str(plural);
+        key.push('/');
+        if let Some(ns) = ns {
+            key.push_str(ns);
+            key.push('/');
         }
+        key.push_str(name);
+        key
     }
 }
 
@@ -347,3 +361,24 @@ macro_rules! kind_of {
     };
 }
 kind_of!(Namespace, Node, Pod, Event, Lease, Deployment, ReplicaSet);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys as kube-apiserver lays out etcd; a cluster-scoped kind ignores a namespace.
+    #[test]
+    fn store_keys() {
+        assert_eq!(
+            Kind::Pod.key(Some("default"), "web-1"),
+            "/registry/pods/default/web-1"
+        );
+        assert_eq!(Kind::Node.key(None, "n1"), "/registry/nodes/n1");
+        assert_eq!(Kind::Node.key(Some("default"), "n1"), "/registry/nodes/n1");
+        assert_eq!(Kind::Pod.key(None, "p"), "/registry/pods/p");
+        let key = Kind::ReplicaSet.key(Some("ns"), "rs");
+        assert_eq!(key, "/registry/replicasets/ns/rs");
+        assert_eq!(key.capacity(), key.len());
+        assert_eq!(Object::kind_of_key(&key), Some(Kind::ReplicaSet));
+    }
+}

@@ -54,7 +54,14 @@ impl<K: 'static> actix::Message for InformerEvent<K> {
 pub fn key_of(meta: &ObjectMeta) -> String {
     let name = meta.name.as_deref().unwrap_or("");
     match meta.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        Some(ns) if !ns.is_empty() => {
+            // Not `format!`: one allocation of the right size (a key per informed event).
+            let mut key = String::with_capacity(ns.len() + 1 + name.len());
+            key.push_str(ns);
+            key.push('/');
+            key.push_str(name);
+            key
+        }
         _ => name.to_string(),
     }
 }

@@ -95,7 +95,9 @@ pub struct Kubelet {
     /// Pods rejected at admission (by uid): never run.
     rejected: std::collections::HashSet<String>,
     node: Option<Arc<Node>>,
-    posted_status: Option<(NodeStatus, Instant)>,
+    /// The status last posted, and when. Shared: every status check (each node every
+    /// `nodeStatusUpdateFrequency`) hands it to its task, which only reads it.
+    posted_status: Option<(Arc<NodeStatus>, Instant)>,
     // --- fault injection (`kubeactor node stop|start`) ---
     /// Stopped: no lease, no status, no pod workers (as a crashed or partitioned node).
     stopped: bool,
@@ -285,7 +287,10 @@ impl Kubelet {
             return;
         }
         let name = self.env.node.clone();
-        self.posted_status = node.status.clone().map(|s| (s, self.env.clock.now()));
+        self.posted_status = node
+            .status
+            .clone()
+            .map(|s| (Arc::new(s), self.env.clock.now()));
         self.node = Some(node);
         for reason in [
             "NodeHasSufficientMemory",
@@ -377,7 +382,7 @@ impl Kubelet {
                 let images = env.runtime.send(ListImages).await.unwrap_or_default();
                 let now = crate::apiserver::strategy::now();
                 let status =
-                    node_status(&cfg, index, &images, previous.as_ref().map(|p| &p.0), now);
+                    node_status(&cfg, index, &images, previous.as_ref().map(|p| &*p.0), now);
                 let due = match &previous {
                     Some((old, at)) => node_status_changed(old, &status) || at.elapsed() >= report,
                     None => true,
@@ -410,7 +415,7 @@ impl Kubelet {
             .into_actor(self)
             .map(|posted, act, _| {
                 if let Some(s) = posted {
-                    act.posted_status = Some((s, act.env.clock.now()));
+                    act.posted_status = Some((Arc::new(s), act.env.clock.now()));
                 }
             }),
         );

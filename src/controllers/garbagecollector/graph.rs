@@ -198,8 +198,35 @@ impl Graph {
         }
     }
 
+    /// Whether `meta` changes nothing the graph keeps: the object is known (not virtual) with
+    /// the same identity, owners and deletion state. Most updates are so (a pod's status
+    /// writes), and for them [`Graph::observe`] would rebuild the node from copies and find
+    /// no work; upstream's `processGraphChanges` likewise does nothing for an update without
+    /// `referencesDiffs` or a deletion-state transition.
+    fn unchanged(&self, kind: Kind, meta: &ObjectMeta) -> bool {
+        let Some(uid) = meta.uid.as_deref().filter(|u| !u.is_empty()) else {
+            return false;
+        };
+        let Some(n) = self.nodes.get(uid) else {
+            return false;
+        };
+        let being_deleted = meta.deletion_timestamp.is_some();
+        !n.virtual_
+            && n.identity.kind == kind
+            && n.identity.namespace.as_deref()
+                == meta.namespace.as_deref().filter(|ns| !ns.is_empty())
+            && n.identity.name == meta.name.as_deref().unwrap_or_default()
+            && n.owners.as_slice() == meta.owner_references.as_deref().unwrap_or_default()
+            && n.being_deleted == being_deleted
+            && n.deleting_dependents == (being_deleted && has_finalizer(meta, FOREGROUND_FINALIZER))
+            && n.orphaning == (being_deleted && has_finalizer(meta, ORPHAN_FINALIZER))
+    }
+
     /// An object of `kind` was added or updated. Returns the work it makes necessary.
     pub fn observe(&mut self, kind: Kind, meta: &ObjectMeta) -> Vec<Work> {
+        if self.unchanged(kind, meta) {
+            return vec![];
+        }
         let identity = Identity::of(kind, meta);
         let uid = identity.uid.clone();
         if uid.is_empty() {
@@ -457,6 +484,36 @@ mod tests {
             g.is_empty(),
             "the virtual owner goes with its last dependent"
         );
+    }
+
+    /// An update that changes nothing the graph keeps (labels, status) is skipped; one that
+    /// changes owners or the deletion state still goes through.
+    #[test]
+    fn updates_that_change_nothing_the_graph_keeps_do_nothing() {
+        let mut g = Graph::new();
+        g.observe(Kind::ReplicaSet, &meta("rs", &[]));
+        g.observe(Kind::ReplicaSet, &meta("rs2", &[]));
+        g.observe(Kind::Pod, &meta("p", &[("rs", true)]));
+        let mut relabelled = meta("p", &[("rs", true)]);
+        relabelled.labels = Some([("app".to_string(), "web".to_string())].into());
+        relabelled.resource_version = Some("7".into());
+        assert!(g.unchanged(Kind::Pod, &relabelled));
+        assert_eq!(g.observe(Kind::Pod, &relabelled), vec![]);
+        assert_eq!(g.dependents("rs").len(), 1);
+        // A second owner is linked.
+        let two = meta("p", &[("rs", true), ("rs2", false)]);
+        assert!(!g.unchanged(Kind::Pod, &two));
+        g.observe(Kind::Pod, &two);
+        assert_eq!(g.dependents("rs2").len(), 1);
+        // Being deleted is a change; the same kind under another name is too.
+        assert!(!g.unchanged(Kind::Pod, &deleting(two.clone(), None)));
+        let mut renamed = two.clone();
+        renamed.name = Some("q".into());
+        assert!(!g.unchanged(Kind::Pod, &renamed));
+        assert!(!g.unchanged(Kind::ReplicaSet, &two));
+        // A virtual node (known only as an owner) is never skipped.
+        g.observe(Kind::Pod, &meta("orphan", &[("gone", true)]));
+        assert!(!g.unchanged(Kind::ReplicaSet, &meta("gone", &[])));
     }
 
     #[test]
