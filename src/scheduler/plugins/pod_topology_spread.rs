@@ -1033,26 +1033,7 @@ mod tests {
         );
         let all = ["node-a", "node-b", "node-c", "node-d"];
         let equality = spread(pod("p", 0, 0), &[(3, H, "ScheduleAnyway")]);
-        let mut exists = equality.clone();
-        for c in exists
-            .spec
-            .as_mut()
-            .unwrap()
-            .topology_spread_constraints
-            .as_mut()
-            .unwrap()
-        {
-            c.label_selector = Some(LabelSelector {
-                match_expressions: Some(vec![
-                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
-                        key: "foo".into(),
-                        operator: "Exists".into(),
-                        values: None,
-                    },
-                ]),
-                ..Default::default()
-            });
-        }
+        let exists = with_exists_selector(&equality);
         let want = Some(vec![44, 66, 77, 100]);
         assert_eq!(scores(equality, &snap, &all), want);
         assert_eq!(scores(exists, &snap, &all), want);
@@ -1124,26 +1105,7 @@ mod tests {
         assert_eq!(ids[4], NO_ZONE_ID);
 
         let equality = spread(pod("p", 0, 0), &[(1, z, "ScheduleAnyway")]);
-        let mut exists = equality.clone();
-        for c in exists
-            .spec
-            .as_mut()
-            .unwrap()
-            .topology_spread_constraints
-            .as_mut()
-            .unwrap()
-        {
-            c.label_selector = Some(LabelSelector {
-                match_expressions: Some(vec![
-                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
-                        key: "foo".into(),
-                        operator: "Exists".into(),
-                        values: None,
-                    },
-                ]),
-                ..Default::default()
-            });
-        }
+        let exists = with_exists_selector(&equality);
         let all = ["node-a", "node-b", "node-c", "node-d", "node-e"];
         // zone1: 3 pods (node-a), zone3: 1 (node-b), zone2: 2 (node-c), zone4: 0 (node-d);
         // node-e has no zone and is ignored.
@@ -1172,5 +1134,31 @@ mod tests {
             let without_ids: Vec<&NodeInfo> = copies.iter().collect();
             assert_eq!(raw(&with_ids), raw(&without_ids));
         }
+    }
+
+    /// `pod` with each spread constraint selecting `foo` by `Exists` instead of by equality:
+    /// the same pods, through the other kind of selector.
+    fn with_exists_selector(pod: &Pod) -> Pod {
+        let mut exists = pod.clone();
+        for c in exists
+            .spec
+            .as_mut()
+            .unwrap()
+            .topology_spread_constraints
+            .as_mut()
+            .unwrap()
+        {
+            c.label_selector = Some(LabelSelector {
+                match_expressions: Some(vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                        key: "foo".into(),
+                        operator: "Exists".into(),
+                        values: None,
+                    },
+                ]),
+                ..Default::default()
+            });
+        }
+        exists
     }
 }
