@@ -1323,22 +1323,14 @@ impl Handler<ExpiredEvents> for ApiServer {
     fn handle(&mut self, msg: ExpiredEvents, _ctx: &mut Self::Context) -> Self::Result {
         let prefix = Kind::Event.prefix();
         let mut out = Vec::new();
-        for (key, entry) in self.objects.range(prefix.clone()..) {
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            let expired = match entry {
-                Entry::Encoded { last_seen, .. } => {
-                    crate::controllers::event_ttl::expired_at(*last_seen, msg.ttl, msg.now)
-                }
-                Entry::Decoded(obj) => match &**obj {
-                    Object::Event(e) => crate::controllers::event_ttl::expired(e, msg.ttl, msg.now),
-                    _ => false,
-                },
+        let all = std::ops::Bound::Included(prefix.clone());
+        for (key, entry) in self.objects.under(&prefix, all) {
+            // Events are always kept encoded (`Entry::new`), with their last-seen time.
+            let Entry::Encoded { last_seen, .. } = entry else {
+                continue;
             };
-            if expired {
-                let mut parts = key[prefix.len()..].splitn(2, '/');
-                if let (Some(ns), Some(name)) = (parts.next(), parts.next()) {
+            if crate::controllers::event_ttl::expired_at(*last_seen, msg.ttl, msg.now) {
+                if let (Some(ns), name) = crate::informer::store::split_key(&key[prefix.len()..]) {
                     out.push((ns.to_string(), name.to_string()));
                 }
             }

@@ -10,7 +10,7 @@
 //! sweep for expired Events needs, their last-seen time, is kept beside the bytes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -171,12 +171,15 @@ impl Objects {
         self.map.contains_key(key)
     }
 
-    /// The entries in a range of keys, in key order.
-    pub fn range<R: RangeBounds<String>>(
-        &self,
-        range: R,
-    ) -> std::collections::btree_map::Range<'_, String, Entry> {
-        self.map.range(range)
+    /// The entries whose keys start with `prefix`, from `lower` on, in key order.
+    pub fn under<'a>(
+        &'a self,
+        prefix: &'a str,
+        lower: Bound<String>,
+    ) -> impl Iterator<Item = (&'a String, &'a Entry)> + 'a {
+        self.map
+            .range((lower, Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(prefix))
     }
 
     /// The objects whose keys start with `prefix`, from `lower` on, in key order, that pass
@@ -188,21 +191,18 @@ impl Objects {
         filter: &'a Filter,
     ) -> impl Iterator<Item = (&'a String, Arc<Object>)> + 'a {
         let prefilter = Prefilter::new(&filter.fields);
-        self.map
-            .range((lower, Bound::Unbounded))
-            .take_while(move |(key, _)| key.starts_with(prefix))
-            .filter_map(move |(key, entry)| {
-                let obj = match entry {
-                    Entry::Decoded(obj) => filter.matches(obj).then(|| obj.clone())?,
-                    Entry::Encoded { bytes, .. } => {
-                        if !prefilter.may_match(bytes) {
-                            return None;
-                        }
-                        entry.object(key).filter(|obj| filter.matches(obj))?
+        self.under(prefix, lower).filter_map(move |(key, entry)| {
+            let obj = match entry {
+                Entry::Decoded(obj) => filter.matches(obj).then(|| obj.clone())?,
+                Entry::Encoded { bytes, .. } => {
+                    if !prefilter.may_match(bytes) {
+                        return None;
                     }
-                };
-                Some((key, obj))
-            })
+                    entry.object(key).filter(|obj| filter.matches(obj))?
+                }
+            };
+            Some((key, obj))
+        })
     }
 
     /// Every key (in order).

@@ -1,7 +1,8 @@
 //! Event expiry. kube-apiserver gives every Event a storage TTL (`--event-ttl`, 1 h); the
 //! store here has no per-key TTL, so a small periodic sweep does the same: every
 //! `event_ttl_sweep_seconds` it asks the API server which Events were last seen more than
-//! `event_ttl_seconds` ago ([`ExpiredEvents`]) and deletes them. Background work: its reads and deletes are untraced.
+//! `event_ttl_seconds` ago ([`ExpiredEvents`]) and deletes them. Background work: its reads
+//! and deletes are untraced.
 
 use std::time::Duration;
 
@@ -24,13 +25,8 @@ pub fn last_seen(e: &Event) -> Option<Timestamp> {
         .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
-/// Whether `e` has outlived `ttl` at `now`. An Event with no time at all never expires
-/// (nothing says how old it is).
-pub fn expired(e: &Event, ttl: Duration, now: Timestamp) -> bool {
-    expired_at(last_seen(e), ttl, now)
-}
-
-/// [`expired`] for an Event last seen at `last_seen`.
+/// Whether an Event last seen at `last_seen` ([`last_seen`]) has outlived `ttl` at `now`. An
+/// Event with no time at all never expires (nothing says how old it is).
 pub fn expired_at(last_seen: Option<Timestamp>, ttl: Duration, now: Timestamp) -> bool {
     let ttl = SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
     last_seen.is_some_and(|t| now.duration_since(t) > ttl)
@@ -121,6 +117,7 @@ mod tests {
         let now = Timestamp::from_second(1_700_000_000).unwrap();
         let ago = |s: i64| Some(Time(now - SignedDuration::from_secs(s)));
         let hour = Duration::from_secs(3600);
+        let expired = |e: &Event, ttl, now| expired_at(last_seen(e), ttl, now);
         let event = |first, last| Event {
             first_timestamp: first,
             last_timestamp: last,
