@@ -117,6 +117,14 @@ struct State {
     deletion_seen: bool,
 }
 
+impl State {
+    /// The pod's status as the kubelet knows it: the last one it sent, else the pod's own
+    /// (upstream's status manager cache, falling back to `pod.Status`).
+    fn status<'a>(&'a self, pod: &'a Pod) -> Option<&'a PodStatus> {
+        self.last_written.as_ref().or(pod.status.as_ref())
+    }
+}
+
 /// What a sync reports back to the actor.
 #[derive(Default)]
 struct SyncOutput {
@@ -620,7 +628,7 @@ fn write_status(
     if st.write_failed.swap(false, Ordering::Relaxed) {
         st.last_written = None;
     }
-    let base = st.last_written.as_ref().or(pod.status.as_ref());
+    let base = st.status(pod);
     let status = generate_pod_status(&StatusInput {
         pod,
         status: base,
@@ -1131,11 +1139,7 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
     }
     refresh(&env, &uid, &mut st).await;
     write_status(&env, &pod, &mut st, &input.views, false, &cx);
-    let new_phase = st
-        .last_written
-        .as_ref()
-        .or(pod.status.as_ref())
-        .and_then(|s| s.phase.clone());
+    let new_phase = st.status(&pod).and_then(|s| s.phase.clone());
     let terminal = matches!(new_phase.as_deref(), Some("Succeeded") | Some("Failed"));
     if terminal {
         let _ = env
