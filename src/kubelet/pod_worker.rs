@@ -11,7 +11,9 @@
 //! 3. otherwise write the status as it is (Pending, `ContainerCreating`), stop containers
 //!    that failed their liveness or startup probe, run the sandbox if there is none, then
 //!    start what [`compute_pod_actions`] says (image per `imagePullPolicy` → create →
-//!    start, with crash and pull back-offs), and write the status again.
+//!    start, with crash and pull back-offs), and write the status again (with the pod IP,
+//!    Running). Two writes for a new pod, as upstream: `SyncPod` sets the status once at its
+//!    start, and the sync that PLEG's container events trigger sets the next one.
 //!
 //! Tracing: the first syncs of a new pod continue the trace of its binding (the pod's
 //! `traceparent`), as `sync pod <ns>/<name>` spans under service `kubelet`, with the
@@ -1066,9 +1068,12 @@ async fn sync_pod(env: Arc<Env>, input: SyncInput, mut st: State) -> (State, Syn
                 })
                 .await;
             match reply {
+                // No status write here: upstream's `SyncPod` sets the pod's status once, before
+                // the runtime's `SyncPod` creates the sandbox, and the pod IP first appears in
+                // the status of the next sync (the one PLEG's container events trigger), which
+                // is the write at the end of this one. A pod pulling its image shows no IP.
                 Ok(Ok(s)) => {
                     st.sandbox = Some(s.clone());
-                    write_status(&env, &pod, &mut st, &input.views, false, &cx);
                     s
                 }
                 Ok(Err(e)) => {
