@@ -19,8 +19,10 @@
 //!   ≤ 10 KiB RSS per pod.
 //! * `tracing` — `scale` with tracing off, then on (head-sampled, exported over OTLP/HTTP to a
 //!   local receiver); prints the throughput ratio (target ≥ 0.8).
+//! * `floor` — the heap one Running pod of this chain takes decoded (as the API server and the
+//!   informers share it), and its Events, against the 10 KiB per pod target.
 //!
-//! Run: `cargo bench --bench chain -- latency|scale|tracing [--runs N] [--nodes N]
+//! Run: `cargo bench --bench chain -- latency|scale|tracing|floor [--runs N] [--nodes N]
 //! [--deployments N] [--replicas N] [--sample RATIO] [--tracing on|off] [--set KEY=VALUE]
 //! [--idle SECONDS] [--no-settle]`;
 //! with no mode, all
@@ -48,9 +50,47 @@ use kubeactor::telemetry::Telemetry;
 #[path = "../tests/support/otlp_receiver.rs"]
 mod otlp_receiver;
 
+/// The bench's allocator — mimalloc, as the daemon, or the system's for heaptrack — counting
+/// the bytes each thread asks for, so that `floor` can weigh one decoded object exactly (a
+/// thread-local add per call: nothing shared, nothing the other modes would notice).
+struct Counted<A>(A);
+
+thread_local! {
+    /// Bytes this thread has allocated and not freed (freed elsewhere: negative).
+    static REQUESTED: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+fn count(delta: isize) {
+    let _ = REQUESTED.try_with(|c| c.set(c.get() + delta));
+}
+
+// SAFETY: every call is forwarded unchanged to the wrapped allocator.
+unsafe impl<A: std::alloc::GlobalAlloc> std::alloc::GlobalAlloc for Counted<A> {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        self.0.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        self.0.alloc_zeroed(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        count(-(layout.size() as isize));
+        self.0.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        count(new as isize - layout.size() as isize);
+        self.0.realloc(ptr, layout, new)
+    }
+}
+
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counted<mimalloc::MiMalloc> = Counted(mimalloc::MiMalloc);
+
+#[cfg(feature = "system-alloc")]
+#[global_allocator]
+static GLOBAL: Counted<std::alloc::System> = Counted(std::alloc::System);
 
 #[derive(Clone, Debug)]
 struct Opts {
@@ -126,13 +166,14 @@ fn main() {
             summarize_scale(&runs);
         }
         Some("tracing") => tracing_cost(&o),
+        Some("floor") => floor(&o),
         None => {
             latency(&o);
             let runs: Vec<ScaleRun> = (0..o.runs).map(|_| scale(&o, true)).collect();
             summarize_scale(&runs);
             tracing_cost(&o);
         }
-        Some(other) => panic!("unknown mode {other}: latency, scale or tracing"),
+        Some(other) => panic!("unknown mode {other}: latency, scale, tracing or floor"),
     }
 }
 
@@ -334,23 +375,7 @@ fn latency(o: &Opts) {
         for i in 0..runs + 2 {
             let name = format!("lat-{i}");
             let started = Instant::now();
-            cluster
-                .apiserver
-                .send(create_msg(&name, 3, tracing))
-                .await
-                .expect("mailbox")
-                .expect("create");
-            loop {
-                let ev = tokio::time::timeout(Duration::from_secs(30), watch.rx.recv())
-                    .await
-                    .unwrap_or_else(|_| panic!("{name} not available within 30 s"))
-                    .expect("watch ended");
-                if let WatchEvent::Added(obj) | WatchEvent::Modified(obj) = ev {
-                    if obj.name() == name && available(&obj, 3) {
-                        break;
-                    }
-                }
-            }
+            create_until_available(&cluster.apiserver, &mut watch, &name, 3, tracing).await;
             if i >= 2 {
                 took.push(started.elapsed());
             }
@@ -363,6 +388,85 @@ fn latency(o: &Opts) {
             ms(percentile(&took, 0.5)),
             ms(percentile(&took, 0.99)),
             ms(*took.last().expect("runs")),
+        );
+        cluster.http.stop().await;
+        cluster.stop();
+    });
+}
+
+/// Create Deployment `name` with `replicas` and wait (on `watch`, a watch of every
+/// Deployment) until it is Available with all of them.
+async fn create_until_available(
+    api: &Addr<ApiServer>,
+    watch: &mut WatchStream,
+    name: &str,
+    replicas: i32,
+    tracing: bool,
+) {
+    api.send(create_msg(name, replicas, tracing))
+        .await
+        .expect("mailbox")
+        .expect("create");
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(30), watch.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{name} not available within 30 s"))
+            .expect("watch ended");
+        if let WatchEvent::Added(obj) | WatchEvent::Modified(obj) = ev {
+            if obj.name() == name && available(&obj, replicas) {
+                return;
+            }
+        }
+    }
+}
+
+/// `floor`: what one pod of the scale run weighs in memory, whatever holds it. Runs one
+/// Deployment with one replica to Running on one node, then decodes that pod's stored JSON
+/// and each of its Events 10,000 times, as the API server and the informers hold them
+/// (`Arc<Object>`), counting the heap bytes this thread asked for. The target is
+/// ≤ 10 KiB of RSS per pod for everything; the allocator's own overhead comes on top.
+fn floor(o: &Opts) {
+    const COPIES: usize = 10_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let system = actix::System::new();
+    system.block_on(async {
+        let cluster = start(o, dir.path(), 1, true).await;
+        wait_nodes_ready(&cluster.apiserver, 1).await;
+        let mut watch = watch_all(&cluster.apiserver, Kind::Deployment).await;
+        create_until_available(&cluster.apiserver, &mut watch, "floor", 1, true).await;
+        let list = |kind| cluster.apiserver.send(List::all(kind));
+        let pods = list(Kind::Pod).await.expect("mailbox").expect("pods");
+        let pod = pods.items.first().expect("the pod").clone();
+        let events = list(Kind::Event).await.expect("mailbox").expect("events");
+        let events: Vec<_> = events
+            .items
+            .into_iter()
+            .filter(|e| match &**e {
+                Object::Event(e) => e.involved_object.uid == pod.meta().uid,
+                _ => false,
+            })
+            .collect();
+        let weigh = |obj: &Object| {
+            let json = obj.to_json();
+            let before = REQUESTED.with(|c| c.get());
+            let copies: Vec<std::sync::Arc<Object>> = (0..COPIES)
+                .map(|_| std::sync::Arc::new(Object::from_json(obj.kind(), &json).expect("decode")))
+                .collect();
+            let heap = (REQUESTED.with(|c| c.get()) - before) as usize / COPIES;
+            drop(copies);
+            (heap, json.len())
+        };
+        let (pod_heap, pod_json) = weigh(&pod);
+        let (mut ev_heap, mut ev_json) = (0, 0);
+        for e in &events {
+            let (h, j) = weigh(e);
+            ev_heap += h;
+            ev_json += j;
+        }
+        println!(
+            "floor: one Running pod of this chain, decoded as k8s-openapi's Pod in an Arc: {pod_heap} bytes of heap ({:.1} KiB; stored JSON {pod_json} bytes); its {} Events: {ev_heap} bytes decoded, {ev_json} bytes as JSON; target: 10 KiB (10,240 bytes) of RSS per pod for everything",
+            pod_heap as f64 / 1024.0,
+            events.len(),
         );
         cluster.http.stop().await;
         cluster.stop();
