@@ -42,9 +42,6 @@ pub enum QuantityError {
     /// The string does not have the shape of a quantity at all (`ErrFormatWrong`).
     #[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
     FormatWrong,
-    /// The numeric part does not parse (`ErrNumeric`).
-    #[error("unable to parse numeric part of quantity")]
-    Numeric,
     /// The suffix is not one upstream knows (`ErrSuffix`).
     #[error("unable to parse quantity's suffix")]
     Suffix,
@@ -179,16 +176,21 @@ pub fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
     // mantissa = int_part.frac_part as an integer, scaled by 10^-len(frac).
     let int_part = int_part.trim_start_matches('0');
     let frac_trimmed = frac_part.trim_end_matches('0');
-    let digits = format!("{int_part}{frac_trimmed}");
-    let digits = digits.trim_start_matches('0');
-    let mantissa: i128 = if digits.is_empty() {
-        0
-    } else {
-        if digits.len() > 38 {
+    // The digits of `int_part` then `frac_trimmed`, leading zeros dropped, read without
+    // building the string (every resource quantity of every pod written is parsed here).
+    // At most 38 digits: they always fit an i128.
+    let mut mantissa: i128 = 0;
+    let mut digits = 0;
+    for d in int_part.bytes().chain(frac_trimmed.bytes()) {
+        if digits == 0 && d == b'0' {
+            continue;
+        }
+        digits += 1;
+        if digits > 38 {
             return Err(QuantityError::TooLarge);
         }
-        digits.parse().map_err(|_| QuantityError::Numeric)?
-    };
+        mantissa = mantissa * 10 + i128::from(d - b'0');
+    }
     let numerator = mantissa.checked_mul(base).ok_or(QuantityError::TooLarge)?;
     let pow10 = exp10 as i64 - frac_trimmed.len() as i64 + 9;
     let nanos = if numerator == 0 {

@@ -27,6 +27,7 @@ mod namespace;
 mod node;
 mod pod;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::rc::Rc;
@@ -225,17 +226,18 @@ struct PathNode {
 
 #[derive(Debug, PartialEq, Eq)]
 enum Segment {
-    Field(String),
+    /// A field name: nearly always a literal, so not copied.
+    Field(Cow<'static, str>),
     Index(usize),
     Key(String),
 }
 
 impl Path {
     /// A root path (`metadata`, `spec`).
-    pub fn new(root: &str) -> Path {
+    pub fn new(root: impl Into<Cow<'static, str>>) -> Path {
         Path(Rc::new(PathNode {
             parent: None,
-            segment: Segment::Field(root.to_string()),
+            segment: Segment::Field(root.into()),
         }))
     }
 
@@ -247,8 +249,8 @@ impl Path {
     }
 
     /// `parent.name`.
-    pub fn child(&self, name: &str) -> Path {
-        self.push(Segment::Field(name.to_string()))
+    pub fn child(&self, name: impl Into<Cow<'static, str>>) -> Path {
+        self.push(Segment::Field(name.into()))
     }
 
     /// `parent[i]`.

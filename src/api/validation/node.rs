@@ -143,7 +143,7 @@ fn validate_node_resources(node: &Node) -> Vec<FieldError> {
         ("allocatable", &status.allocatable),
     ] {
         for (name, q) in list.iter().flatten() {
-            let p = Path::new("status").child(field).child(name);
+            let p = Path::new("status").child(field).child(name.clone());
             match parse_quantity(&q.0) {
                 Err(e) => errs.push(FieldError::invalid(&p, render::q(&q.0), &e.to_string())),
                 Ok(v) if v.is_negative() => errs.push(FieldError::invalid(

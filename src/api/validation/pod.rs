@@ -251,7 +251,7 @@ fn validate_volumes(
             0 => errs.push(FieldError::required(&p, "must specify a volume type")),
             1 => {}
             _ => errs.push(FieldError::forbidden(
-                &p.child(&sources[1]),
+                &p.child(sources[1].clone()),
                 "may not specify more than 1 volume type",
             )),
         }
