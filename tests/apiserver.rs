@@ -200,6 +200,8 @@ both_engines!(
     noop_update_writes_nothing,
     watch_from_a_revision_replays_exactly_what_followed,
     watch_from_a_compacted_revision_is_gone,
+    a_resumed_watch_sees_what_live_watchers_saw,
+    watch_from_the_window_floor_replays_and_from_below_is_gone,
     filtered_watches_see_only_their_objects,
     a_stuck_watcher_is_closed_without_blocking_writers,
     graceful_pod_deletion_waits_for_grace_zero,
@@ -481,6 +483,260 @@ async fn watch_from_a_compacted_revision_is_gone(engine: StoreEngine) {
         .err()
         .expect("watch from a compacted revision must fail");
     assert_eq!((err.code(), err.reason()), (410, "Expired"));
+}
+
+/// Everything a watch has been sent so far, as (type, object). Complete once the last write
+/// was answered: the API server dispatches a write before it replies.
+fn sent(rx: &mut mpsc::Receiver<WatchEvent>) -> Vec<(&'static str, Object)> {
+    let mut out = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        out.push(match ev {
+            WatchEvent::Added(o) => ("ADDED", (*o).clone()),
+            WatchEvent::Modified(o) => ("MODIFIED", (*o).clone()),
+            WatchEvent::Deleted(o) => ("DELETED", (*o).clone()),
+            other => panic!("unexpected {other:?}"),
+        });
+    }
+    out
+}
+
+fn names(events: &[(&'static str, Object)]) -> Vec<String> {
+    events
+        .iter()
+        .map(|(t, o)| format!("{t} {}", o.name()))
+        .collect()
+}
+
+fn labelled(mut obj: Object, app: &str) -> Object {
+    obj.meta_mut().labels = Some([("app".to_string(), app.to_string())].into());
+    obj
+}
+
+fn event_about(name: &str, involved: &str) -> Object {
+    Object::from(k8s_openapi::api::core::v1::Event {
+        metadata: meta("default", name),
+        involved_object: ObjectReference {
+            kind: Some("Pod".into()),
+            namespace: Some("default".into()),
+            name: Some(involved.into()),
+            uid: Some(format!("uid-{involved}")),
+            ..Default::default()
+        },
+        reason: Some("Scheduled".into()),
+        message: Some(format!("assigned default/{involved} to node-1")),
+        type_: Some("Normal".into()),
+        ..Default::default()
+    })
+}
+
+/// A watch that resumes from a resourceVersion is replayed from the window, which keeps the
+/// store's events as bytes: the replay must be what watchers that were live at the time were
+/// sent — the same events, the same objects, the same resourceVersions — for every kind of
+/// filter, including an object leaving and re-entering a label selector, a pod bound to a
+/// node, a delete, and Events (cached as bytes).
+async fn a_resumed_watch_sees_what_live_watchers_saw(engine: StoreEngine) {
+    let s = server(engine).await;
+    let start = s.api.send(CurrentRevision).await.unwrap();
+    let watches = [
+        Watch::all(Kind::Pod),
+        Watch {
+            label_selector: LabelSelector::parse("app=web").unwrap(),
+            ..Watch::all(Kind::Pod)
+        },
+        Watch {
+            field_selector: FieldSelector::parse("spec.nodeName=node-1").unwrap(),
+            ..Watch::all(Kind::Pod)
+        },
+        Watch {
+            namespace: Some("kube-system".into()),
+            ..Watch::all(Kind::Pod)
+        },
+        Watch::all(Kind::Event),
+        Watch {
+            field_selector: FieldSelector::parse_for(Kind::Event, "involvedObject.name=a").unwrap(),
+            ..Watch::all(Kind::Event)
+        },
+    ];
+    let watch = |w: &Watch| {
+        s.api.send(Watch {
+            from: WatchFrom::Revision(start),
+            ..w.clone()
+        })
+    };
+    let mut live = Vec::new();
+    for w in &watches {
+        live.push(watch(w).await.unwrap().unwrap());
+    }
+
+    create(&s.api, pod("default", "a", None)).await.unwrap();
+    create(&s.api, pod("default", "b", Some("node-1")))
+        .await
+        .unwrap();
+    create(&s.api, pod("kube-system", "c", Some("node-2")))
+        .await
+        .unwrap();
+    let bound = s
+        .api
+        .send(Bind {
+            namespace: "default".into(),
+            binding: Binding {
+                metadata: meta("default", "a"),
+                target: ObjectReference {
+                    kind: Some("Node".into()),
+                    name: Some("node-1".into()),
+                    ..Default::default()
+                },
+            },
+            trace: Trace::Untraced,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    // Out of `app=web` and back in.
+    let db = update(&s.api, labelled((*bound).clone(), "db"))
+        .await
+        .unwrap();
+    let web = update(&s.api, labelled((*db).clone(), "web"))
+        .await
+        .unwrap();
+    create(&s.api, event_about("a.1", "a")).await.unwrap();
+    create(&s.api, event_about("b.1", "b")).await.unwrap();
+    let zero = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    let Deleted::Gone(b_gone) = delete(&s.api, Kind::Pod, "b", zero).await.unwrap() else {
+        panic!("a zero grace period deletes at once")
+    };
+
+    let mut replayed = Vec::new();
+    for (w, live) in watches.iter().zip(&mut live) {
+        let seen_live = sent(&mut live.rx);
+        let mut resumed = watch(w).await.unwrap().unwrap();
+        let seen_replayed = sent(&mut resumed.rx);
+        assert!(!seen_live.is_empty(), "{w:?} saw nothing");
+        assert_eq!(seen_replayed, seen_live, "{w:?}");
+        replayed.push(seen_replayed);
+    }
+
+    // What those are, spelled out.
+    let [all, web_only, on_node_1, system, events, about_a] = &replayed[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        names(all),
+        [
+            "ADDED a",
+            "ADDED b",
+            "ADDED c",
+            "MODIFIED a",
+            "MODIFIED a",
+            "MODIFIED a",
+            "DELETED b"
+        ]
+    );
+    // The delete: the final object, at the delete's revision.
+    let (_, last) = all.last().unwrap();
+    assert_eq!(last, &*b_gone);
+    assert!(last.resource_version() > web.resource_version());
+    assert_eq!(
+        last.meta().labels,
+        Some([("app".to_string(), "web".to_string())].into())
+    );
+
+    assert_eq!(
+        names(web_only),
+        [
+            "ADDED a",
+            "ADDED b",
+            "ADDED c",
+            "MODIFIED a",
+            "DELETED a",
+            "ADDED a",
+            "DELETED b"
+        ]
+    );
+    // Leaving the selector: a DELETED with the last state that matched (still `app=web`,
+    // bound) at the revision of the write that made it stop matching.
+    let (_, left) = &web_only[4];
+    assert_eq!(left.resource_version(), db.resource_version());
+    assert_eq!(
+        left.meta().labels,
+        Some([("app".to_string(), "web".to_string())].into())
+    );
+    let mut expected = (*bound).clone();
+    expected.meta_mut().resource_version = Some(db.resource_version().to_string());
+    assert_eq!(left, &expected);
+    assert_eq!(web_only[5].1, *web);
+
+    assert_eq!(
+        names(on_node_1),
+        [
+            "ADDED b",
+            "ADDED a",
+            "MODIFIED a",
+            "MODIFIED a",
+            "DELETED b"
+        ],
+        "the bind is an ADDED for the node's watch"
+    );
+    assert_eq!(on_node_1[1].1, *bound);
+    assert_eq!(names(system), ["ADDED c"]);
+
+    assert_eq!(names(events), ["ADDED a.1", "ADDED b.1"]);
+    assert_eq!(names(about_a), ["ADDED a.1"]);
+    let stored = get(&s.api, Kind::Event, "default", "a.1").await.unwrap();
+    assert_eq!(about_a[0].1, *stored, "with its resourceVersion");
+    assert!(stored.resource_version() > web.resource_version());
+}
+
+/// The window covers the revisions above its floor (the last revision it dropped): a watch
+/// from the floor replays what followed; from below it is 410 Gone; from the future, 504.
+async fn watch_from_the_window_floor_replays_and_from_below_is_gone(engine: StoreEngine) {
+    let s = server_with(
+        engine,
+        ApiServerOptions {
+            watch_cache_window: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut revs = Vec::new();
+    for i in 0..6 {
+        let p = create(&s.api, pod("default", &format!("p{i}"), None))
+            .await
+            .unwrap();
+        revs.push(p.resource_version());
+    }
+    let from = |rv| {
+        s.api.send(Watch {
+            from: WatchFrom::Revision(rv),
+            ..Watch::all(Kind::Pod)
+        })
+    };
+    let mut w = from(revs[2]).await.unwrap().unwrap();
+    assert_eq!(
+        names(&sent(&mut w.rx)),
+        ["ADDED p3", "ADDED p4", "ADDED p5"]
+    );
+    let err = from(revs[2] - 1)
+        .await
+        .unwrap()
+        .err()
+        .expect("below the window");
+    assert_eq!((err.code(), err.reason()), (410, "Expired"));
+    let mut w = from(revs[5]).await.unwrap().unwrap();
+    assert!(sent(&mut w.rx).is_empty(), "nothing after the last write");
+    let err = from(revs[5] + 1)
+        .await
+        .unwrap()
+        .err()
+        .expect("a future revision");
+    assert_eq!(err.code(), 504);
+    assert!(
+        err.to_string().contains("Too large resource version"),
+        "{err}"
+    );
 }
 
 async fn filtered_watches_see_only_their_objects(engine: StoreEngine) {

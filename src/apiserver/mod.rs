@@ -4,13 +4,15 @@
 //! its system fields ([`strategy`]), serialized once, and handed to the store, which checks
 //! the resourceVersion precondition at once and group-commits it. The reply waits until the
 //! write is durable: the store's commit stream delivers each durable batch, in revision order,
-//! to this actor, which then (1) applies it to its cache of decoded objects, (2) appends it to
-//! the watch window, (3) fans it out through the indexed [`registry`], and only then (4)
-//! answers the writer — so a client that got its reply always reads its own write, and a
-//! watcher never sees a write that could still be lost.
+//! to this actor, which then (1) applies it to its cache of decoded objects, (2) fans it out
+//! through the indexed [`registry`], (3) appends the store's event (bytes) to the watch
+//! window, and only then (4) answers the writer — so a client that got its reply always
+//! reads its own write, and a watcher never sees a write that could still be lost.
 //!
-//! Reads (`Get`, `List`, `Watch`) are served from the cache of `Arc<Object>`s: a watcher gets
-//! the same `Arc` as every other watcher, never a re-parsed copy.
+//! Reads (`Get`, `List`, `Watch`) are served from the cache of `Arc<Object>`s: a live watcher
+//! gets the same `Arc` as every other watcher, never a re-parsed copy. A watch that resumes
+//! from an older resourceVersion is replayed from the window, decoding the writes that can
+//! reach it ([`window`]).
 //!
 //! Tracing: a traced request gets a `kube-apiserver` span (child of the caller's context) and
 //! an `etcd` child span for the store write (key, revision, bytes; it ends when the write is
@@ -24,8 +26,9 @@ pub mod messages;
 mod objects;
 pub mod registry;
 pub mod strategy;
+mod window;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -42,6 +45,7 @@ pub use self::messages::*;
 use self::objects::{Entry, Objects};
 use self::registry::{Change, Filter, Registry};
 use self::strategy::DeleteDecision;
+use self::window::Window;
 use crate::api::{defaults, validation, Kind, Object};
 use crate::store::{Event, EventType, Op, Precondition, Revision, Store, StoreError};
 use crate::telemetry::{self, Component, Telemetry, TRACEPARENT_ANNOTATION};
@@ -136,9 +140,8 @@ pub struct ApiServer {
     objects: Objects,
     /// The revision `objects` reflects.
     revision: Revision,
-    /// Recent changes for watch resume; covers revisions `> window_floor`.
-    window: VecDeque<Arc<Change>>,
-    window_floor: Revision,
+    /// Recent writes for watch resume, as the store's events (bytes, not decoded objects).
+    window: Window,
     registry: Registry,
     pending: HashMap<Revision, PendingWrite>,
     /// The latest accepted state of each key with a write not yet durable: that write's
@@ -222,12 +225,12 @@ impl ApiServer {
                 }
             }
         }
+        let window_capacity = opts.watch_cache_window;
         Ok(ApiServer {
             store,
             opts,
             revision: range.revision,
-            window: VecDeque::new(),
-            window_floor: range.revision,
+            window: Window::new(range.revision, window_capacity),
             registry: Registry::default(),
             pending: HashMap::new(),
             accepted: HashMap::new(),
@@ -505,19 +508,14 @@ impl ApiServer {
                 crate::metrics::global().observe_etcd(operation, kind, p.submitted.elapsed());
             }
             // --- end metrics ---
-            let change = Arc::new(Change {
+            // Live dispatch uses the decoded object; the window keeps the store's event.
+            self.registry.dispatch(&Change {
                 kind,
                 object: object.clone(),
                 prev,
                 deleted,
             });
-            self.registry.dispatch(&change);
-            self.window.push_back(change);
-            while self.window.len() > self.opts.watch_cache_window {
-                if let Some(old) = self.window.pop_front() {
-                    self.window_floor = old.revision();
-                }
-            }
+            self.window.push(kind, event.clone());
             if let Some(p) = pending {
                 if let Some((cx, etcd_cx)) = p.spans {
                     etcd_cx.span().end();
@@ -1111,8 +1109,8 @@ impl ApiServer {
                 }
             }
             WatchFrom::Revision(rv) => {
-                if rv < self.window_floor {
-                    return Err(ApiError::too_old(rv, self.window_floor + 1));
+                if rv < self.window.floor() {
+                    return Err(ApiError::too_old(rv, self.window.floor() + 1));
                 }
                 if rv > self.revision {
                     return Err(ApiError::Timeout(format!(
@@ -1120,12 +1118,7 @@ impl ApiServer {
                         self.revision
                     )));
                 }
-                let skip = self.window.partition_point(|c| c.revision() <= rv);
-                for change in self.window.iter().skip(skip) {
-                    if let Some(ev) = filter.event_for(change) {
-                        initial.push(ev);
-                    }
-                }
+                initial = self.window.replay(&filter, rv);
             }
         }
         let (tx, rx) = mpsc::channel(self.opts.watch_buffer + initial.len() + 1);

@@ -70,14 +70,44 @@ impl Entry {
     }
 }
 
-/// A cheap test on an encoded entry's bytes before it is decoded for a list: each `field=value`
-/// term of the selector must occur in them as the JSON string `"value"`. It only ever rejects
-/// what cannot match: every field a selector can name on an Event is a string field, written
-/// as `"value"` when set, and an unset field reads as `""`, which only an empty value matches
-/// (not looked for). Values that JSON would escape are not looked for either.
+/// A cheap test on stored bytes before they are decoded (an encoded Event for a list, a write
+/// in the watch window for a replay): each `field=value` term of the selector on a string
+/// field must occur in them as the JSON string `"value"`. It only ever rejects what cannot
+/// match: a string field is written as `"value"` when set, and an unset one reads as `""`,
+/// which only an empty value matches (not looked for). Values that JSON would escape are not
+/// looked for, nor fields that are not JSON strings (`spec.hostNetwork`,
+/// `spec.unschedulable`, `status.replicas`): only those of [`STRING_FIELDS`].
 pub(crate) struct Prefilter {
     needles: Vec<memchr::memmem::Finder<'static>>,
 }
+
+/// The selectable fields (`selectors::field_value`) whose value is a JSON string in the
+/// stored object when it is not empty.
+const STRING_FIELDS: [&str; 21] = [
+    "metadata.name",
+    "metadata.namespace",
+    // Pod
+    "spec.nodeName",
+    "spec.host",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "status.phase", // also Namespace
+    "status.podIP", // `status.podIPs[0].ip`, else `status.podIP`
+    "status.nominatedNodeName",
+    // Event
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source", // `source.component`, else `reportingComponent`: both strings
+    "type",
+];
 
 impl Prefilter {
     pub fn new(fields: &FieldSelector) -> Prefilter {
@@ -86,6 +116,7 @@ impl Prefilter {
             .terms()
             .iter()
             .filter(|t| t.equal && !t.value.is_empty() && verbatim(&t.value))
+            .filter(|t| STRING_FIELDS.contains(&t.field.as_str()))
             .map(|t| {
                 memchr::memmem::Finder::new(format!("\"{}\"", t.value).as_bytes()).into_owned()
             })
@@ -387,5 +418,16 @@ mod tests {
             escaped.may_match(b"{}"),
             "values JSON escapes are left to the full match"
         );
+        for not_a_string in [
+            "spec.hostNetwork=true",
+            "spec.unschedulable=true",
+            "status.replicas=3",
+        ] {
+            let prefilter = Prefilter::new(&FieldSelector::parse(not_a_string).unwrap());
+            assert!(
+                prefilter.may_match(br#"{"spec":{"hostNetwork":true,"unschedulable":true}}"#),
+                "{not_a_string}: not a JSON string, left to the full match"
+            );
+        }
     }
 }
