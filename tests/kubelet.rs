@@ -395,6 +395,60 @@ async fn a_bound_pod_with_two_containers_reaches_running() {
     assert!(has("Pulling", "Pulling image \"redis:7\""));
 }
 
+/// A new pod's status is written twice, as upstream's kubelet does it (`SyncPod` sets it once
+/// before the runtime creates the sandbox; the sync PLEG's container events trigger sets the
+/// next): Pending with `ContainerCreating` and no IP, then Running with the pod IP. No
+/// version shows the IP while the pod is still Pending.
+#[actix_rt::test]
+async fn a_new_pod_gets_two_statuses_and_its_ip_when_running() {
+    let n = node_1(0.0, KubeletConfig::default()).await;
+    let mut watch = n.api.send(Watch::all(Kind::Pod)).await.unwrap().unwrap();
+    n.run(pod("web", vec![container("nginx", "nginx:1.27")]))
+        .await;
+    n.wait("web", "Running and Ready", all_ready).await;
+    // The API server hands a write to its watchers before any later read sees it, so every
+    // version up to Running is in the channel now.
+    let mut written = Vec::new();
+    while let Ok(ev) = watch.rx.try_recv() {
+        let (WatchEvent::Added(o) | WatchEvent::Modified(o)) = ev else {
+            continue;
+        };
+        // The kubelet's writes: the API server's create and the bind set no host IP.
+        let Some(status) = o.as_pod().and_then(|p| p.status.clone()) else {
+            continue;
+        };
+        if let (Some(phase), Some(_)) = (status.phase, status.host_ip) {
+            let waiting = status
+                .container_statuses
+                .iter()
+                .flatten()
+                .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+                .collect::<Vec<_>>();
+            written.push((phase, status.pod_ip, waiting));
+        }
+    }
+    let running = written
+        .iter()
+        .position(|(phase, _, _)| phase == "Running")
+        .expect("a Running version");
+    assert_eq!(
+        written[..=running],
+        [
+            (
+                "Pending".to_string(),
+                None,
+                vec!["ContainerCreating".to_string()]
+            ),
+            (
+                "Running".to_string(),
+                Some("10.244.1.2".to_string()),
+                vec![]
+            ),
+        ],
+        "the statuses the kubelet wrote, in order"
+    );
+}
+
 #[actix_rt::test]
 async fn a_second_pod_with_the_same_image_pulls_nothing() {
     let n = node_1(0.0, KubeletConfig::default()).await;
