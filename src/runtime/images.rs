@@ -187,18 +187,38 @@ pub fn hex_digest(text: &str) -> String {
     out
 }
 
-/// A random 64-hex id, as containerd gives containers and sandboxes.
+/// A random 64-hex id, as containerd gives containers and sandboxes (`util.GenerateID`:
+/// 32 random bytes, hex-encoded). The bytes come from the thread's CSPRNG (`rand::rng()`),
+/// not a `getrandom` system call per id.
 pub fn random_id() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes: [u8; 32] = rand::random();
+    let mut out = String::with_capacity(64);
+    for b in bytes {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_ids_are_64_lowercase_hex_and_differ() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| random_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 64, "{id}");
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        }
+        // Every nibble value shows up: the encoding covers the whole byte.
+        let seen: std::collections::HashSet<char> = ids.iter().flat_map(|i| i.chars()).collect();
+        assert_eq!(seen.len(), 16);
+    }
 
     #[test]
     fn references_are_normalized_like_containerd() {
