@@ -166,3 +166,73 @@ async fn a_deleted_event_carries_the_delete_requests_trace() {
         "{stored:?}"
     );
 }
+
+/// Under the (default) parent-based sampler, a request continuing an unsampled trace gets no
+/// spans, yet its object still carries that trace, unsampled, so nothing downstream starts
+/// recording it; a sampled parent gets the request and `etcd` spans under it.
+#[actix_rt::test]
+async fn an_unsampled_parent_gets_no_spans_but_its_trace_is_stamped() {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let telemetry = Telemetry::in_memory(100);
+    assert!(telemetry.drops_children_of_unsampled());
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default()).unwrap();
+    let api = ApiServer::new(store, Default::default(), &telemetry)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let parent = |trace: u128, flags: TraceFlags| {
+        let sc = SpanContext::new(
+            TraceId::from(trace),
+            SpanId::from(7u64),
+            flags,
+            true,
+            TraceState::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(sc)
+    };
+    let create = |name: &str, cx: opentelemetry::Context| Create {
+        object: pod(name),
+        options: WriteOptions {
+            span_name: Some(format!("create pods/{name}")),
+            ..Default::default()
+        },
+        trace: Trace::child_of(cx),
+    };
+
+    let quiet = api
+        .send(create("quiet", parent(1, TraceFlags::default())))
+        .await
+        .unwrap()
+        .unwrap();
+    let cx = telemetry::extract(quiet.meta());
+    let sc = cx.span().span_context().clone();
+    assert_eq!(sc.trace_id(), TraceId::from(1u128), "the trace goes on");
+    assert!(!sc.is_sampled(), "and stays unsampled downstream");
+    assert!(telemetry
+        .span_store()
+        .trace(TraceId::from(1u128))
+        .is_empty());
+
+    let loud = api
+        .send(create("loud", parent(2, TraceFlags::SAMPLED)))
+        .await
+        .unwrap()
+        .unwrap();
+    let cx = telemetry::extract(loud.meta());
+    let sc = cx.span().span_context().clone();
+    assert!(sc.is_sampled());
+    assert_ne!(
+        sc.span_id(),
+        SpanId::from(7u64),
+        "the object carries the request's span"
+    );
+    let spans = telemetry.span_store().trace(TraceId::from(2u128));
+    let names: Vec<&str> = spans.iter().map(|s| &*s.name).collect();
+    assert!(names.contains(&"create pods/loud"), "{names:?}");
+    assert!(
+        names.contains(&"put /registry/pods/default/loud"),
+        "{names:?}"
+    );
+}

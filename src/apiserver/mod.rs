@@ -151,6 +151,9 @@ pub struct ApiServer {
     accepted: HashMap<String, (Revision, Option<Arc<Object>>)>,
     tracer: SdkTracer,
     etcd_tracer: SdkTracer,
+    /// The sampler is parent-based: a request whose parent is not sampled gets no spans of
+    /// its own (see [`ApiServer::request_span`]).
+    skip_unsampled: bool,
     /// Taken in `started`: the store's stream of durable batches.
     commits: Option<crate::store::CommitStream>,
     /// `apiserver_storage_objects` (issue 7).
@@ -236,6 +239,7 @@ impl ApiServer {
             accepted: HashMap::new(),
             tracer: telemetry.tracer(Component::ApiServer),
             etcd_tracer: telemetry.tracer(Component::Etcd),
+            skip_unsampled: telemetry.drops_children_of_unsampled(),
             commits: Some(commits),
             storage_objects: StorageObjects::new(&objects),
             objects,
@@ -320,6 +324,12 @@ impl ApiServer {
     /// Start the request span (if traced). Returns the context holding it.
     /// The name and key are computed only for traced requests: untraced writes are the bulk
     /// at scale and need neither.
+    ///
+    /// A request whose parent was not sampled, under a parent-based sampler, would get a
+    /// span the SDK drops (and so would its `etcd` child): its context is the parent's own,
+    /// which the object is still stamped with, so everything downstream of this write
+    /// knows the trace is not sampled. With head sampling at 1 %, that is 99 % of the
+    /// writes, and building the dropped spans was ~6 % of this thread at 100,000 pods.
     fn request_span(
         &self,
         trace: &Trace,
@@ -330,6 +340,9 @@ impl ApiServer {
         let Trace::Context(parent) = trace else {
             return None;
         };
+        if self.unrecorded(parent) {
+            return Some(parent.clone());
+        }
         let name = name();
         let obj_key = obj.key();
         let mut span = self.tracer.start_with_context(name, parent);
@@ -338,6 +351,14 @@ impl ApiServer {
             span.set_attribute(Attr::new("kubectl.command", command.to_string()));
         }
         Some(parent.with_span(span))
+    }
+
+    /// Whether spans under `cx` would be dropped by the sampler: its span is a valid,
+    /// unsampled one and the sampler follows the parent.
+    fn unrecorded(&self, cx: &OtelContext) -> bool {
+        let span = cx.span();
+        let sc = span.span_context();
+        self.skip_unsampled && sc.is_valid() && !sc.is_sampled()
     }
 
     /// Save the request's trace context on the object (or remove a stale one).
@@ -408,7 +429,7 @@ impl ApiServer {
         let object = object.map(Arc::new);
         self.accepted
             .insert(key.clone(), (revision, object.clone()));
-        let spans = span.map(|cx| {
+        let spans = span.filter(|cx| !self.unrecorded(cx)).map(|cx| {
             let mut etcd = self
                 .etcd_tracer
                 .start_with_context(format!("{verb} {key}"), &cx);

@@ -229,6 +229,13 @@ impl Telemetry {
         })
     }
 
+    /// Whether a child of an unsampled span is never recorded: the sampler is parent-based
+    /// (the default). A hot path may then hand such a parent on instead of starting a child
+    /// the SDK would drop, and still propagate the "not sampled" decision downstream.
+    pub fn drops_children_of_unsampled(&self) -> bool {
+        self.inner.settings.sampler.parent_based
+    }
+
     /// The tracer of component `c`. Spans it starts carry `c`'s service name.
     pub fn tracer(&self, c: Component) -> SdkTracer {
         self.inner.providers[c.index()].tracer_with_scope(scope())
