@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt, TraceFlags};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
@@ -48,8 +48,7 @@ pub fn extract(meta: &ObjectMeta) -> Context {
         .and_then(|a| a.get(TRACEPARENT_ANNOTATION))
         .map(String::as_str);
     match value {
-        Some(v) => TraceContextPropagator::new()
-            .extract_with_context(&Context::new(), &TraceparentOnly(Some(v.to_owned()))),
+        Some(v) => from_traceparent(v),
         None => Context::new(),
     }
 }
@@ -90,9 +89,59 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 }
 
 /// A context continuing the `traceparent` value `value`; malformed → empty `Context`.
+///
+/// The canonical form that [`traceparent`] writes (version `00`, lower-case ids, flags `00`
+/// or `01`: every annotation this crate stamps) is parsed directly; anything else goes to
+/// the SDK's `TraceContextPropagator`, whose rules decide. Every informer event of every
+/// component is extracted, and the propagator's copy, split into a `Vec` and radix parses
+/// were ~4 % of the controller manager's thread at 100,000 pods.
 pub fn from_traceparent(value: &str) -> Context {
+    if let Some(sc) = canonical(value) {
+        return Context::new().with_remote_span_context(sc);
+    }
     TraceContextPropagator::new()
         .extract_with_context(&Context::new(), &TraceparentOnly(Some(value.to_owned())))
+}
+
+/// `00-<32 lower hex>-<16 lower hex>-<00|01>` with non-zero ids, as a remote span context;
+/// `None` for any other input (which may still be valid W3C, for the propagator to judge).
+fn canonical(value: &str) -> Option<SpanContext> {
+    let b = value.as_bytes();
+    if b.len() != 55 || !b.starts_with(b"00-") || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    let sampled = match &b[53..] {
+        b"00" => false,
+        b"01" => true,
+        _ => return None,
+    };
+    let trace = lower_hex(&b[3..35])?;
+    let span = lower_hex(&b[36..52])?;
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let sc = SpanContext::new(
+        TraceId::from(trace),
+        SpanId::from(span as u64),
+        flags,
+        true,
+        TraceState::default(),
+    );
+    sc.is_valid().then_some(sc)
+}
+
+/// The value of up to 32 lower-case hex digits; `None` on any other byte.
+fn lower_hex(digits: &[u8]) -> Option<u128> {
+    digits.iter().try_fold(0u128, |acc, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u128::from(v))
+    })
 }
 
 /// A carrier for only the `traceparent` field (`tracestate` is not kept on objects).
@@ -120,9 +169,46 @@ impl Extractor for TraceparentOnly {
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-
     use super::*;
+
+    /// What the SDK's propagator alone makes of `value`.
+    fn by_the_sdk(value: &str) -> SpanContext {
+        TraceContextPropagator::new()
+            .extract_with_context(&Context::new(), &TraceparentOnly(Some(value.to_owned())))
+            .span()
+            .span_context()
+            .clone()
+    }
+
+    /// The direct parse agrees with the SDK's propagator on canonical values and on every
+    /// one-byte change of them (case, separators, version, flags, zero ids, lengths).
+    #[test]
+    fn the_direct_parse_agrees_with_the_propagator() {
+        let mut values = vec![
+            "00-00000000000000000000000000000abc-0000000000000012-01".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".to_owned(),
+            "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01".to_owned(),
+            "00-00000000000000000000000000000000-0000000000000012-01".to_owned(),
+            "00-00000000000000000000000000000abc-0000000000000000-01".to_owned(),
+            "01-00000000000000000000000000000abc-0000000000000012-01".to_owned(),
+            "00-00000000000000000000000000000abc-0000000000000012-02".to_owned(),
+            "00-00000000000000000000000000000abc-0000000000000012-01-".to_owned(),
+            " 00-00000000000000000000000000000abc-0000000000000012-01".to_owned(),
+        ];
+        let base = values[1].clone();
+        for i in 0..base.len() {
+            for c in ['0', '1', '9', 'a', 'f', 'F', 'g', '-', ' ', 'x'] {
+                let mut v = base.clone().into_bytes();
+                v[i] = c as u8;
+                values.push(String::from_utf8(v).unwrap());
+            }
+            values.push(format!("{}{}", &base[..i], &base[i + 1..]));
+        }
+        for value in values {
+            let ours = from_traceparent(&value).span().span_context().clone();
+            assert_eq!(ours, by_the_sdk(&value), "{value:?}");
+        }
+    }
 
     fn cx_with(trace: u128, span: u64) -> Context {
         Context::new().with_remote_span_context(SpanContext::new(
