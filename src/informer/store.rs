@@ -1,6 +1,7 @@
 //! The informer's cache: client-go's `cache.Indexer` over `Arc<K>`, keyed `namespace/name`
-//! (`name` for cluster-scoped kinds, as `MetaNamespaceKeyFunc`), with three indexes:
-//! by namespace, by controller owner uid, and label lookup within a namespace.
+//! (`name` for cluster-scoped kinds, as `MetaNamespaceKeyFunc`), with indexes by namespace,
+//! by controller owner uid, and of the orphans (no controller) per namespace, plus label
+//! lookup within a namespace.
 //!
 //! The store is shared: the informer task writes it, consumers (controllers) read it from
 //! their handlers like client-go listers. Reads take a short read lock and return `Arc`s;
@@ -87,6 +88,8 @@ struct Inner<K> {
     objects: HashMap<String, Arc<K>>,
     by_namespace: HashMap<String, BTreeSet<String>>,
     by_owner: HashMap<String, BTreeSet<String>>,
+    /// Per namespace, the objects without a controller ownerReference.
+    orphans: HashMap<String, BTreeSet<String>>,
     /// The revision the cache reflects (the last list's or watch event's).
     resource_version: u64,
     synced: bool,
@@ -98,6 +101,7 @@ impl<K> Default for Inner<K> {
             objects: HashMap::new(),
             by_namespace: HashMap::new(),
             by_owner: HashMap::new(),
+            orphans: HashMap::new(),
             resource_version: 0,
             synced: false,
         }
@@ -129,24 +133,24 @@ impl<K: Cached> Inner<K> {
     fn index(&mut self, key: &str, obj: &K) {
         let meta = obj.metadata();
         let ns = meta.namespace.clone().unwrap_or_default();
+        let by_controller = match controller_uid(meta) {
+            Some(uid) => self.by_owner.entry(uid.to_string()).or_default(),
+            None => self.orphans.entry(ns.clone()).or_default(),
+        };
+        by_controller.insert(key.to_string());
         self.by_namespace
             .entry(ns)
             .or_default()
             .insert(key.to_string());
-        if let Some(uid) = controller_uid(meta) {
-            self.by_owner
-                .entry(uid.to_string())
-                .or_default()
-                .insert(key.to_string());
-        }
     }
 
     fn unindex(&mut self, key: &str, obj: &K) {
         let meta = obj.metadata();
         let ns = meta.namespace.clone().unwrap_or_default();
         remove_from(&mut self.by_namespace, &ns, key);
-        if let Some(uid) = controller_uid(meta) {
-            remove_from(&mut self.by_owner, uid, key);
+        match controller_uid(meta) {
+            Some(uid) => remove_from(&mut self.by_owner, uid, key),
+            None => remove_from(&mut self.orphans, &ns, key),
         }
     }
 
@@ -231,6 +235,33 @@ impl<K: Cached> Store<K> {
             .flatten()
             .filter_map(|k| inner.objects.get(k).cloned())
             .collect()
+    }
+
+    /// What a controller's `Claim…` can say anything but "ignore" about, in `namespace`:
+    /// the objects controlled by `uid` and the orphans (no controller), each in key order.
+    /// The rest of the namespace has another controller, which `ClaimObject` ignores before
+    /// it looks at labels — so claiming from these two lists gives what upstream's
+    /// `List(labels.Everything())` + `Claim…` gives, without visiting the whole namespace.
+    pub fn claimable(&self, namespace: &str, uid: &str) -> (Vec<Arc<K>>, Vec<Arc<K>>) {
+        let inner = self.inner.read();
+        let get = |k: &String| inner.objects.get(k).cloned();
+        let controlled = inner
+            .by_owner
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(get)
+            // Owner references are namespace-local; the lister lists one namespace.
+            .filter(|o| o.metadata().namespace.as_deref().unwrap_or("") == namespace)
+            .collect();
+        let orphans = inner
+            .orphans
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .filter_map(get)
+            .collect();
+        (controlled, orphans)
     }
 
     /// The objects in `namespace` whose labels match `selector` (label lookup, as a lister's
@@ -390,6 +421,41 @@ mod tests {
             names(&s.list_matching("a", &LabelSelector::parse("app=x").unwrap())),
             ["a/x"]
         );
+    }
+
+    #[test]
+    fn claimable_is_the_controlled_and_the_orphans_of_a_namespace() {
+        let s = Store::new();
+        s.upsert(rs("a", "mine", 1, Some("u1")));
+        s.upsert(rs("a", "theirs", 2, Some("u2")));
+        s.upsert(rs("a", "orphan", 3, None));
+        s.upsert(rs("b", "elsewhere", 4, Some("u1")));
+        s.upsert(rs("b", "far-orphan", 5, None));
+        let claimable = |ns, uid| {
+            let (controlled, orphans) = s.claimable(ns, uid);
+            (names(&controlled), names(&orphans))
+        };
+        let expect = |c: &[&str], o: &[&str]| {
+            let v = |l: &[&str]| l.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+            (v(c), v(o))
+        };
+        assert_eq!(claimable("a", "u1"), expect(&["a/mine"], &["a/orphan"]));
+        // Adopted: no longer an orphan. Released: an orphan again. Gone: neither.
+        s.upsert(rs("a", "orphan", 6, Some("u1")));
+        assert_eq!(claimable("a", "u1"), expect(&["a/mine", "a/orphan"], &[]));
+        s.upsert(rs("a", "mine", 7, None));
+        assert_eq!(claimable("a", "u1"), expect(&["a/orphan"], &["a/mine"]));
+        assert_eq!(claimable("a", "u2"), expect(&["a/theirs"], &["a/mine"]));
+        s.delete(rs("a", "mine", 8, None));
+        assert_eq!(claimable("a", "u1"), expect(&["a/orphan"], &[]));
+        assert_eq!(
+            claimable("b", "u1"),
+            expect(&["b/elsewhere"], &["b/far-orphan"])
+        );
+        // A relist rebuilds the same indexes.
+        s.replace(vec![rs("a", "x", 9, None), rs("a", "y", 9, Some("u1"))], 9);
+        assert_eq!(claimable("a", "u1"), expect(&["a/y"], &["a/x"]));
+        assert_eq!(claimable("b", "u1"), expect(&[], &[]));
     }
 
     #[test]

@@ -9,7 +9,6 @@
 //! status. Each sync is a `sync replicaset <ns>/<name>` span (see
 //! [`sync_span`](crate::controllers::sync_span)); pod writes and events carry its context.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,9 +69,6 @@ pub struct ReplicaSetController {
     timer: Option<SpawnHandle>,
     tracer: SyncTracer,
     recorder: EventRecorder,
-    /// Keys of the cached pods without a controller, by namespace (kept from the pod events):
-    /// with the pod informer's owner index, the only pods a sync can claim.
-    orphans: HashMap<String, BTreeSet<String>>,
 }
 
 type SyncOutcome = Result<Option<Duration>, ApiError>;
@@ -116,7 +112,6 @@ impl ReplicaSetController {
                 in_flight: 0,
                 timer: None,
                 tracer,
-                orphans: HashMap::new(),
             }
         })
     }
@@ -284,40 +279,20 @@ impl ReplicaSetController {
         }
     }
 
-    /// The pods `claim` can say anything but `Ignore` about: those `rs` controls (the owner
-    /// index) and the namespace's orphans — the others are controlled by someone else.
-    /// Mirrors the `List(labels.Everything())` of syncReplicaSet followed by `ClaimPods`,
-    /// whose `ClaimObject` ignores a pod with another controller before it looks at labels,
-    /// without visiting every pod of the namespace (100,000 of them at the issue-8 size).
+    /// The pods `claim` can say anything but `Ignore` about: those `rs` controls and the
+    /// namespace's orphans ([`Store::claimable`]) — the others are controlled by someone
+    /// else. Mirrors the `List(labels.Everything())` of syncReplicaSet followed by
+    /// `ClaimPods`, whose `ClaimObject` ignores a pod with another controller before it looks
+    /// at labels, without visiting every pod of the namespace (100,000 of them at the
+    /// issue-8 size).
     fn claimable_pods(&self, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         let Some(uid) = rs.metadata.uid.as_deref() else {
             return self.pods.list_namespace(ns);
         };
-        let mut pods = self.pods.controlled_by(uid);
-        for key in self.orphans.get(ns).into_iter().flatten() {
-            // The cache may already know what the event on its way here says.
-            if let Some(p) = self.pods.get(key) {
-                if ref_manager::controller_ref(&p.metadata).is_none() {
-                    pods.push(p);
-                }
-            }
-        }
+        let (mut pods, orphans) = self.pods.claimable(ns, uid);
+        pods.extend(orphans);
         pods
-    }
-
-    /// Keep [`ReplicaSetController::orphans`] up to date with a pod event.
-    fn note_orphan(&mut self, pod: &Pod, gone: bool) {
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let key = key_of(&pod.metadata);
-        if !gone && ref_manager::controller_ref(&pod.metadata).is_none() {
-            self.orphans.entry(ns).or_default().insert(key);
-        } else if let Some(set) = self.orphans.get_mut(&ns) {
-            set.remove(&key);
-            if set.is_empty() {
-                self.orphans.remove(&ns);
-            }
-        }
     }
 
     /// `getIndirectlyRelatedPods`: the active pods of every ReplicaSet with the same
@@ -706,18 +681,9 @@ impl Handler<InformerEvent<Pod>> for ReplicaSetController {
     type Result = ();
     fn handle(&mut self, ev: InformerEvent<Pod>, ctx: &mut Self::Context) {
         match ev {
-            InformerEvent::Added(p) => {
-                self.note_orphan(&p, false);
-                self.pod_added(&p)
-            }
-            InformerEvent::Updated { old, new } => {
-                self.note_orphan(&new, false);
-                self.pod_updated(&old, &new)
-            }
-            InformerEvent::Deleted(p) => {
-                self.note_orphan(&p, true);
-                self.pod_deleted(&p)
-            }
+            InformerEvent::Added(p) => self.pod_added(&p),
+            InformerEvent::Updated { old, new } => self.pod_updated(&old, &new),
+            InformerEvent::Deleted(p) => self.pod_deleted(&p),
             InformerEvent::Synced => {}
         }
         self.process_next(ctx);
