@@ -506,7 +506,7 @@ impl PreScoreState {
             };
             score += score_for_count(cnt, c.max_skew, self.topology_normalizing_weight[i]);
         }
-        score.round() as i64
+        round_score(score)
     }
 
     /// Every node of the PreScore list, one pass per constraint over all of them. Each
@@ -543,7 +543,7 @@ impl PreScoreState {
         let base = out.len();
         out.extend(sum.iter().enumerate().map(|(index, s)| NodeScore {
             index,
-            score: s.round() as i64,
+            score: round_score(*s),
         }));
         // Ignored nodes (NormalizeScore zeroes them) still get upstream's raw score.
         for (j, _) in self.ignored.iter().enumerate().filter(|(_, &ig)| ig) {
@@ -561,6 +561,23 @@ fn pre_score_state(state: &CycleState) -> Result<&PreScoreState, Status> {
 /// `topologyNormalizingWeight`.
 fn topology_normalizing_weight(size: usize) -> f64 {
     ((size + 2) as f64).ln()
+}
+
+/// `int64(math.Round(score))`. A sum of `scoreForCount` terms is never negative, and for
+/// `0 <= x < 2^52` the fraction `x - trunc(x)` is exact, so truncating and comparing it with
+/// one half rounds half away from zero exactly as `f64::round` does — which is a library
+/// call per scored node (a tenth of Score's instructions); anything else takes the library.
+fn round_score(x: f64) -> i64 {
+    if (0.0..4_503_599_627_370_496.0).contains(&x) {
+        let t = x as i64;
+        if x - t as f64 >= 0.5 {
+            t + 1
+        } else {
+            t
+        }
+    } else {
+        x.round() as i64
+    }
 }
 
 /// `scoreForCount`: `maxSkew - 1` waters down differences between domains.
@@ -841,6 +858,23 @@ impl ScorePlugin for PodTopologySpread {
         let Some(s) = state.read::<PreScoreState>(PRE_SCORE_STATE_KEY) else {
             return Status::success();
         };
+        let normalized = |score: i64, min: i64, max: i64| {
+            if max == 0 {
+                MAX_NODE_SCORE
+            } else {
+                MAX_NODE_SCORE * (max + min - score) / max
+            }
+        };
+        if s.ignored.is_empty() {
+            // No node is ignored (the system defaults): no per-node lookups.
+            let (min, max) = scores.iter().fold((i64::MAX, 0i64), |(min, max), ns| {
+                (min.min(ns.score), max.max(ns.score))
+            });
+            for ns in scores.iter_mut() {
+                ns.score = normalized(ns.score, min, max);
+            }
+            return Status::success();
+        }
         let is_ignored = |ns: &NodeScore| s.ignored.get(ns.index).copied().unwrap_or(false);
         let mut min = i64::MAX;
         let mut max = 0i64;
@@ -851,10 +885,8 @@ impl ScorePlugin for PodTopologySpread {
         for ns in scores.iter_mut() {
             ns.score = if is_ignored(ns) {
                 0
-            } else if max == 0 {
-                MAX_NODE_SCORE
             } else {
-                MAX_NODE_SCORE * (max + min - ns.score) / max
+                normalized(ns.score, min, max)
             };
         }
         Status::success()
@@ -1466,6 +1498,39 @@ mod tests {
             let mut pass = Vec::new();
             pl.score_nodes(&state, &pi, &all, &snap, &mut pass).unwrap();
             assert!(pass.iter().any(|s| s.score != pass[0].score), "{}", pi.key);
+        }
+    }
+
+    /// `round_score` rounds as `f64::round` does: halves away from zero, the largest double
+    /// below one half down, large and negative values through the library.
+    #[test]
+    fn round_score_is_f64_round() {
+        let below_half = 0.5 - f64::EPSILON / 4.0;
+        let mut xs = vec![
+            0.0,
+            0.5,
+            1.5,
+            2.5,
+            below_half,
+            1.0 + below_half,
+            4_503_599_627_370_495.5,
+            4_503_599_627_370_496.0,
+            1e300,
+            -0.5,
+            -2.5,
+            f64::INFINITY,
+        ];
+        // Sums as Score makes them: counts times ln(domains + 2) plus maxSkew - 1.
+        for cnt in 0..200i64 {
+            for domains in 0..12usize {
+                for skew in 1..6 {
+                    let w = topology_normalizing_weight(domains);
+                    xs.push(score_for_count(cnt, skew, w) + score_for_count(cnt / 3, skew, w));
+                }
+            }
+        }
+        for x in xs {
+            assert_eq!(round_score(x), x.round() as i64, "{x:?}");
         }
     }
 
