@@ -662,7 +662,10 @@ fn host_counts(
         .map(|p| p as u32)
         .collect();
     at.sort_unstable();
-    let (mut cursor, mut last) = (0usize, 0u32);
+    // `next`: the entry at `cursor`, so that the many nodes before it (no matching pod)
+    // cost one comparison.
+    let first = at.first().copied().unwrap_or(u32::MAX);
+    let (mut cursor, mut last, mut next) = (0usize, 0u32, first);
     for (cnt, ni) in counts.iter_mut().zip(nodes) {
         if *cnt == NO_COUNT {
             continue;
@@ -674,11 +677,16 @@ fn host_counts(
         };
         let p = p as u32;
         if p < last {
-            cursor = 0; // a new ascending run
+            (cursor, next) = (0, first); // a new ascending run
         }
         last = p;
+        if p < next {
+            continue; // stays 0
+        }
         cursor = lower_bound_from(&at, cursor, p);
-        *cnt = at[cursor..].iter().take_while(|&&x| x == p).count() as u32;
+        let equal = at[cursor..].iter().take_while(|&&x| x == p).count();
+        *cnt = equal as u32;
+        next = at.get(cursor).copied().unwrap_or(u32::MAX);
     }
     counts
 }
