@@ -457,6 +457,21 @@ pub struct Snapshot {
     zone_ids: HashMap<String, u32>,
 }
 
+/// Count (or uncount) a node's images in `image_nodes` (image name → nodes that have it).
+fn count_images(
+    image_nodes: &mut HashMap<String, usize>,
+    images: &HashMap<String, i64>,
+    delta: isize,
+) {
+    for name in images.keys() {
+        let e = image_nodes.entry(name.clone()).or_default();
+        *e = e.saturating_add_signed(delta);
+        if *e == 0 {
+            image_nodes.remove(name);
+        }
+    }
+}
+
 /// The id of a zone label value in `zone_ids` (see [`NodeInfo::zone_id`]), given the first
 /// time the value is seen.
 fn zone_id(zone_ids: &mut HashMap<String, u32>, zone: Option<&str>) -> u32 {
@@ -610,13 +625,7 @@ impl Snapshot {
     }
 
     fn count_images(&mut self, ni: &NodeInfo, delta: isize) {
-        for name in ni.images.keys() {
-            let e = self.image_nodes.entry(name.clone()).or_default();
-            *e = e.saturating_add_signed(delta);
-            if *e == 0 {
-                self.image_nodes.remove(name);
-            }
-        }
+        count_images(&mut self.image_nodes, &ni.images, delta);
     }
 
     /// Add a node, or replace it if present (keeping its pods). Mirrors `Cache.AddNode` /
@@ -624,13 +633,16 @@ impl Snapshot {
     pub fn add_node(&mut self, node: Arc<Node>) {
         let name = node.metadata.name.clone().unwrap_or_default();
         if let Some(&i) = self.index.get(&name) {
-            let old = self.nodes[i].clone();
-            self.count_images(&old, -1);
-            self.nodes[i].set_node(node);
+            // Only the image lists are compared and recounted: cloning the whole `NodeInfo`
+            // twice for them (its pods, ports and images) was most of a node status update.
             let ni = &mut self.nodes[i];
+            let old_images = std::mem::take(&mut ni.images);
+            ni.set_node(node);
             ni.zone_id = zone_id(&mut self.zone_ids, ni.zone_label.as_deref());
-            let new = self.nodes[i].clone();
-            self.count_images(&new, 1);
+            if ni.images != old_images {
+                count_images(&mut self.image_nodes, &old_images, -1);
+                count_images(&mut self.image_nodes, &ni.images, 1);
+            }
             return;
         }
         let mut ni = NodeInfo::new(node);
@@ -1398,8 +1410,18 @@ mod tests {
             &[("nginx:1.27", 100)],
         )));
         assert_eq!(s.image_num_nodes("nginx:1.27"), 2);
+        // A status update with the same images counts nothing twice.
+        s.update_node(arc(with_images(
+            node("n2", 1000, GI),
+            &[("nginx:1.27", 100)],
+        )));
+        assert_eq!(s.image_num_nodes("nginx:1.27"), 2);
+        s.update_node(arc(with_images(node("n2", 1000, GI), &[("redis:7", 50)])));
+        assert_eq!(s.image_num_nodes("nginx:1.27"), 1);
+        assert_eq!(s.image_num_nodes("redis:7"), 1);
         s.update_node(arc(node("n2", 1000, GI)));
         assert_eq!(s.image_num_nodes("nginx:1.27"), 1);
+        assert_eq!(s.image_num_nodes("redis:7"), 0);
         s.remove_node("n1").unwrap();
         assert_eq!(s.image_num_nodes("nginx:1.27"), 0);
     }
