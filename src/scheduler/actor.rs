@@ -202,8 +202,7 @@ impl SchedulerCore {
     pub fn assigned_pod_added_or_updated(&mut self, pod: Arc<Pod>) {
         let key = pod_key(&pod);
         self.queue.delete(&key);
-        let known = self.snapshot.pod_node(&key).is_some() && !self.snapshot.is_assumed(&key);
-        self.snapshot.add_pod(pod);
+        let known = self.snapshot.upsert_pod(key, pod);
         self.queue.move_all_to_active_or_backoff(if known {
             ClusterEvent::AssignedPodUpdate
         } else {

@@ -445,14 +445,31 @@ pub struct Snapshot {
     /// pods carrying one of the selector's `key=value` labels instead of every pod on every
     /// node ([`Snapshot::pods_with_label`]). Each entry's pods are keyed `namespace/name`, so
     /// taking one out (a pod bound, confirmed, deleted) does not scan every pod with the label,
-    /// and each is filed with the name of the node it is placed on, so a query finds the node
-    /// without looking the pod up in `pods` first (one hash of a pod key less per matching
-    /// pod: PodTopologySpread's PreScore visits ~200 pods per scheduled pod in `benches/chain.rs`).
+    /// and each is filed with the position in `nodes` of the node it is placed on
+    /// ([`NOT_PLACED`] for an orphan), so a query finds the node without hashing a pod key or
+    /// a node name (PodTopologySpread's PreScore visits up to a Deployment's replicas per
+    /// scheduled pod in `benches/chain.rs`). `remove_node` and `add_node` keep the positions
+    /// true when a node moves or its orphans are attached.
     label_index: HashMap<LabelEntry, HashMap<String, Labelled>>,
     /// Zone label value → [`NodeInfo::zone_id`]. Ids are never reused or taken back (a
     /// zone's id stays valid while the scheduler runs), so this holds every zone value any
     /// node has had: a handful in a real cluster.
     zone_ids: HashMap<String, u32>,
+}
+
+/// Count (or uncount) a node's images in `image_nodes` (image name → nodes that have it).
+fn count_images(
+    image_nodes: &mut HashMap<String, usize>,
+    images: &HashMap<String, i64>,
+    delta: isize,
+) {
+    for name in images.keys() {
+        let e = image_nodes.entry(name.clone()).or_default();
+        *e = e.saturating_add_signed(delta);
+        if *e == 0 {
+            image_nodes.remove(name);
+        }
+    }
 }
 
 /// The id of a zone label value in `zone_ids` (see [`NodeInfo::zone_id`]), given the first
@@ -470,11 +487,74 @@ fn zone_id(zone_ids: &mut HashMap<String, u32>, zone: Option<&str>) -> u32 {
     id
 }
 
-/// A pod in [`Snapshot`]'s label index, with the name of the node it is placed on.
-type Labelled = (Arc<PodInfo>, Arc<str>);
+/// A pod in [`Snapshot`]'s label index, with the position of its node in `Snapshot::nodes`.
+type Labelled = (Arc<PodInfo>, u32);
 
-/// A key of [`Snapshot`]'s label index: (namespace, label key, label value).
-type LabelEntry = (String, String, String);
+/// The [`Labelled`] position of a pod whose node the snapshot does not have (an orphan).
+const NOT_PLACED: u32 = u32::MAX;
+
+/// A key of [`Snapshot`]'s label index: (namespace, label key, label value). It is looked up
+/// by borrowed strings ([`LabelKey`]), so a query or an update allocates no key.
+#[derive(Clone, Debug)]
+struct LabelEntry(String, String, String);
+
+/// The three parts of a label index key, owned ([`LabelEntry`]) or borrowed.
+trait LabelKey {
+    fn parts(&self) -> (&str, &str, &str);
+}
+
+impl LabelKey for LabelEntry {
+    fn parts(&self) -> (&str, &str, &str) {
+        (&self.0, &self.1, &self.2)
+    }
+}
+
+impl LabelKey for (&str, &str, &str) {
+    fn parts(&self) -> (&str, &str, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn LabelKey + 'a> for LabelEntry {
+    fn borrow(&self) -> &(dyn LabelKey + 'a) {
+        self
+    }
+}
+
+// `Borrow` requires the owned and the borrowed form to hash and compare alike: both go
+// through `parts`.
+impl std::hash::Hash for dyn LabelKey + '_ {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.parts().hash(h)
+    }
+}
+
+impl PartialEq for dyn LabelKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn LabelKey + '_ {}
+
+impl std::hash::Hash for LabelEntry {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.parts().hash(h)
+    }
+}
+
+impl PartialEq for LabelEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for LabelEntry {}
+
+/// The label index key `(namespace, key, value)`, borrowed.
+fn label_key<'a>(namespace: &'a str, key: &'a str, value: &'a str) -> (&'a str, &'a str, &'a str) {
+    (namespace, key, value)
+}
 
 impl Snapshot {
     pub fn new() -> Snapshot {
@@ -545,13 +625,7 @@ impl Snapshot {
     }
 
     fn count_images(&mut self, ni: &NodeInfo, delta: isize) {
-        for name in ni.images.keys() {
-            let e = self.image_nodes.entry(name.clone()).or_default();
-            *e = e.saturating_add_signed(delta);
-            if *e == 0 {
-                self.image_nodes.remove(name);
-            }
-        }
+        count_images(&mut self.image_nodes, &ni.images, delta);
     }
 
     /// Add a node, or replace it if present (keeping its pods). Mirrors `Cache.AddNode` /
@@ -559,18 +633,23 @@ impl Snapshot {
     pub fn add_node(&mut self, node: Arc<Node>) {
         let name = node.metadata.name.clone().unwrap_or_default();
         if let Some(&i) = self.index.get(&name) {
-            let old = self.nodes[i].clone();
-            self.count_images(&old, -1);
-            self.nodes[i].set_node(node);
+            // Only the image lists are compared and recounted: cloning the whole `NodeInfo`
+            // twice for them (its pods, ports and images) was most of a node status update.
             let ni = &mut self.nodes[i];
+            let old_images = std::mem::take(&mut ni.images);
+            ni.set_node(node);
             ni.zone_id = zone_id(&mut self.zone_ids, ni.zone_label.as_deref());
-            let new = self.nodes[i].clone();
-            self.count_images(&new, 1);
+            if ni.images != old_images {
+                count_images(&mut self.image_nodes, &old_images, -1);
+                count_images(&mut self.image_nodes, &ni.images, 1);
+            }
             return;
         }
         let mut ni = NodeInfo::new(node);
         ni.zone_id = zone_id(&mut self.zone_ids, ni.zone_label.as_deref());
+        let at = self.nodes.len() as u32;
         for pi in self.orphans.remove(&name).into_iter().flatten() {
+            self.file_position(&pi, at);
             ni.add_pod(pi);
         }
         self.count_images(&ni, 1);
@@ -599,6 +678,13 @@ impl Snapshot {
         if i < self.nodes.len() {
             let moved = self.nodes[i].name().to_string();
             self.index.insert(moved, i);
+            let pods = self.nodes[i].pods.clone();
+            for pi in &pods {
+                self.file_position(pi, i as u32);
+            }
+        }
+        for pi in &ni.pods {
+            self.file_position(pi, NOT_PLACED);
         }
         self.count_images(&ni, -1);
         self.count_affinity(
@@ -612,25 +698,42 @@ impl Snapshot {
         Ok(())
     }
 
-    /// File a pod placed on `node` under each of its labels.
-    fn index_labels(&mut self, pi: &Arc<PodInfo>, node: &str) {
-        let mut node_name: Option<Arc<str>> = None;
+    /// File a pod placed on the node at `at` (or [`NOT_PLACED`]) under each of its labels.
+    fn index_labels(&mut self, pi: &Arc<PodInfo>, at: u32) {
         for (k, v) in pi.pod.metadata.labels.iter().flatten() {
-            let node = node_name.get_or_insert_with(|| Arc::from(node)).clone();
-            self.label_index
-                .entry((pi.namespace.clone(), k.clone(), v.clone()))
-                .or_default()
-                .insert(pi.key.clone(), (pi.clone(), node));
+            let entry = label_key(&pi.namespace, k, v);
+            let pods = match self.label_index.get_mut(&entry as &dyn LabelKey) {
+                Some(pods) => pods,
+                None => self
+                    .label_index
+                    .entry(LabelEntry(pi.namespace.clone(), k.clone(), v.clone()))
+                    .or_default(),
+            };
+            pods.insert(pi.key.clone(), (pi.clone(), at));
+        }
+    }
+
+    /// Record in the label index that a placed pod's node is now at `at` (or gone).
+    fn file_position(&mut self, pi: &PodInfo, at: u32) {
+        for (k, v) in pi.pod.metadata.labels.iter().flatten() {
+            let entry = label_key(&pi.namespace, k, v);
+            if let Some(filed) = self
+                .label_index
+                .get_mut(&entry as &dyn LabelKey)
+                .and_then(|pods| pods.get_mut(&pi.key))
+            {
+                filed.1 = at;
+            }
         }
     }
 
     fn unindex_labels(&mut self, pi: &PodInfo) {
         for (k, v) in pi.pod.metadata.labels.iter().flatten() {
-            let entry = (pi.namespace.clone(), k.clone(), v.clone());
-            if let Some(list) = self.label_index.get_mut(&entry) {
+            let entry = label_key(&pi.namespace, k, v);
+            if let Some(list) = self.label_index.get_mut(&entry as &dyn LabelKey) {
                 list.remove(&pi.key);
                 if list.is_empty() {
-                    self.label_index.remove(&entry);
+                    self.label_index.remove(&entry as &dyn LabelKey);
                 }
             }
         }
@@ -644,23 +747,23 @@ impl Snapshot {
         key: &str,
         value: &str,
     ) -> impl Iterator<Item = (&'a NodeInfo, &'a PodInfo)> + 'a {
-        let entry = (namespace.to_string(), key.to_string(), value.to_string());
         self.label_index
-            .get(&entry)
+            .get(&label_key(namespace, key, value) as &dyn LabelKey)
             .into_iter()
             .flat_map(|pods| pods.values())
-            .filter_map(move |(pi, node)| Some((self.node(node)?, &**pi)))
+            .filter_map(move |(pi, at)| Some((self.nodes.get(*at as usize)?, &**pi)))
     }
 
     fn place(&mut self, pi: Arc<PodInfo>, node: &str) {
-        self.index_labels(&pi, node);
+        let at = self.index.get(node).copied();
+        self.index_labels(&pi, at.map_or(NOT_PLACED, |i| i as u32));
         let (affinity, anti) = (
             pi.has_affinity() as usize,
             !pi.required_anti_affinity_terms.is_empty() as usize,
         );
-        match self.node_mut(node) {
-            Some(ni) => {
-                ni.add_pod(pi);
+        match at {
+            Some(i) => {
+                self.nodes[i].add_pod(pi);
                 self.count_affinity(affinity, anti, true);
             }
             None => self.orphans.entry(node.to_string()).or_default().push(pi),
@@ -708,16 +811,31 @@ impl Snapshot {
     /// an assumed pod. Pods without a node are ignored; pods that finished (`Succeeded`,
     /// `Failed`) are removed, as the upstream informer filters them out.
     pub fn add_pod(&mut self, pod: Arc<Pod>) {
-        let key = pod_key(&pod);
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        self.upsert_pod(pod_key(&pod), pod);
+    }
+
+    /// [`Snapshot::add_pod`] of a pod whose key (`namespace/name`) the caller has already
+    /// built. Returns whether the pod was bound before (placed and not assumed): the
+    /// scheduler's informer handler tells an assigned pod's update from its add by it.
+    pub fn upsert_pod(&mut self, key: String, pod: Arc<Pod>) -> bool {
+        let was_bound = self.pods.get(&key).is_some_and(|p| !p.assumed);
         let terminal = matches!(
             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
         );
-        let Some(node) = node.filter(|n| !n.is_empty() && !terminal) else {
+        let Some(node) = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .filter(|n| !n.is_empty() && !terminal)
+        else {
             self.remove_pod(&key);
-            return;
+            return was_bound;
         };
+        if self.replace_in_place(&key, node, &pod) {
+            return was_bound;
+        }
+        let node = node.to_string();
         // The assumed (or previous) revision's PodInfo is kept when its inputs did not change.
         let previous = match self.pods.remove(&key) {
             Some(old) => self.unplace(&key, &old.node),
@@ -735,6 +853,65 @@ impl Snapshot {
                 assumed: false,
             },
         );
+        was_bound
+    }
+
+    /// A new revision of a pod on the node it is already placed on (bound, or assumed there)
+    /// with the same labels and scheduling inputs ([`same_scheduling_inputs`]): a kubelet's
+    /// status write, or the bound pod confirming the assumed one. Everything the snapshot
+    /// derives from the pod (requests, ports, affinity lists, label index entries) stays as
+    /// it is, so the new `PodInfo` replaces the old one where it is referenced instead of
+    /// taking the pod off its node and placing it again (re-filing every label, two key
+    /// copies and a node name per label). The result is what upstream's `UpdatePod` (remove,
+    /// then add) leaves, down to the order of the node's pods. `false`: nothing was done, the
+    /// caller takes the general path.
+    fn replace_in_place(&mut self, key: &str, node: &str, pod: &Arc<Pod>) -> bool {
+        let Some(placement) = self.pods.get_mut(key) else {
+            return false;
+        };
+        if placement.node != node {
+            return false;
+        }
+        let Some(&i) = self.index.get(node) else {
+            return false; // an orphan
+        };
+        let ni = &mut self.nodes[i];
+        let Some(at) = ni.pods.iter().position(|p| p.key == key) else {
+            return false;
+        };
+        let previous = &ni.pods[at];
+        if previous.pod.metadata.labels != pod.metadata.labels
+            || !same_scheduling_inputs(&previous.pod, pod)
+        {
+            return false;
+        }
+        placement.assumed = false;
+        let pi = Arc::new(PodInfo {
+            pod: pod.clone(),
+            ..PodInfo::clone(previous)
+        });
+        // As `NodeInfo::remove_pod` then `add_pod` order them.
+        ni.pods.swap_remove(at);
+        if pi.has_affinity() {
+            ni.pods_with_affinity.retain(|p| p.key != key);
+            ni.pods_with_affinity.push(pi.clone());
+        }
+        if !pi.required_anti_affinity_terms.is_empty() {
+            ni.pods_with_required_anti_affinity.retain(|p| p.key != key);
+            ni.pods_with_required_anti_affinity.push(pi.clone());
+        }
+        ni.pods.push(pi.clone());
+        for (k, v) in pi.pod.metadata.labels.iter().flatten() {
+            let entry = label_key(&pi.namespace, k, v);
+            if let Some(filed) = self
+                .label_index
+                .get_mut(&entry as &dyn LabelKey)
+                .and_then(|pods| pods.get_mut(key))
+            {
+                filed.0 = pi.clone();
+            }
+        }
+        true
     }
 
     /// Same as [`Snapshot::add_pod`].
@@ -993,15 +1170,22 @@ mod tests {
         s.remove_pod("default/c");
         assert_eq!(labelled(&s, "app", "web").len(), 1);
         assert!(labelled(&s, "app", "db").is_empty());
-        // A pod on a removed node is not counted until the node is back.
+        s.add_pod(arc(on(web("d"), "n2")));
+        let (a, d) = (
+            ("n1".to_string(), "default/a".to_string()),
+            ("n2".to_string(), "default/d".to_string()),
+        );
+        // A pod on a removed node is not counted until the node is back; the last node
+        // takes the removed one's position, and its pods are found on it there.
         s.remove_node("n1").unwrap();
-        assert!(labelled(&s, "app", "web").is_empty());
+        assert_eq!(s.node_index("n2"), Some(0));
+        assert_eq!(labelled(&s, "app", "web"), std::slice::from_ref(&d));
         s.add_node(arc(node("n1", 4000, 8 * GI)));
-        assert_eq!(labelled(&s, "app", "web").len(), 1);
+        assert_eq!(labelled(&s, "app", "web"), [a, d.clone()]);
         s.remove_node("n1").unwrap();
         s.remove_pod("default/a");
         s.add_node(arc(node("n1", 4000, 8 * GI)));
-        assert!(labelled(&s, "app", "web").is_empty());
+        assert_eq!(labelled(&s, "app", "web"), [d]);
     }
 
     /// The snapshot knows whether any placed pod has (anti-)affinity, through assume,
@@ -1061,6 +1245,99 @@ mod tests {
         assert_eq!(fresh.request.milli_cpu, 700);
         assert_eq!(fresh.non_zero_request.milli_cpu, 700);
         assert_eq!(s.node("n1").unwrap().non_zero_requested.milli_cpu, 700);
+    }
+
+    /// A new revision that changes no label or scheduling input (a kubelet's status write,
+    /// the bound pod confirming the assumed one) replaces the `PodInfo` wherever the snapshot
+    /// holds it — the node's pods (in the order remove-then-add leaves them), its affinity
+    /// list, every label index entry — and keeps no reference to the old revision; a label
+    /// change re-files the pod.
+    #[test]
+    fn unchanged_revisions_replace_the_pod_info_everywhere() {
+        use k8s_openapi::api::core::v1::{Affinity, PodAffinity, PodStatus};
+        let mut s = Snapshot::new();
+        s.add_node(arc(node("n1", 4000, 8 * GI)));
+        let web = |name: &str| {
+            let mut p = with_pod_labels(pod(name, 100, GI), &[("app", "web"), ("tier", "x")]);
+            p.spec.as_mut().unwrap().affinity = Some(Affinity {
+                pod_affinity: Some(PodAffinity {
+                    required_during_scheduling_ignored_during_execution: Some(vec![
+                        PodAffinityTerm {
+                            topology_key: LABEL_HOSTNAME.into(),
+                            ..Default::default()
+                        },
+                    ]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            p
+        };
+        s.assume(arc(web("a")), "n1").unwrap();
+        s.add_pod(arc(on(web("b"), "n1")));
+        s.add_pod(arc(on(web("c"), "n1")));
+        let keys = |s: &Snapshot| -> Vec<String> {
+            s.node("n1")
+                .unwrap()
+                .pods
+                .iter()
+                .map(|p| p.key.clone())
+                .collect()
+        };
+        assert_eq!(keys(&s), ["default/a", "default/b", "default/c"]);
+
+        // The bound pod confirms the assumed one: not bound before.
+        let bound = arc(on(web("a"), "n1"));
+        assert!(!s.upsert_pod("default/a".into(), bound.clone()));
+        assert!(!s.is_assumed("default/a"));
+        // Then the kubelet's status write: bound before.
+        let mut running = on(web("a"), "n1");
+        running.status = Some(PodStatus {
+            phase: Some("Running".into()),
+            ..Default::default()
+        });
+        let running = arc(running);
+        assert!(s.upsert_pod("default/a".into(), running.clone()));
+        // As remove (swap with the last) then add (push) leave them: a, b, c → c, b, a (the
+        // confirmation) → c, b, a (the status write).
+        assert_eq!(keys(&s), ["default/c", "default/b", "default/a"]);
+        let n1 = s.node("n1").unwrap();
+        assert_eq!(n1.requested.milli_cpu, 300);
+        assert_eq!(n1.pods_with_affinity.len(), 3);
+        assert_eq!(s.num_pods(), 3);
+        let is_running = |pi: &PodInfo| Arc::ptr_eq(&pi.pod, &running);
+        assert!(is_running(s.pod_info("default/a").unwrap()));
+        assert!(n1.pods_with_affinity.iter().any(|p| is_running(p)));
+        for (k, v) in [("app", "web"), ("tier", "x")] {
+            let filed: Vec<&PodInfo> = s
+                .pods_with_label("default", k, v)
+                .filter(|(_, p)| p.key == "default/a")
+                .map(|(_, p)| p)
+                .collect();
+            assert_eq!(filed.len(), 1);
+            assert!(is_running(filed[0]), "{k}={v} holds the new revision");
+        }
+        // Nothing holds the earlier revision any more.
+        assert_eq!(Arc::strong_count(&bound), 1);
+
+        // A label change re-files the pod under its new labels.
+        let relabelled = {
+            let mut p = on(web("a"), "n1");
+            p.metadata
+                .labels
+                .as_mut()
+                .unwrap()
+                .insert("tier".into(), "y".into());
+            arc(p)
+        };
+        assert!(s.upsert_pod("default/a".into(), relabelled.clone()));
+        assert_eq!(labelled(&s, "tier", "x").len(), 2);
+        assert_eq!(
+            labelled(&s, "tier", "y"),
+            [("n1".into(), "default/a".into())]
+        );
+        assert_eq!(Arc::strong_count(&running), 1);
+        assert_eq!(s.node("n1").unwrap().requested.milli_cpu, 300);
     }
 
     /// Node and pod accounting: add, update, remove, orphans attached when the node appears.
@@ -1133,8 +1410,18 @@ mod tests {
             &[("nginx:1.27", 100)],
         )));
         assert_eq!(s.image_num_nodes("nginx:1.27"), 2);
+        // A status update with the same images counts nothing twice.
+        s.update_node(arc(with_images(
+            node("n2", 1000, GI),
+            &[("nginx:1.27", 100)],
+        )));
+        assert_eq!(s.image_num_nodes("nginx:1.27"), 2);
+        s.update_node(arc(with_images(node("n2", 1000, GI), &[("redis:7", 50)])));
+        assert_eq!(s.image_num_nodes("nginx:1.27"), 1);
+        assert_eq!(s.image_num_nodes("redis:7"), 1);
         s.update_node(arc(node("n2", 1000, GI)));
         assert_eq!(s.image_num_nodes("nginx:1.27"), 1);
+        assert_eq!(s.image_num_nodes("redis:7"), 0);
         s.remove_node("n1").unwrap();
         assert_eq!(s.image_num_nodes("nginx:1.27"), 0);
     }

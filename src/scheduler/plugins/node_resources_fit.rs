@@ -164,7 +164,9 @@ impl NodeResourcesFit {
     }
 }
 
-/// `f` of each node's usage with the pod, in order.
+/// `f` of each node's usage with the pod, in order. The number of scored resources is
+/// dispatched on once, so the per-node loops over them are unrolled (the default profile
+/// scores two: cpu and memory).
 #[inline]
 fn score_each(
     pr: &PodRequest,
@@ -172,9 +174,27 @@ fn score_each(
     out: &mut Vec<NodeScore>,
     f: impl Fn(&Usage) -> i64,
 ) {
+    match pr.len() {
+        1 => score_each_n::<1>(pr, nodes, out, f),
+        2 => score_each_n::<2>(pr, nodes, out, f),
+        3 => score_each_n::<3>(pr, nodes, out, f),
+        _ => out.extend(nodes.iter().enumerate().map(|(index, n)| NodeScore {
+            index,
+            score: f(&pr.usage(n)),
+        })),
+    }
+}
+
+#[inline(always)]
+fn score_each_n<const N: usize>(
+    pr: &PodRequest,
+    nodes: &[&NodeInfo],
+    out: &mut Vec<NodeScore>,
+    f: impl Fn(&Usage) -> i64,
+) {
     out.extend(nodes.iter().enumerate().map(|(index, n)| NodeScore {
         index,
-        score: f(&pr.usage(n)),
+        score: f(&pr.usage_n::<N>(n)),
     }));
 }
 

@@ -353,27 +353,33 @@ impl FilterPlugin for PodTopologySpread {
 
 struct PreScoreState {
     constraints: Vec<Constraint>,
-    /// Positions (in the PreScore node list) of nodes lacking a required topology key.
+    /// By index in the PreScore node list: whether the node lacks a required topology key
+    /// (NormalizeScore gives it 0). Empty when no node can be ignored (the system defaults
+    /// spread nodes without a zone label by hostname), so the common case allocates nothing.
     ignored: Vec<bool>,
-    /// Per constraint (not hostname): the topology domains of the scored nodes, with their
-    /// matching pods.
-    domains: Vec<Domains>,
-    /// Per constraint (not hostname): per position in the PreScore node list, the node's
-    /// slot in `domains` (`NO_DOMAIN` if it lacks the key), so Score reads a count by position
-    /// instead of hashing the node's topology value a second time.
-    domain_at: Vec<Vec<u32>>,
+    /// Per constraint: what Score reads for each node of the PreScore list.
+    per_node: Vec<PerNode>,
     /// Per constraint: `ln(domains + 2)`.
     topology_normalizing_weight: Vec<f64>,
-    /// Per hostname constraint whose selector has a `key=value` term: the matching pods of
-    /// each node, counted once from the snapshot's label index (see `pre_score`), by the
-    /// node's position in [`Snapshot::nodes`] (empty when no pod matches). Score reads a
-    /// node's count by its position instead of searching a list of nodes (a binary search per
-    /// scored node was ~70 % of Score's instructions). `None`: Score counts the node's own
-    /// pods.
-    host_counts: Vec<Option<Vec<u32>>>,
+    /// The length of the PreScore node list (Score is given the same list).
+    len: usize,
 }
 
-/// `domain_at` of a node without the constraint's topology key.
+/// One constraint's counts, by index in the PreScore node list, so that Score is one pass
+/// per constraint over all scored nodes with no per-node lookups or dispatch.
+enum PerNode {
+    /// `kubernetes.io/hostname`: the node's own matching pods (`countPodsMatchSelector`, as
+    /// upstream's Score counts them), [`NO_COUNT`] for a node without the label or ignored.
+    Host(Vec<u32>),
+    /// Any other key: the topology domains of the scored nodes with their matching pods, and
+    /// each node's slot in them ([`NO_DOMAIN`] for a node without the key, or ignored).
+    Domains { domains: Domains, at: Vec<u32> },
+}
+
+/// A [`PerNode::Host`] entry of a node Score skips for the constraint.
+const NO_COUNT: u32 = u32::MAX;
+
+/// A [`PerNode::Domains`] slot of a node without the constraint's topology key.
 const NO_DOMAIN: u32 = u32::MAX;
 
 /// Topology values → matching pods, each value stored once.
@@ -469,52 +475,80 @@ impl Domains {
     }
 }
 
-impl PreScoreState {
-    /// Matching pods counted for constraint `i` at the node at `pos` in the PreScore node
-    /// list (`scoreForCount`'s `cnt`); `None` when the node lacks the topology key.
-    fn count(
-        &self,
-        i: usize,
-        pos: Option<usize>,
-        node: &NodeInfo,
-        pod: &PodInfo,
-        snapshot: &Snapshot,
-    ) -> Option<i64> {
-        let c = &self.constraints[i];
-        if c.is_hostname() {
-            c.value(node)?;
-            return Some(match &self.host_counts[i] {
-                Some(per_node) if per_node.is_empty() => 0,
-                // A node not in the snapshot holds none of the pods its label index knows.
-                Some(per_node) => snapshot
-                    .position_of(node)
-                    .map_or(0, |at| i64::from(per_node[at])),
-                None => count_pods_match_selector(node, &c.selector, &pod.namespace),
-            });
+impl Domains {
+    /// The node's slot when it is already in the zone id cache (every scored node of a
+    /// zone after the zone's first): one load instead of [`Domains::slot_of_node`]'s checks.
+    #[inline]
+    fn cached_slot(&self, c: &Constraint, ni: &NodeInfo) -> Option<u32> {
+        if c.well_known != WellKnown::Zone {
+            return None;
         }
-        let d = &self.domains[i];
-        match pos.and_then(|p| self.domain_at[i].get(p)) {
-            Some(&slot) if slot != NO_DOMAIN => Some(d.counts[slot as usize]),
-            // Not from the PreScore list, or ignored there: look the value up.
-            _ => c.value(node).map(|v| d.count(v)),
+        // NO_ZONE_ID and ids past the cache are out of range.
+        match self.by_zone.get(ni.zone_id as usize) {
+            Some(&slot) if slot < UNKNOWN => Some(slot),
+            _ => None,
         }
     }
+}
 
-    /// `Score` for the node at `pos` (if known) in the PreScore node list.
-    fn score(
-        &self,
-        pos: Option<usize>,
-        node: &NodeInfo,
-        pod: &PodInfo,
-        snapshot: &Snapshot,
-    ) -> i64 {
+impl PreScoreState {
+    /// Upstream's `Score` for one node, its counts found by its values: the per-node path
+    /// ([`ScorePlugin::score`], a list other than PreScore's, nodes PreScore ignored).
+    fn score_one(&self, node: &NodeInfo, pod: &PodInfo) -> i64 {
         let mut score = 0f64;
         for (i, c) in self.constraints.iter().enumerate() {
-            if let Some(cnt) = self.count(i, pos, node, pod, snapshot) {
-                score += score_for_count(cnt, c.max_skew, self.topology_normalizing_weight[i]);
+            let Some(value) = c.value(node) else {
+                continue;
+            };
+            let cnt = match &self.per_node[i] {
+                PerNode::Host(_) => count_pods_match_selector(node, &c.selector, &pod.namespace),
+                PerNode::Domains { domains, .. } => domains.count(value),
+            };
+            score += score_for_count(cnt, c.max_skew, self.topology_normalizing_weight[i]);
+        }
+        round_score(score)
+    }
+
+    /// Every node of the PreScore list, one pass per constraint over all of them. Each
+    /// node's sum gets the same terms in the same (constraint) order as in
+    /// [`PreScoreState::score_one`], so the floating-point sums, and the scores, are equal.
+    fn score_all(&self, nodes: &[&NodeInfo], pod: &PodInfo, out: &mut Vec<NodeScore>) {
+        let mut sum = vec![0f64; nodes.len()];
+        for (i, c) in self.constraints.iter().enumerate() {
+            let weight = self.topology_normalizing_weight[i];
+            match &self.per_node[i] {
+                PerNode::Host(counts) => {
+                    for (s, &cnt) in sum.iter_mut().zip(counts) {
+                        if cnt != NO_COUNT {
+                            *s += score_for_count(i64::from(cnt), c.max_skew, weight);
+                        }
+                    }
+                }
+                PerNode::Domains { domains, at } => {
+                    // Each domain's term once, not once per node.
+                    let term: Vec<f64> = domains
+                        .counts
+                        .iter()
+                        .map(|&cnt| score_for_count(cnt, c.max_skew, weight))
+                        .collect();
+                    for (s, &slot) in sum.iter_mut().zip(at) {
+                        // NO_DOMAIN is past the end.
+                        if let Some(t) = term.get(slot as usize) {
+                            *s += t;
+                        }
+                    }
+                }
             }
         }
-        score.round() as i64
+        let base = out.len();
+        out.extend(sum.iter().enumerate().map(|(index, s)| NodeScore {
+            index,
+            score: round_score(*s),
+        }));
+        // Ignored nodes (NormalizeScore zeroes them) still get upstream's raw score.
+        for (j, _) in self.ignored.iter().enumerate().filter(|(_, &ig)| ig) {
+            out[base + j].score = self.score_one(nodes[j], pod);
+        }
     }
 }
 
@@ -529,9 +563,132 @@ fn topology_normalizing_weight(size: usize) -> f64 {
     ((size + 2) as f64).ln()
 }
 
+/// `int64(math.Round(score))`. A sum of `scoreForCount` terms is never negative, and for
+/// `0 <= x < 2^52` the fraction `x - trunc(x)` is exact, so truncating and comparing it with
+/// one half rounds half away from zero exactly as `f64::round` does — which is a library
+/// call per scored node (a tenth of Score's instructions); anything else takes the library.
+fn round_score(x: f64) -> i64 {
+    if (0.0..4_503_599_627_370_496.0).contains(&x) {
+        let t = x as i64;
+        if x - t as f64 >= 0.5 {
+            t + 1
+        } else {
+            t
+        }
+    } else {
+        x.round() as i64
+    }
+}
+
 /// `scoreForCount`: `maxSkew - 1` waters down differences between domains.
 fn score_for_count(cnt: i64, max_skew: i64, weight: f64) -> f64 {
     cnt as f64 * weight + (max_skew - 1) as f64
+}
+
+/// Whether the pod has no required node placement (`spec.nodeSelector` or required node
+/// affinity), so that `required_node_affinity_matches` holds for every node.
+fn without_required_node_affinity(pod: &PodInfo) -> bool {
+    let Some(spec) = pod.pod.spec.as_ref() else {
+        return true;
+    };
+    spec.node_selector.as_ref().is_none_or(|s| s.is_empty())
+        && spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|na| {
+                na.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .is_none()
+}
+
+/// The first index at or after `from` whose entry is `>= target` in the sorted `sorted`,
+/// given that every entry before `from` is `< target`: a few steps forward (the next
+/// scored node is usually next in the snapshot too), then a binary search of the rest.
+fn lower_bound_from(sorted: &[u32], from: usize, target: u32) -> usize {
+    let mut i = from;
+    for _ in 0..4 {
+        if i >= sorted.len() || sorted[i] >= target {
+            return i;
+        }
+        i += 1;
+    }
+    i + sorted[i..].partition_point(|&x| x < target)
+}
+
+/// Hostname constraint `c`: per node of `nodes`, its pods matching the selector
+/// (`countPodsMatchSelector` of upstream's Score), [`NO_COUNT`] for a node without the
+/// hostname label or ignored. `walk`: the nodes of the matching pods from the label index
+/// (one entry per pod), when the selector has a `key=value` term.
+fn host_counts(
+    c: &Constraint,
+    nodes: &[&NodeInfo],
+    ignored: &[bool],
+    walk: Option<&[&NodeInfo]>,
+    pod: &PodInfo,
+    snapshot: &Snapshot,
+) -> Vec<u32> {
+    let mut counts: Vec<u32> = nodes
+        .iter()
+        .enumerate()
+        .map(|(j, ni)| {
+            if ignored.get(j).copied().unwrap_or(false) || ni.hostname_label.is_none() {
+                NO_COUNT
+            } else {
+                0
+            }
+        })
+        .collect();
+    let own_pods = |ni: &NodeInfo| {
+        let n = count_pods_match_selector(ni, &c.selector, &pod.namespace);
+        u32::try_from(n).unwrap_or(NO_COUNT - 1)
+    };
+    let Some(walk) = walk else {
+        for (cnt, ni) in counts.iter_mut().zip(nodes) {
+            if *cnt != NO_COUNT {
+                *cnt = own_pods(ni);
+            }
+        }
+        return counts;
+    };
+    // The snapshot positions of the matching pods' nodes, sorted, merged with the scored
+    // nodes' positions: the scored nodes come in snapshot order from the filter's rotating
+    // start (two ascending runs), so each costs a step or two, and no snapshot-sized table
+    // is zeroed per pod (every node the label index yields is one of the snapshot's).
+    let mut at: Vec<u32> = walk
+        .iter()
+        .filter_map(|ni| snapshot.position_of(ni))
+        .map(|p| p as u32)
+        .collect();
+    at.sort_unstable();
+    // `next`: the entry at `cursor`, so that the many nodes before it (no matching pod)
+    // cost one comparison.
+    let first = at.first().copied().unwrap_or(u32::MAX);
+    let (mut cursor, mut last, mut next) = (0usize, 0u32, first);
+    for (cnt, ni) in counts.iter_mut().zip(nodes) {
+        if *cnt == NO_COUNT {
+            continue;
+        }
+        let Some(p) = snapshot.position_of(ni) else {
+            // Not one of the snapshot's nodes: none of the label index's pods is on it.
+            *cnt = own_pods(ni);
+            continue;
+        };
+        let p = p as u32;
+        if p < last {
+            (cursor, next) = (0, first); // a new ascending run
+        }
+        last = p;
+        if p < next {
+            continue; // stays 0
+        }
+        cursor = lower_bound_from(&at, cursor, p);
+        let equal = at[cursor..].iter().take_while(|&&x| x == p).count();
+        *cnt = equal as u32;
+        next = at.get(cursor).copied().unwrap_or(u32::MAX);
+    }
+    counts
 }
 
 impl PreScorePlugin for PodTopologySpread {
@@ -558,120 +715,107 @@ impl PreScorePlugin for PodTopologySpread {
             .is_some_and(|c| !c.is_empty());
         // Nodes without a zone label still get hostname spreading under the system defaults.
         let require_all_topologies = has_own || !self.system_defaulted;
-        let mut ignored = vec![false; nodes.len()];
-        let mut domains: Vec<Domains> = constraints.iter().map(|_| Domains::default()).collect();
-        let mut domain_at: Vec<Vec<u32>> = constraints
-            .iter()
-            .map(|c| {
-                if c.is_hostname() {
-                    Vec::new()
-                } else {
-                    vec![NO_DOMAIN; nodes.len()]
-                }
-            })
-            .collect();
-        for (pos, ni) in nodes.iter().enumerate() {
-            if require_all_topologies && !node_has_all_keys(ni, &constraints) {
-                ignored[pos] = true;
+        let ignored: Vec<bool> = if require_all_topologies {
+            nodes
+                .iter()
+                .map(|ni| !node_has_all_keys(ni, &constraints))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let scored = nodes.len() - ignored.iter().filter(|i| **i).count();
+        // `processAllNode`'s node filter. Without a required node placement every node
+        // passes the node affinity policy: `includes_node` is only asked about taints.
+        let affinity_free = without_required_node_affinity(pod);
+        let counted = |c: &Constraint, ni: &NodeInfo| {
+            (!require_all_topologies || node_has_all_keys(ni, &constraints))
+                && ((affinity_free && !c.honor_node_taints) || c.includes_node(pod, ni.node()))
+        };
+        // The nodes of the pods matching each constraint's selector (non-terminating, in the
+        // pod's namespace), from the snapshot's label index when the selector has a
+        // `key=value` term: visited once for all constraints with the same selector (the
+        // system defaults' two) instead of once per constraint.
+        let mut walks: Vec<Vec<&NodeInfo>> = Vec::new();
+        let mut walk_of: Vec<Option<usize>> = Vec::with_capacity(constraints.len());
+        for (i, c) in constraints.iter().enumerate() {
+            let shared = (0..i)
+                .find(|&j| walk_of[j].is_some() && constraints[j].selector == c.selector)
+                .and_then(|j| walk_of[j]);
+            let w = shared.or_else(|| {
+                let (key, value) = equality(&c.selector)?;
+                walks.push(matching_pods_nodes(snapshot, &pod.namespace, c, key, value).collect());
+                Some(walks.len() - 1)
+            });
+            walk_of.push(w);
+        }
+        let mut per_node = Vec::with_capacity(constraints.len());
+        let mut weights = Vec::with_capacity(constraints.len());
+        for (i, c) in constraints.iter().enumerate() {
+            let walk = walk_of[i].map(|w| &walks[w][..]);
+            if c.is_hostname() {
+                // Score counts each node's own matching pods (upstream: in Score).
+                weights.push(topology_normalizing_weight(scored));
+                per_node.push(PerNode::Host(host_counts(
+                    c, nodes, &ignored, walk, pod, snapshot,
+                )));
                 continue;
             }
-            for (i, c) in constraints.iter().enumerate() {
-                if c.is_hostname() {
+            // The domains of the scored nodes, and each scored node's slot.
+            let mut domains = Domains::default();
+            let mut at = vec![NO_DOMAIN; nodes.len()];
+            for (j, ni) in nodes.iter().enumerate() {
+                if ignored.get(j).copied().unwrap_or(false) {
                     continue;
                 }
-                if let Some(v) = c.value(ni) {
-                    domain_at[i][pos] = domains[i].slot_of_node(c, ni, v);
+                if let Some(slot) = domains.cached_slot(c, ni) {
+                    at[j] = slot;
+                } else if let Some(v) = c.value(ni) {
+                    at[j] = domains.slot_of_node(c, ni, v);
                 }
             }
+            weights.push(topology_normalizing_weight(domains.counts.len()));
+            // `processAllNode`: the matching pods of every domain the scored nodes are in.
+            if !domains.counts.is_empty() {
+                match walk {
+                    // Only pods labelled key=value can match: visit those instead of every
+                    // pod on every node. Same counts, far fewer visits.
+                    Some(walk) => {
+                        for ni in walk {
+                            if !counted(c, ni) {
+                                continue;
+                            }
+                            if let Some(n) =
+                                c.value(ni).and_then(|v| domains.count_mut_node(c, ni, v))
+                            {
+                                *n += 1;
+                            }
+                        }
+                    }
+                    None => {
+                        for ni in snapshot.nodes() {
+                            if !counted(c, ni) {
+                                continue;
+                            }
+                            let Some(v) = c.value(ni) else {
+                                continue;
+                            };
+                            if let Some(n) = domains.count_mut_node(c, ni, v) {
+                                *n += count_pods_match_selector(ni, &c.selector, &pod.namespace);
+                            }
+                        }
+                    }
+                }
+            }
+            per_node.push(PerNode::Domains { domains, at });
         }
-        let scored = ignored.iter().filter(|i| !**i).count();
-        let weights = constraints
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let size = if c.is_hostname() {
-                    scored
-                } else {
-                    domains[i].counts.len()
-                };
-                topology_normalizing_weight(size)
-            })
-            .collect();
-        // `processAllNode`: the matching pods of every domain the scored nodes are in. The
-        // hostname constraint's counts are the scored node's own pods (see `score`).
-        for (i, c) in constraints.iter().enumerate() {
-            if c.is_hostname() || domains[i].counts.is_empty() {
-                continue;
-            }
-            let counted = |ni: &NodeInfo| {
-                (!require_all_topologies || node_has_all_keys(ni, &constraints))
-                    && c.includes_node(pod, ni.node())
-            };
-            match equality(&c.selector) {
-                // Only pods labelled key=value can match: visit those (snapshot's label
-                // index) instead of every pod on every node. Same counts, far fewer visits.
-                Some((key, value)) => {
-                    for ni in matching_pods_nodes(snapshot, &pod.namespace, c, key, value) {
-                        if !counted(ni) {
-                            continue;
-                        }
-                        if let Some(n) = c
-                            .value(ni)
-                            .and_then(|v| domains[i].count_mut_node(c, ni, v))
-                        {
-                            *n += 1;
-                        }
-                    }
-                }
-                None => {
-                    for ni in snapshot.nodes() {
-                        if !counted(ni) {
-                            continue;
-                        }
-                        let Some(v) = c.value(ni) else {
-                            continue;
-                        };
-                        if let Some(n) = domains[i].count_mut_node(c, ni, v) {
-                            *n += count_pods_match_selector(ni, &c.selector, &pod.namespace);
-                        }
-                    }
-                }
-            }
-        }
-        // Hostname constraints: Score counts each candidate's matching pods. With a
-        // `key=value` term, count them here once from the label index instead of walking
-        // the pods of every scored node (at 10 pods a node and 500 scored nodes, 5,000
-        // selector matches a pod). Same counts: non-terminating pods of the namespace on the
-        // node that match the selector.
-        let host_counts = constraints
-            .iter()
-            .map(|c| {
-                if !c.is_hostname() {
-                    return None;
-                }
-                let (key, value) = equality(&c.selector)?;
-                let mut per_node: Vec<u32> = Vec::new();
-                for ni in matching_pods_nodes(snapshot, &pod.namespace, c, key, value) {
-                    // Every node the label index yields is one of the snapshot's.
-                    if let Some(at) = snapshot.position_of(ni) {
-                        if per_node.is_empty() {
-                            per_node = vec![0; snapshot.len()];
-                        }
-                        per_node[at] += 1;
-                    }
-                }
-                Some(per_node)
-            })
-            .collect();
         state.write(
             PRE_SCORE_STATE_KEY,
             PreScoreState {
                 constraints,
                 ignored,
-                domains,
-                domain_at,
+                per_node,
                 topology_normalizing_weight: weights,
-                host_counts,
+                len: nodes.len(),
             },
         );
         Status::success()
@@ -684,26 +828,31 @@ impl ScorePlugin for PodTopologySpread {
         state: &CycleState,
         pod: &PodInfo,
         node: &NodeInfo,
-        snapshot: &Snapshot,
+        _snapshot: &Snapshot,
     ) -> Result<i64, Status> {
-        Ok(pre_score_state(state)?.score(None, node, pod, snapshot))
+        Ok(pre_score_state(state)?.score_one(node, pod))
     }
 
-    /// Same scores as [`ScorePlugin::score`] per node, with the state read once and each
-    /// node's domain count read by its position.
+    /// Same scores as [`ScorePlugin::score`] per node: for PreScore's node list, one pass
+    /// per constraint over the counts PreScore laid out by node ([`PreScoreState::score_all`]).
     fn score_nodes(
         &self,
         state: &CycleState,
         pod: &PodInfo,
         nodes: &[&NodeInfo],
-        snapshot: &Snapshot,
+        _snapshot: &Snapshot,
         out: &mut Vec<NodeScore>,
     ) -> Result<(), Status> {
         let s = pre_score_state(state)?;
-        out.extend(nodes.iter().enumerate().map(|(index, ni)| NodeScore {
-            index,
-            score: s.score(Some(index), ni, pod, snapshot),
-        }));
+        if nodes.len() != s.len {
+            // Not PreScore's list: node by node.
+            out.extend(nodes.iter().enumerate().map(|(index, ni)| NodeScore {
+                index,
+                score: s.score_one(ni, pod),
+            }));
+            return Ok(());
+        }
+        s.score_all(nodes, pod, out);
         Ok(())
     }
 
@@ -717,6 +866,23 @@ impl ScorePlugin for PodTopologySpread {
         let Some(s) = state.read::<PreScoreState>(PRE_SCORE_STATE_KEY) else {
             return Status::success();
         };
+        let normalized = |score: i64, min: i64, max: i64| {
+            if max == 0 {
+                MAX_NODE_SCORE
+            } else {
+                MAX_NODE_SCORE * (max + min - score) / max
+            }
+        };
+        if s.ignored.is_empty() {
+            // No node is ignored (the system defaults): no per-node lookups.
+            let (min, max) = scores.iter().fold((i64::MAX, 0i64), |(min, max), ns| {
+                (min.min(ns.score), max.max(ns.score))
+            });
+            for ns in scores.iter_mut() {
+                ns.score = normalized(ns.score, min, max);
+            }
+            return Status::success();
+        }
         let is_ignored = |ns: &NodeScore| s.ignored.get(ns.index).copied().unwrap_or(false);
         let mut min = i64::MAX;
         let mut max = 0i64;
@@ -727,10 +893,8 @@ impl ScorePlugin for PodTopologySpread {
         for ns in scores.iter_mut() {
             ns.score = if is_ignored(ns) {
                 0
-            } else if max == 0 {
-                MAX_NODE_SCORE
             } else {
-                MAX_NODE_SCORE * (max + min - ns.score) / max
+                normalized(ns.score, min, max)
             };
         }
         Status::success()
@@ -1133,6 +1297,248 @@ mod tests {
                 .collect();
             let without_ids: Vec<&NodeInfo> = copies.iter().collect();
             assert_eq!(raw(&with_ids), raw(&without_ids));
+        }
+    }
+
+    /// `p` controlled by a ReplicaSet (the system defaults apply to it).
+    fn owned_by_replica_set(mut p: Pod) -> Pod {
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "rs".into(),
+            uid: "u".into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }]);
+        p
+    }
+
+    /// Upstream's PreScore + Score written out literally, for the raw scores of `nodes`:
+    /// `processAllNode` over every snapshot node into a map keyed by topology value, then
+    /// per node a sum over the constraints whose key it has.
+    fn upstream_raw_scores(
+        pl: &PodTopologySpread,
+        pi: &PodInfo,
+        nodes: &[&NodeInfo],
+        snap: &Snapshot,
+    ) -> Vec<i64> {
+        let constraints = pl.constraints(pi, "ScheduleAnyway");
+        let has_own = pi
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_ref())
+            .is_some_and(|c| !c.is_empty());
+        let require_all = has_own || !pl.system_defaulted;
+        let ignored = |ni: &NodeInfo| require_all && !node_has_all_keys(ni, &constraints);
+        let scored = nodes.iter().filter(|ni| !ignored(ni)).count();
+        let mut per_value: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
+        for (i, c) in constraints.iter().enumerate() {
+            if c.is_hostname() {
+                continue;
+            }
+            for ni in nodes.iter().filter(|ni| !ignored(ni)) {
+                if let Some(v) = c.value(ni) {
+                    per_value[i].insert(v.to_string(), 0);
+                }
+            }
+        }
+        let weights: Vec<f64> = constraints
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let size = if c.is_hostname() {
+                    scored
+                } else {
+                    per_value[i].len()
+                };
+                ((size + 2) as f64).ln()
+            })
+            .collect();
+        for ni in snap.nodes() {
+            if ignored(ni) {
+                continue;
+            }
+            for (i, c) in constraints.iter().enumerate() {
+                if c.is_hostname() || !c.includes_node(pi, ni.node()) {
+                    continue;
+                }
+                let Some(v) = c.value(ni) else {
+                    continue;
+                };
+                if let Some(n) = per_value[i].get_mut(v) {
+                    *n += count_pods_match_selector(ni, &c.selector, &pi.namespace);
+                }
+            }
+        }
+        nodes
+            .iter()
+            .map(|ni| {
+                let mut score = 0f64;
+                for (i, c) in constraints.iter().enumerate() {
+                    let Some(v) = c.value(ni) else {
+                        continue;
+                    };
+                    let cnt = if c.is_hostname() {
+                        count_pods_match_selector(ni, &c.selector, &pi.namespace)
+                    } else {
+                        per_value[i].get(v).copied().unwrap_or(0)
+                    };
+                    score += cnt as f64 * weights[i] + (c.max_skew - 1) as f64;
+                }
+                score.round() as i64
+            })
+            .collect()
+    }
+
+    /// The per-constraint pass of `score_nodes` (counts laid out by node in PreScore, host
+    /// counts merged by snapshot position) gives the same raw scores as the per-node `score`
+    /// and as upstream's algorithm written out, on a varied cluster: nodes without a
+    /// hostname, zone or rack label, three zones, pods of another namespace, terminating and
+    /// non-matching pods, several pods per node; candidate lists in the filter's rotated
+    /// order with gaps, reversed, and not PreScore's list; selectors with and without a
+    /// `key=value` term; system defaults, own constraints (with ignored nodes) and a pod with
+    /// a node selector.
+    #[test]
+    fn per_constraint_pass_scores_equal_per_node_and_upstream() {
+        let mut snap = Snapshot::new();
+        let names: Vec<String> = (0..40).map(|i| format!("n{i:02}")).collect();
+        for (i, name) in names.iter().enumerate() {
+            let mut labels: Vec<(&str, String)> = vec![("rack", format!("r{}", i % 4))];
+            if i % 7 != 3 {
+                labels.push((H, name.clone()));
+            }
+            if i % 5 != 2 {
+                labels.push((LABEL_ZONE, format!("z{}", i % 3)));
+            }
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            snap.add_node(Arc::new(with_labels(node(name, 1000, 1 << 30), &labels)));
+        }
+        let mut k = 0;
+        let mut add = |snap: &mut Snapshot, p: Pod, node: &str| {
+            k += 1;
+            let mut p = on(p, node);
+            p.metadata.name = Some(format!("q{k}"));
+            snap.add_pod(Arc::new(p));
+        };
+        for (i, name) in names.iter().enumerate() {
+            for _ in 0..(i * 7 % 5) {
+                add(&mut snap, matching("x", name), name);
+            }
+            if i % 3 == 0 {
+                add(
+                    &mut snap,
+                    with_pod_labels(pod("x", 0, 0), &[("foo", "bar")]),
+                    name,
+                );
+            }
+            if i % 4 == 1 {
+                let mut other = matching("x", name);
+                other.metadata.namespace = Some("other".into());
+                add(&mut snap, other, name);
+            }
+            if i % 6 == 5 {
+                let mut t = matching("x", name);
+                t.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        jiff::Timestamp::UNIX_EPOCH,
+                    ));
+                add(&mut snap, t, name);
+            }
+        }
+        let all: Vec<&NodeInfo> = snap.nodes().iter().collect();
+        // The filter's order: from a rotating start, wrapping, skipping some nodes.
+        let rotated: Vec<&NodeInfo> = (0..all.len())
+            .map(|i| (i + 23) % all.len())
+            .filter(|i| i % 6 != 4)
+            .map(|i| all[i])
+            .collect();
+        let reversed: Vec<&NodeInfo> = all.iter().rev().step_by(2).copied().collect();
+
+        let own = |constraints: &[(i32, &str, &str)]| spread(pod("p", 0, 0), constraints);
+        let with_node_selector = {
+            let mut p = own(&[(2, LABEL_ZONE, "ScheduleAnyway"), (1, H, "ScheduleAnyway")]);
+            p.spec.as_mut().unwrap().node_selector = Some([("rack".into(), "r1".into())].into());
+            p
+        };
+        let pods = [
+            owned_by_replica_set(with_pod_labels(pod("p", 0, 0), &[("foo", "")])),
+            own(&[
+                (1, H, "ScheduleAnyway"),
+                (2, LABEL_ZONE, "ScheduleAnyway"),
+                (3, "rack", "ScheduleAnyway"),
+            ]),
+            with_exists_selector(&own(&[
+                (1, H, "ScheduleAnyway"),
+                (2, LABEL_ZONE, "ScheduleAnyway"),
+            ])),
+            with_node_selector,
+        ];
+        let pl = PodTopologySpread::new(&PodTopologySpreadArgs::default());
+        for p in pods {
+            let pi = PodInfo::new(Arc::new(p));
+            for list in [&rotated, &reversed, &all] {
+                let mut state = CycleState::new();
+                assert!(pl.pre_score(&mut state, &pi, list, &snap).is_success());
+                let mut pass = Vec::new();
+                pl.score_nodes(&state, &pi, list, &snap, &mut pass).unwrap();
+                let per_node: Vec<NodeScore> = list
+                    .iter()
+                    .enumerate()
+                    .map(|(index, ni)| NodeScore {
+                        index,
+                        score: pl.score(&state, &pi, ni, &snap).unwrap(),
+                    })
+                    .collect();
+                assert_eq!(pass, per_node, "{}", pi.key);
+                let raw: Vec<i64> = pass.iter().map(|s| s.score).collect();
+                assert_eq!(raw, upstream_raw_scores(&pl, &pi, list, &snap));
+                // Not PreScore's list (the first half of it): scored node by node.
+                let half = &list[..list.len() / 2];
+                let mut part = Vec::new();
+                pl.score_nodes(&state, &pi, half, &snap, &mut part).unwrap();
+                assert_eq!(part, per_node[..half.len()].to_vec());
+            }
+            // Scores differ between nodes: the counts are not all equal (the case is not
+            // trivially passing).
+            let mut state = CycleState::new();
+            pl.pre_score(&mut state, &pi, &all, &snap);
+            let mut pass = Vec::new();
+            pl.score_nodes(&state, &pi, &all, &snap, &mut pass).unwrap();
+            assert!(pass.iter().any(|s| s.score != pass[0].score), "{}", pi.key);
+        }
+    }
+
+    /// `round_score` rounds as `f64::round` does: halves away from zero, the largest double
+    /// below one half down, large and negative values through the library.
+    #[test]
+    fn round_score_is_f64_round() {
+        let below_half = 0.5 - f64::EPSILON / 4.0;
+        let mut xs = vec![
+            0.0,
+            0.5,
+            1.5,
+            2.5,
+            below_half,
+            1.0 + below_half,
+            4_503_599_627_370_495.5,
+            4_503_599_627_370_496.0,
+            1e300,
+            -0.5,
+            -2.5,
+            f64::INFINITY,
+        ];
+        // Sums as Score makes them: counts times ln(domains + 2) plus maxSkew - 1.
+        for cnt in 0..200i64 {
+            for domains in 0..12usize {
+                for skew in 1..6 {
+                    let w = topology_normalizing_weight(domains);
+                    xs.push(score_for_count(cnt, skew, w) + score_for_count(cnt / 3, skew, w));
+                }
+            }
+        }
+        for x in xs {
+            assert_eq!(round_score(x), x.round() as i64, "{x:?}");
         }
     }
 

@@ -119,8 +119,27 @@ impl PodRequest {
     /// through memory per node.
     #[inline(always)]
     pub fn usage(&self, node: &NodeInfo) -> Usage {
+        self.usage_of::<MAX_RESOURCES>(node, self.len)
+    }
+
+    /// How many resources are scored (at most [`MAX_RESOURCES`]).
+    pub fn len(&self) -> usize {
+        self.len.min(MAX_RESOURCES)
+    }
+
+    /// [`PodRequest::usage`] when [`PodRequest::len`] is `N`: a per-node loop dispatched on
+    /// the count once per pod (`score_each`) has its resource loops unrolled.
+    #[inline(always)]
+    pub fn usage_n<const N: usize>(&self, node: &NodeInfo) -> Usage {
+        debug_assert_eq!(self.len(), N);
+        self.usage_of::<N>(node, N)
+    }
+
+    #[inline(always)]
+    fn usage_of<const N: usize>(&self, node: &NodeInfo, len: usize) -> Usage {
+        let len = len.min(N).min(MAX_RESOURCES);
         let mut u = Usage {
-            len: self.len,
+            len,
             ..Default::default()
         };
         let node_req = if self.use_requested {
@@ -128,7 +147,7 @@ impl PodRequest {
         } else {
             &node.non_zero_requested
         };
-        for i in 0..self.len.min(MAX_RESOURCES) {
+        for i in 0..len {
             let k = self.kinds[i];
             let alloc = k.get(&node.allocatable);
             if alloc == 0 {
