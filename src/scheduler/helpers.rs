@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
+    Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, Taint, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
@@ -222,18 +222,20 @@ pub fn required_node_affinity_matches(pod: &Pod, node: &Node) -> bool {
             return false;
         }
     }
-    if let Some(required) = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-    {
+    if let Some(required) = required_node_selector(spec) {
         return node_selector_matches(required, node);
     }
     true
+}
+
+/// The pod's `affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`.
+pub fn required_node_selector(spec: &PodSpec) -> Option<&NodeSelector> {
+    spec.affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
 }
 
 /// Mirrors `v1.Toleration.ToleratesTaint`.

@@ -12,7 +12,9 @@ use crate::scheduler::framework::{
     default_normalize_score, CycleState, FilterPlugin, NodeScore, Plugin, PreFilterPlugin,
     PreFilterResult, PreScorePlugin, ScorePlugin, Status, MAX_NODE_SCORE,
 };
-use crate::scheduler::helpers::{node_selector_term_matches, required_node_affinity_matches};
+use crate::scheduler::helpers::{
+    node_selector_term_matches, required_node_affinity_matches, required_node_selector,
+};
 use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot};
 
 /// `ErrReasonPod`.
@@ -63,13 +65,7 @@ impl PreFilterPlugin for NodeAffinity {
         _snapshot: &Snapshot,
     ) -> (Option<PreFilterResult>, Status) {
         let spec = pod.pod.spec.as_ref();
-        let required = spec
-            .and_then(|s| s.affinity.as_ref())
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| {
-                na.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            });
+        let required = spec.and_then(required_node_selector);
         let has_selector = spec
             .and_then(|s| s.node_selector.as_ref())
             .is_some_and(|s| !s.is_empty());

@@ -23,7 +23,8 @@ use crate::scheduler::framework::{
 };
 use crate::scheduler::helpers::{
     find_untolerated_taint, node_labels, node_taints, pod_labels, pod_tolerations,
-    required_node_affinity_matches, LabelOp, Selector, LABEL_HOSTNAME, LABEL_ZONE,
+    required_node_affinity_matches, required_node_selector, LabelOp, Selector, LABEL_HOSTNAME,
+    LABEL_ZONE,
 };
 use crate::scheduler::profile::{DefaultConstraint, DefaultingType, PodTopologySpreadArgs};
 use crate::scheduler::snapshot::{NodeInfo, PodInfo, Snapshot, NO_ZONE_ID};
@@ -592,15 +593,7 @@ fn without_required_node_affinity(pod: &PodInfo) -> bool {
         return true;
     };
     spec.node_selector.as_ref().is_none_or(|s| s.is_empty())
-        && spec
-            .affinity
-            .as_ref()
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| {
-                na.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-            .is_none()
+        && required_node_selector(spec).is_none()
 }
 
 /// The first index at or after `from` whose entry is `>= target` in the sorted `sorted`,
@@ -1208,18 +1201,7 @@ mod tests {
     /// constraint with maxSkew 3. Here the selector comes from a controlling ReplicaSet.
     #[test]
     fn system_defaults_spread_replica_set_pods() {
-        let owned = |p: Pod| {
-            let mut p = with_pod_labels(p, &[("foo", "")]);
-            p.metadata.owner_references = Some(vec![OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "ReplicaSet".into(),
-                name: "rs".into(),
-                uid: "u".into(),
-                controller: Some(true),
-                block_owner_deletion: None,
-            }]);
-            p
-        };
+        let owned = |p: Pod| owned_by_replica_set(with_pod_labels(p, &[("foo", "")]));
         let by_host: &[(&str, &[(&str, &str)])] = &[
             ("node-a", &[(H, "node-a")]),
             ("node-b", &[(H, "node-b")]),
