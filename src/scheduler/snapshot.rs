@@ -715,6 +715,12 @@ impl Snapshot {
 
     /// Record in the label index that a placed pod's node is now at `at` (or gone).
     fn file_position(&mut self, pi: &PodInfo, at: u32) {
+        self.each_filed(pi, |filed| filed.1 = at);
+    }
+
+    /// Apply `change` to each label index entry of the pod `pi` (one per label; `pi`'s
+    /// labels and key name them).
+    fn each_filed(&mut self, pi: &PodInfo, mut change: impl FnMut(&mut Labelled)) {
         for (k, v) in pi.pod.metadata.labels.iter().flatten() {
             let entry = label_key(&pi.namespace, k, v);
             if let Some(filed) = self
@@ -722,7 +728,7 @@ impl Snapshot {
                 .get_mut(&entry as &dyn LabelKey)
                 .and_then(|pods| pods.get_mut(&pi.key))
             {
-                filed.1 = at;
+                change(filed);
             }
         }
     }
@@ -901,16 +907,7 @@ impl Snapshot {
             ni.pods_with_required_anti_affinity.push(pi.clone());
         }
         ni.pods.push(pi.clone());
-        for (k, v) in pi.pod.metadata.labels.iter().flatten() {
-            let entry = label_key(&pi.namespace, k, v);
-            if let Some(filed) = self
-                .label_index
-                .get_mut(&entry as &dyn LabelKey)
-                .and_then(|pods| pods.get_mut(key))
-            {
-                filed.0 = pi.clone();
-            }
-        }
+        self.each_filed(&pi, |filed| filed.0 = pi.clone());
         true
     }
 
