@@ -191,14 +191,8 @@ pub fn hex_digest(text: &str) -> String {
 /// 32 random bytes, hex-encoded). The bytes come from the thread's CSPRNG (`rand::rng()`),
 /// not a `getrandom` system call per id.
 pub fn random_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes: [u8; 32] = rand::random();
-    let mut out = String::with_capacity(64);
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 0xf)] as char);
-    }
-    out
+    let (high, low): (u128, u128) = rand::random();
+    format!("{high:032x}{low:032x}")
 }
 
 #[cfg(test)]
