@@ -36,6 +36,18 @@ fn pod(name: &str) -> Object {
     })
 }
 
+/// An API server on the memory store, started; keep the directory alive with it.
+async fn memory_api(telemetry: &Telemetry) -> (actix::Addr<ApiServer>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default()).unwrap();
+    let api = ApiServer::new(store, Default::default(), telemetry)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    (api, dir)
+}
+
 #[test]
 fn a_traced_create_exports_apiserver_and_etcd_spans_with_parent_links() {
     let receiver = OtlpReceiver::http();
@@ -123,13 +135,7 @@ async fn a_deleted_event_carries_the_delete_requests_trace() {
     use kubeactor::api::Kind;
     use kubeactor::apiserver::{Delete, Watch, WatchEvent};
     let telemetry = Telemetry::in_memory(100);
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default()).unwrap();
-    let api = ApiServer::new(store, Default::default(), &telemetry)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let (api, _dir) = memory_api(&telemetry).await;
     let create = Create {
         object: pod("web"),
         options: WriteOptions::default(),
@@ -175,13 +181,7 @@ async fn an_unsampled_parent_gets_no_spans_but_its_trace_is_stamped() {
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
     let telemetry = Telemetry::in_memory(100);
     assert!(telemetry.drops_children_of_unsampled());
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(StoreEngine::Memory, dir.path(), StoreOptions::default()).unwrap();
-    let api = ApiServer::new(store, Default::default(), &telemetry)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let (api, _dir) = memory_api(&telemetry).await;
     let parent = |trace: u128, flags: TraceFlags| {
         let sc = SpanContext::new(
             TraceId::from(trace),
