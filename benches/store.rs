@@ -7,7 +7,13 @@
 //! 127.0.0.1 with a temporary data directory and stopped at the end; without an `etcd`
 //! binary the etcd columns are skipped and said so.
 //!
-//! Each figure is the median of `RUNS` runs (the machine is noisy).
+//! Each figure is the median of `RUNS` runs (the machine is noisy). Under each writer count
+//! a second line gives the CPU per write: for kubeactor the whole bench process (its writers
+//! included) through `close`, the final checkpoint included; for etcd the server process and,
+//! separately, the bench process driving it (the client). A last line runs the 64 writers on
+//! the memory engine — no WAL, no `fdatasync`, no checkpoint — which is the ceiling of the
+//! actor path itself, whatever the storage engine. `KUBEACTOR_BENCH_CPU=1` adds the CPU per
+//! create of each thread of each kubeactor run.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -37,6 +43,23 @@ fn process_cpu() -> f64 {
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// CPU seconds used so far by the process `pid` (another process: the etcd server).
+fn pid_cpu(pid: u32) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // utime and stime are the 12th and 13th fields after the name's closing ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    (field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0)) / ticks
 }
 
 const RUNS: usize = 5;
@@ -127,13 +150,35 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Durable creates per second through the ApiServer actor.
-fn actor_creates(writers: usize, total: usize) -> (f64, usize) {
+/// Each field's median over `runs` runs of `run`.
+fn median_run(runs: usize, mut run: impl FnMut(usize) -> Run) -> Run {
+    let all: Vec<Run> = (0..runs).map(&mut run).collect();
+    let of = |f: fn(&Run) -> f64| median(all.iter().map(f).collect());
+    Run {
+        rate: of(|r| r.rate),
+        cpu_us: of(|r| r.cpu_us),
+        client_cpu_us: of(|r| r.client_cpu_us),
+    }
+}
+
+/// One timed run: writes per second, and CPU µs per write of the processes doing it.
+#[derive(Clone, Copy)]
+struct Run {
+    rate: f64,
+    /// For kubeactor: the whole bench process (writers included), through `close` (the final
+    /// checkpoint included). For etcd: the etcd server process.
+    cpu_us: f64,
+    /// etcd only: the bench process, i.e. the etcd client driving it.
+    client_cpu_us: f64,
+}
+
+/// Creates per second through the ApiServer actor on `engine` (redb: durable, acknowledged
+/// after `fdatasync`; memory: no disk, the ceiling of the actor path itself).
+fn actor_creates(engine: StoreEngine, writers: usize, total: usize) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let system = actix::System::new();
-    let (rate, bytes) = system.block_on(async move {
-        let store = store::open(StoreEngine::Redb, dir.path(), StoreOptions::default())
-            .expect("open store");
+    system.block_on(async move {
+        let store = store::open(engine, dir.path(), StoreOptions::default()).expect("open store");
         let telemetry = Telemetry::in_memory(16);
         // The API server on a thread of its own, as in the daemon; the writers on this one.
         let arbiter = actix::Arbiter::new();
@@ -142,17 +187,23 @@ fn actor_creates(writers: usize, total: usize) -> (f64, usize) {
             .start_on(&arbiter.handle())
             .await
             .expect("start");
-        let bytes = Object::Pod(pod("size-probe").into()).to_json().len();
         let per = total / writers;
         let cpu_before = thread_cpu();
         let process_before = process_cpu();
         let start = Instant::now();
+        // Every writer clones one template, as etcd's writers below reuse one value: building
+        // each Pod from scratch (32 `format!`s) cost more instructions than half the API
+        // server's create path, and the writers share the two cores with what is measured.
+        let template = Arc::new(pod("template"));
         let mut tasks = Vec::new();
         for w in 0..writers {
             let api = api.clone();
+            let template = template.clone();
             tasks.push(actix_rt::spawn(async move {
                 for i in 0..per {
-                    let object = Object::Pod(pod(&format!("w{w}-{i}")).into());
+                    let mut pod = Pod::clone(&template);
+                    pod.metadata.name = Some(format!("w{w}-{i}"));
+                    let object = Object::Pod(pod.into());
                     let r = api
                         .send(Create {
                             object,
@@ -182,20 +233,23 @@ fn actor_creates(writers: usize, total: usize) -> (f64, usize) {
             }
         }
         store.close();
+        let cpu_us = us_per_create(process_cpu() - process_before);
         if show_cpu {
             println!(
-                "    cpu {:<28} {:>7.2} us/create",
-                "process, through close",
-                us_per_create(process_cpu() - process_before)
+                "    cpu {:<28} {cpu_us:>7.2} us/create",
+                "process, through close"
             );
         }
         // Wait for the API server's thread to end: the next run's per-thread figures are
         // differences by thread name, which a lingering thread of the same name would skew.
         arbiter.stop();
         let _ = arbiter.join();
-        (rate, bytes)
-    });
-    (rate, bytes)
+        Run {
+            rate,
+            cpu_us,
+            client_cpu_us: 0.0,
+        }
+    })
 }
 
 fn free_port() -> u16 {
@@ -263,7 +317,7 @@ fn etcd_writes(
     total: usize,
     value: Arc<Vec<u8>>,
     run: usize,
-) -> f64 {
+) -> Run {
     use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -287,6 +341,8 @@ fn etcd_writes(
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let per = total / writers;
+        let server_before = pid_cpu(etcd.child.id());
+        let client_before = process_cpu();
         let start = Instant::now();
         let mut tasks = Vec::new();
         for w in 0..writers {
@@ -313,7 +369,13 @@ fn etcd_writes(
         for t in tasks {
             t.await.expect("writer");
         }
-        (per * writers) as f64 / start.elapsed().as_secs_f64()
+        let rate = (per * writers) as f64 / start.elapsed().as_secs_f64();
+        let us_per_write = |secs: f64| secs * 1e6 / (per * writers) as f64;
+        Run {
+            rate,
+            cpu_us: us_per_write(pid_cpu(etcd.child.id()) - server_before),
+            client_cpu_us: us_per_write(process_cpu() - client_before),
+        }
     })
 }
 
@@ -336,44 +398,60 @@ fn main() {
         .and_then(|n| n.parse().ok());
     let n64 = n64.unwrap_or(if quick { 20_000 } else { 100_000 });
     for (writers, total) in [(1usize, if quick { 500 } else { 2_000 }), (64, n64)] {
-        let actor = median((0..runs).map(|_| actor_creates(writers, total).0).collect());
-        print!("{writers:>3} writer(s): kubeactor ApiServer creates {actor:>9.0}/s");
+        let actor = median_run(runs, |_| actor_creates(StoreEngine::Redb, writers, total));
+        print!(
+            "{writers:>3} writer(s): kubeactor ApiServer creates {:>9.0}/s",
+            actor.rate
+        );
+        let mut cpu = format!(
+            "kubeactor {:.1} us (the whole process, through close)",
+            actor.cpu_us
+        );
         if let Some(etcd) = &etcd {
             let etcd_total = if writers == 1 { total / 2 } else { total / 4 };
-            let put = median(
-                (0..runs)
-                    .map(|r| {
-                        etcd_writes(
-                            etcd,
-                            EtcdMode::Put,
-                            writers,
-                            etcd_total,
-                            value.clone(),
-                            r * 2,
-                        )
-                    })
-                    .collect(),
-            );
-            let txn = median(
-                (0..runs)
-                    .map(|r| {
-                        etcd_writes(
-                            etcd,
-                            EtcdMode::CreateTxn,
-                            writers,
-                            etcd_total,
-                            value.clone(),
-                            r * 2 + 1,
-                        )
-                    })
-                    .collect(),
-            );
+            let put = median_run(runs, |r| {
+                etcd_writes(
+                    etcd,
+                    EtcdMode::Put,
+                    writers,
+                    etcd_total,
+                    value.clone(),
+                    r * 2,
+                )
+            });
+            let txn = median_run(runs, |r| {
+                let run = r * 2 + 1;
+                etcd_writes(
+                    etcd,
+                    EtcdMode::CreateTxn,
+                    writers,
+                    etcd_total,
+                    value.clone(),
+                    run,
+                )
+            });
             print!(
-                " | etcd puts {put:>8.0}/s (ratio {:>5.1}x) | etcd create txns {txn:>8.0}/s (ratio {:>5.1}x)",
-                actor / put,
-                actor / txn
+                " | etcd puts {:>8.0}/s (ratio {:>5.1}x) | etcd create txns {:>8.0}/s (ratio {:>5.1}x)",
+                put.rate,
+                actor.rate / put.rate,
+                txn.rate,
+                actor.rate / txn.rate
             );
+            for (what, r) in [("puts", put), ("create txns", txn)] {
+                cpu += &format!(
+                    " | etcd {what}: server {:.1} us + client {:.1} us",
+                    r.cpu_us, r.client_cpu_us
+                );
+            }
         }
         println!();
+        println!("      CPU per write: {cpu}");
     }
+    // The same 64 writers on the memory engine: no WAL, no fdatasync, no checkpoint. What the
+    // API server's create path and the writers cost on their own — the ceiling of any engine.
+    let memory = median_run(runs, |_| actor_creates(StoreEngine::Memory, 64, n64));
+    println!(
+        " 64 writer(s), memory engine (no disk: the actor path's ceiling): {:>9.0} creates/s, {:.1} us CPU per create",
+        memory.rate, memory.cpu_us
+    );
 }
