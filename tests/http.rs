@@ -830,7 +830,26 @@ fn merge_json_and_strategic_patches_update_the_object() {
         "application/json-patch+json",
         json!([{"op": "test", "path": "/spec/replicas", "value": 9}]),
     );
-    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // Upstream's `applyJSPatch`: 422 Invalid, a fixed message, empty details.
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let status = body(r);
+    assert_eq!(status["reason"], "Invalid");
+    assert_eq!(
+        status["message"],
+        "the server rejected our request due to an error in our request"
+    );
+    assert_eq!(status["details"], json!({}));
+    let r = patch(
+        &s,
+        &web,
+        "application/json-patch+json",
+        json!({"op": "remove", "path": "/spec"}),
+    );
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "not a list of operations"
+    );
     let r = patch(
         &s,
         &format!("{web}?fieldValidation=Strict"),

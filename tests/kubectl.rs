@@ -409,6 +409,45 @@ status:
   nodeInfo: {kubeletVersion: v1.32.0}
 ";
 
+/// A JSON patch whose operations do not apply is 422 Invalid with upstream's fixed message
+/// (`applyJSPatch`), which kubectl prints as such; nothing is written.
+#[test]
+fn a_json_patch_that_does_not_apply_is_an_invalid_request() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+    k.ok(&["create", "-f", &manifest]);
+    let before = k.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    let out = k.run(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/spec/replicas","value":9},{"op":"replace","path":"/spec/replicas","value":4}]"#,
+    ]);
+    assert!(!out.ok);
+    assert_eq!(
+        out.stderr,
+        "The request is invalid: the server rejected our request due to an error in our request\n"
+    );
+    let after = k.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    assert_eq!(before, after, "nothing was written");
+}
+
 #[test]
 fn scale_set_image_cordon_and_client_side_apply() {
     let Some(bin) = kubectl_binary() else { return };

@@ -56,6 +56,14 @@ pub enum ApiError {
         kind: String,
         causes: Vec<FieldError>,
     },
+    /// 422 `Invalid` about the request rather than an object: a JSON patch whose operations do
+    /// not apply (a missing path, a failed `test`). Upstream's `applyJSPatch`
+    /// (apiserver/pkg/endpoints/handlers/patch.go) answers with
+    /// `NewGenericServerResponse(422, …)`: a fixed message and empty details, so kubectl prints
+    /// "The request is invalid: the server rejected our request due to an error in our
+    /// request". The reason it did not apply is kept for logs and spans, not sent.
+    #[error("the server rejected our request due to an error in our request")]
+    RequestInvalid(String),
     /// 400 `BadRequest`.
     #[error("{0}")]
     BadRequest(String),
@@ -172,7 +180,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. }
             | ApiError::Conflict { .. }
             | ApiError::ApplyConflict { .. } => 409,
-            ApiError::Invalid { .. } => 422,
+            ApiError::Invalid { .. } | ApiError::RequestInvalid(_) => 422,
             ApiError::BadRequest(_) => 400,
             ApiError::Gone(_) => 410,
             ApiError::Forbidden { .. } => 403,
@@ -188,7 +196,7 @@ impl ApiError {
             ApiError::NotFound { .. } => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
-            ApiError::Invalid { .. } => "Invalid",
+            ApiError::Invalid { .. } | ApiError::RequestInvalid(_) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Gone(_) => "Expired",
             ApiError::Forbidden { .. } => "Forbidden",
@@ -253,6 +261,7 @@ impl ApiError {
                 ),
                 ..Default::default()
             }),
+            ApiError::RequestInvalid(_) => Some(StatusDetails::default()),
             ApiError::Internal(msg) => Some(StatusDetails {
                 causes: Some(vec![StatusCause {
                     message: Some(msg.clone()),

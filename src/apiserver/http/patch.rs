@@ -62,9 +62,18 @@ pub fn apply(original: &Value, patch: &[u8], ty: PatchType) -> Result<Value, Api
     let patch = parse(patch, ty)?;
     match ty {
         PatchType::Json => {
+            // Upstream: a patch that does not decode as a list of operations is a bad request;
+            // operations that do not apply are 422 (`applyJSPatch`).
+            if !patch.is_array() {
+                return Err(ApiError::BadRequest(
+                    "error decoding patch: a JSON patch must be a list of operations".into(),
+                ));
+            }
             let mut doc = original.clone();
-            json_patch(&mut doc, &patch)
-                .map_err(|e| ApiError::Internal(format!("jsonpatch apply failed: {e}")))?;
+            json_patch(&mut doc, &patch).map_err(|reason| {
+                tracing::debug!(%reason, "a JSON patch does not apply");
+                ApiError::RequestInvalid(reason)
+            })?;
             Ok(doc)
         }
         PatchType::Merge => {
