@@ -53,6 +53,11 @@ pub trait Source: Send + Sync + 'static {
     fn list(&self) -> BoxFuture<'static, Result<ObjectList, ApiError>>;
     /// Watch from a revision.
     fn watch(&self, from: WatchFrom) -> BoxFuture<'static, Result<WatchStream, ApiError>>;
+    /// The source will never answer again (the API server actor has stopped, as at the
+    /// daemon's shutdown): the loop ends instead of retrying. Default: never.
+    fn gone(&self) -> bool {
+        false
+    }
 }
 
 /// The ApiServer as an informer's source: one kind, optionally one namespace.
@@ -80,6 +85,9 @@ impl Source for ApiSource {
         msg.from = from;
         let req = self.api.send(msg);
         Box::pin(async move { req.await.map_err(mailbox)? })
+    }
+    fn gone(&self) -> bool {
+        !self.api.connected()
     }
 }
 
@@ -245,7 +253,7 @@ fn typed<K: Cached>(obj: &Object) -> Option<Arc<K>> {
     K::arc_from_object(obj).cloned()
 }
 
-/// The list-watch loop. Runs until aborted.
+/// The list-watch loop. Runs until aborted, or until its source is gone.
 async fn run<K: Cached>(shared: Arc<Shared<K>>, source: Arc<dyn Source>) {
     let kind = shared.kind;
     let mut backoff = LIST_BACKOFF_START;
@@ -253,6 +261,7 @@ async fn run<K: Cached>(shared: Arc<Shared<K>>, source: Arc<dyn Source>) {
         shared.set_phase(Phase::Listing);
         let list = match source.list().await {
             Ok(l) => l,
+            Err(_) if source.gone() => break,
             Err(e) => {
                 tracing::warn!(%kind, error = %e, ?backoff, "informer list failed, retrying");
                 tokio::time::sleep(backoff).await;
@@ -272,6 +281,7 @@ async fn run<K: Cached>(shared: Arc<Shared<K>>, source: Arc<dyn Source>) {
         };
         let mut stream = match source.watch(from).await {
             Ok(s) => s,
+            Err(_) if source.gone() => break,
             Err(e) => {
                 tracing::info!(%kind, error = %e, "informer watch refused, relisting");
                 tokio::time::sleep(backoff).await;
@@ -302,6 +312,8 @@ async fn run<K: Cached>(shared: Arc<Shared<K>>, source: Arc<dyn Source>) {
         }
         tracing::debug!(%kind, "informer watch ended, relisting");
     }
+    tracing::debug!(%kind, "the API server has stopped; the informer ends");
+    shared.set_phase(Phase::Stopped);
 }
 
 /// Type-erased view of an informer, for the factory.
@@ -503,5 +515,45 @@ mod tests {
         assert_eq!(next(&mut late).await, "synced");
         informer.stop();
         assert_eq!(informer.phase(), Phase::Stopped);
+    }
+
+    /// At shutdown the API server stops first: an informer over it ends its loop instead of
+    /// retrying (and warning) every backoff until the process exits.
+    #[actix_rt::test]
+    async fn an_informer_ends_when_its_api_server_stops() {
+        use crate::apiserver::ApiServerOptions;
+        use crate::store::StoreOptions;
+        use crate::telemetry::Telemetry;
+
+        let telemetry = Telemetry::in_memory(16);
+        let store = crate::store::memory::open(StoreOptions::default());
+        let arbiter = actix::Arbiter::new();
+        let api = ApiServer::new(store.clone(), ApiServerOptions::default(), &telemetry)
+            .unwrap()
+            .start_on(&arbiter.handle())
+            .await
+            .unwrap();
+        let informer = Informer::<Pod>::new(api);
+        let mut rx = informer.subscribe();
+        informer.start();
+        assert_eq!(next(&mut rx).await, "synced");
+        let phase = |want: Phase| {
+            let informer = &informer;
+            async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while informer.phase() != want {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "waited for {want:?}, the informer is {:?}",
+                        informer.phase()
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        phase(Phase::Watching).await;
+        arbiter.stop();
+        phase(Phase::Stopped).await;
+        crate::store::Store::close(&*store);
     }
 }

@@ -84,6 +84,9 @@ impl Source for NodePods {
         });
         Box::pin(async move { req.await.map_err(mailbox)? })
     }
+    fn gone(&self) -> bool {
+        !self.api.connected()
+    }
 }
 
 /// See the module documentation.
