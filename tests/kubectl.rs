@@ -687,6 +687,46 @@ fn wait_for_phase(k: &Kubectl, pod: &str, phase: &str) {
     });
 }
 
+/// `kubectl drain` cordons the node and, with no eviction API served, deletes its pods as
+/// client-go does (a DELETE whose DeleteOptions body is protobuf), then waits until they
+/// are gone.
+#[test]
+fn drain_cordons_a_node_and_deletes_its_pods() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = TestServer::start_with_node(0.0, |o| {
+        o.tls = Some(tls::generate(None).unwrap());
+    });
+    let k = Kubectl::new(bin, &s);
+    let pod = bound_pod("solo", &[("main", "sleep infinity")]);
+    let manifest = write(s.dir.path(), "solo.yaml", &pod);
+    k.ok(&["create", "-f", &manifest]);
+    wait_for_phase(&k, "solo", "Running");
+    let out = k.ok(&[
+        "drain",
+        "node-1",
+        "--force",
+        "--ignore-daemonsets",
+        "--timeout=60s",
+    ]);
+    assert!(out.contains("node/node-1 drained"), "{out}");
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "node",
+            "node-1",
+            "-o",
+            "jsonpath={.spec.unschedulable}"
+        ]),
+        "true"
+    );
+    let gone = k.run(&["get", "pod", "solo"]);
+    assert!(
+        !gone.ok && gone.stderr.contains("NotFound"),
+        "{}",
+        gone.stderr
+    );
+}
+
 #[test]
 fn logs_prints_a_containers_log_from_its_node() {
     let Some(bin) = kubectl_binary() else { return };

@@ -912,7 +912,7 @@ fn server_side_apply(
     Ok(object)
 }
 
-/// DeleteOptions from the body (JSON or YAML) or, when there is none, the query.
+/// DeleteOptions from the body (JSON, YAML or protobuf) or, when there is none, the query.
 async fn delete_options(
     req: &HttpRequest,
     payload: web::Payload,
@@ -923,8 +923,11 @@ async fn delete_options(
     let mut opts = if bytes.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
     } else {
-        let format = body::body_format(header(req, CONTENT_TYPE))?;
-        let value = body::parse_value(&bytes, format).map_err(bad_request)?;
+        let value = match body::body_format(header(req, CONTENT_TYPE))? {
+            body::BodyFormat::Protobuf => protobuf::decode_delete_options(&bytes)
+                .map_err(|e| HttpError::from(ApiError::from(e)))?,
+            format => body::parse_value(&bytes, format).map_err(bad_request)?,
+        };
         serde_json::from_value(value).map_err(|e| bad_request(e.to_string()))?
     };
     if let Some(g) = q.get("gracePeriodSeconds") {

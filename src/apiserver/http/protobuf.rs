@@ -405,13 +405,13 @@ fn namespace(n: &core::Namespace) -> Result<Value, ProtobufError> {
     Ok(o.done())
 }
 
-/// Decode a protobuf body that must hold an object of `kind`, as JSON (with `apiVersion`
-/// and `kind` from the envelope).
-pub fn decode(kind: Kind, body: &[u8]) -> Result<Value, ProtobufError> {
+/// The envelope of a protobuf body: the magic, then a `runtime.Unknown` holding the type's
+/// `kind` and `apiVersion` (empty when unset) and the message itself. `what` names the
+/// expected type in errors; a body naming another kind is refused.
+fn envelope(body: &[u8], what: &str) -> Result<(String, Vec<u8>), ProtobufError> {
     let bad = |detail: String| {
         ProtobufError::Bad(format!(
-            "the object provided is unrecognized (must be of type {}): {detail}",
-            kind.name()
+            "the object provided is unrecognized (must be of type {what}): {detail}"
         ))
     };
     let rest = body
@@ -422,13 +422,48 @@ pub fn decode(kind: Kind, body: &[u8]) -> Result<Value, ProtobufError> {
     let type_meta = unknown.type_meta.unwrap_or_default();
     let body_kind = type_meta.kind.unwrap_or_default();
     let api_version = type_meta.api_version.unwrap_or_default();
-    if !body_kind.is_empty() && body_kind != kind.name() {
+    if !body_kind.is_empty() && body_kind != what {
         return Err(ProtobufError::Bad(format!(
-            "{body_kind} in version \"{api_version}\" cannot be handled as a {}",
-            kind.name()
+            "{body_kind} in version \"{api_version}\" cannot be handled as a {what}"
         )));
     }
-    let raw = unknown.raw.unwrap_or_default();
+    Ok((api_version, unknown.raw.unwrap_or_default()))
+}
+
+/// Decode a protobuf `DeleteOptions` body (client-go's typed clients send one with every
+/// DELETE, e.g. `kubectl drain` deleting the pods of a node), as JSON.
+pub fn decode_delete_options(body: &[u8]) -> Result<Value, ProtobufError> {
+    let (_, raw) = envelope(body, "DeleteOptions")?;
+    let d = meta::DeleteOptions::decode(raw.as_slice())
+        .map_err(|e| ProtobufError::Bad(format!("invalid DeleteOptions message: {e}")))?;
+    let mut o = Obj::default();
+    o.num("gracePeriodSeconds", d.grace_period_seconds);
+    if let Some(p) = &d.preconditions {
+        let mut pre = Obj::default();
+        pre.str("uid", &p.uid)
+            .str("resourceVersion", &p.resource_version);
+        o.val("preconditions", Some(pre.done()));
+    }
+    o.num("orphanDependents", d.orphan_dependents)
+        .str("propagationPolicy", &d.propagation_policy)
+        .strs("dryRun", &d.dry_run)
+        .num(
+            "ignoreStoreReadErrorWithClusterBreakingPotential",
+            d.ignore_store_read_error_with_cluster_breaking_potential,
+        );
+    Ok(o.done())
+}
+
+/// Decode a protobuf body that must hold an object of `kind`, as JSON (with `apiVersion`
+/// and `kind` from the envelope).
+pub fn decode(kind: Kind, body: &[u8]) -> Result<Value, ProtobufError> {
+    let bad = |detail: String| {
+        ProtobufError::Bad(format!(
+            "the object provided is unrecognized (must be of type {}): {detail}",
+            kind.name()
+        ))
+    };
+    let (api_version, raw) = envelope(body, kind.name())?;
     let invalid = |e: prost::DecodeError| bad(format!("invalid {} message: {e}", kind.name()));
     let mut value = match kind {
         Kind::Deployment => {
@@ -516,18 +551,64 @@ mod tests {
             }),
             status: Some(Default::default()),
         };
+        wrap("apps/v1", "Deployment", d.encode_to_vec())
+    }
+
+    /// A protobuf body as client-go sends it: the magic, then the envelope around `raw`.
+    fn wrap(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
         let envelope = k8s_pb::apimachinery::pkg::runtime::Unknown {
             type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
-                api_version: Some("apps/v1".into()),
-                kind: Some("Deployment".into()),
+                api_version: Some(api_version.into()),
+                kind: Some(kind.into()),
             }),
-            raw: Some(d.encode_to_vec()),
+            raw: Some(raw),
             content_encoding: Some(String::new()),
             content_type: Some(String::new()),
         };
         let mut body = MAGIC.to_vec();
         body.extend(envelope.encode_to_vec());
         body
+    }
+
+    /// What `kubectl drain` sends with each DELETE of a pod (no eviction API here): Go's
+    /// explicit empties are unset, an explicit zero grace period is kept.
+    #[test]
+    fn delete_options_decode_to_their_json() {
+        let opts = |grace: Option<i64>, policy: &str| meta::DeleteOptions {
+            grace_period_seconds: grace,
+            preconditions: Some(meta::Preconditions {
+                uid: Some("u-1".into()),
+                resource_version: Some(String::new()),
+            }),
+            orphan_dependents: None,
+            propagation_policy: Some(policy.into()),
+            dry_run: vec![],
+            ignore_store_read_error_with_cluster_breaking_potential: None,
+        };
+        let body = wrap(
+            "v1",
+            "DeleteOptions",
+            opts(Some(0), "Background").encode_to_vec(),
+        );
+        assert_eq!(
+            decode_delete_options(&body).unwrap(),
+            json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "u-1"},
+                   "propagationPolicy": "Background"})
+        );
+        let body = wrap("", "", opts(None, "").encode_to_vec());
+        assert_eq!(
+            decode_delete_options(&body).unwrap(),
+            json!({"preconditions": {"uid": "u-1"}})
+        );
+        let pod = wrap("v1", "Pod", core::Pod::default().encode_to_vec());
+        assert_eq!(
+            decode_delete_options(&pod).unwrap_err().to_string(),
+            "Pod in version \"v1\" cannot be handled as a DeleteOptions"
+        );
+        assert!(matches!(
+            decode_delete_options(b"{}"),
+            Err(ProtobufError::Bad(_))
+        ));
     }
 
     #[test]
@@ -581,16 +662,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let envelope = k8s_pb::apimachinery::pkg::runtime::Unknown {
-            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-            }),
-            raw: Some(pod.encode_to_vec()),
-            ..Default::default()
-        };
-        let mut body = MAGIC.to_vec();
-        body.extend(envelope.encode_to_vec());
+        let body = wrap("v1", "Pod", pod.encode_to_vec());
         let err = decode(Kind::Pod, &body).unwrap_err();
         assert_eq!(
             err.to_string(),
