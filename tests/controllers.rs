@@ -319,6 +319,17 @@ async fn a_deployment_of_3_gets_one_replicaset_and_3_pods_with_owners_and_labels
         "no kubelet: nothing is ready"
     );
     assert_eq!(status.observed_generation, rs.metadata.generation);
+
+    // The deployment's revision annotation came with a status write, as upstream's: no spec
+    // or annotation change through the main resource, so it is still generation 1.
+    let d = eventually("the deployment observes generation 1", || async {
+        deployments(&h.api).await.into_iter().find(|d| {
+            annotation(&d.metadata, REVISION) == Some("1")
+                && d.status.as_ref().and_then(|s| s.observed_generation) == Some(1)
+        })
+    })
+    .await;
+    assert_eq!(d.metadata.generation, Some(1));
 }
 
 #[actix_rt::test]

@@ -152,12 +152,21 @@ fn without_trace(meta: &ObjectMeta) -> Option<std::collections::BTreeMap<String,
 /// Carry over what an update may not change and apply the subresource's rules. Mirrors
 /// `rest.BeforeUpdate` and each kind's `PrepareForUpdate` (main resource: status is kept;
 /// `status` subresource: only status changes, as `ResetObjectMetaForStatus`). Keeps the live
-/// `metadata.managedFields` unless the writer sent its own (see `http::managedfields`). Bumps
+/// `metadata.managedFields` unless the writer sent its own (see `http::managedfields`); a
+/// Deployment's status write also takes its annotations, as upstream's. Bumps
 /// `metadata.generation` when the spec changes (for Deployments also when annotations other
 /// than kubeactor's own `traceparent` change, as upstream).
 pub fn prepare_for_update(new: &mut Object, old: &Object, sub: Subresource) {
     if sub == Subresource::Status {
-        // Start from the stored object; take only the new status and the trace annotation.
+        // A Deployment's status write also takes its annotations: upstream's
+        // `deploymentStatusStrategy.PrepareForUpdate` resets only the spec and labels, and the
+        // deployment controller writes its revision annotation with UpdateStatus.
+        let annotations = match new {
+            Object::Deployment(d) => Some(Arc::make_mut(d).metadata.annotations.take()),
+            _ => None,
+        };
+        // Otherwise start from the stored object; take only the new status and the trace
+        // annotation.
         let trace = new
             .meta()
             .annotations
@@ -175,6 +184,11 @@ pub fn prepare_for_update(new: &mut Object, old: &Object, sub: Subresource) {
             && new.meta().managed_fields.is_some()
         {
             merged.meta_mut().managed_fields = new.meta().managed_fields.clone();
+        }
+        if let Some(annotations) = annotations {
+            merged.meta_mut().annotations = annotations;
+            *new = merged;
+            return;
         }
         let ann = merged
             .meta_mut()
@@ -535,7 +549,7 @@ pub fn bind_pod(pod: &Pod, binding: &Binding, at: Timestamp) -> Result<Pod, Stri
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+    use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
     use k8s_openapi::api::core::v1::{Container, ObjectReference, PodSpec, ResourceRequirements};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -684,6 +698,58 @@ mod tests {
         }
         prepare_for_update(&mut scaled, &old, Subresource::Main);
         assert_eq!(scaled.meta().generation, Some(2));
+    }
+
+    /// Upstream's `deploymentStatusStrategy`: a status write takes the annotations (the
+    /// controller's revision annotation) but not the spec or the labels, and the generation
+    /// stays; the same annotation through the main resource bumps it.
+    #[test]
+    fn a_deployments_status_write_takes_its_annotations_not_its_spec() {
+        let mut old = Object::from(Deployment {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                labels: Some([("app".to_string(), "web".to_string())].into()),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        prepare_for_create(&mut old, now());
+        let revision = || {
+            Some(
+                [(
+                    "deployment.kubernetes.io/revision".to_string(),
+                    "1".to_string(),
+                )]
+                .into(),
+            )
+        };
+        let mut new = old.clone();
+        if let Object::Deployment(d) = &mut new {
+            let d = Arc::make_mut(d);
+            d.metadata.annotations = revision();
+            d.metadata.labels = Some([("app".to_string(), "other".to_string())].into());
+            d.spec.as_mut().unwrap().replicas = Some(5);
+            d.status = Some(DeploymentStatus {
+                observed_generation: Some(1),
+                ..Default::default()
+            });
+        }
+        let mut main = new.clone();
+        prepare_for_update(&mut new, &old, Subresource::Status);
+        let Object::Deployment(d) = &new else {
+            unreachable!()
+        };
+        assert_eq!(d.metadata.annotations, revision());
+        assert_eq!(d.metadata.labels, old.meta().labels);
+        assert_eq!(d.spec.as_ref().unwrap().replicas, Some(1));
+        assert_eq!(d.status.as_ref().unwrap().observed_generation, Some(1));
+        assert_eq!(d.metadata.generation, Some(1));
+        prepare_for_update(&mut main, &old, Subresource::Main);
+        assert_eq!(main.meta().generation, Some(2));
     }
 
     #[test]

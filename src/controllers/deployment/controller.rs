@@ -367,8 +367,6 @@ async fn perform(
     actions: Vec<Action>,
     trace: &Trace,
 ) -> Result<(), ApiError> {
-    // The deployment's resourceVersion after a metadata update, for the status update.
-    let mut deployment_rv: Option<String> = None;
     for action in actions {
         match action {
             Action::CreateReplicaSet(rs) => {
@@ -419,14 +417,7 @@ async fn perform(
                     Err(e) => return Err(e),
                 }
             }
-            Action::UpdateDeployment(d) => {
-                let stored = update(api, d.into(), Subresource::Main, trace).await?;
-                deployment_rv = stored.meta().resource_version.clone();
-            }
-            Action::UpdateDeploymentStatus(mut d) => {
-                if deployment_rv.is_some() {
-                    d.metadata.resource_version = deployment_rv.clone();
-                }
+            Action::UpdateDeploymentStatus(d) => {
                 update(api, d.into(), Subresource::Status, trace).await?;
             }
         }

@@ -56,12 +56,11 @@ pub enum Action {
     UpdateReplicaSet(ReplicaSet),
     /// Delete an old ReplicaSet beyond `revisionHistoryLimit` (NotFound is success).
     DeleteReplicaSet { namespace: String, name: String },
-    /// Update the deployment's metadata: its `deployment.kubernetes.io/revision`
-    /// annotation (upstream writes it with UpdateStatus; kubeactor's status subresource
-    /// keeps only `status`, so it goes through the main resource; the spec is unchanged, so
-    /// the generation does not move).
-    UpdateDeployment(Deployment),
-    /// Update the deployment's `status` subresource.
+    /// Update the deployment's `status` subresource, with its annotations: the
+    /// `deployment.kubernetes.io/revision` annotation goes through UpdateStatus, as upstream's
+    /// `getNewReplicaSet` writes it. The status strategy keeps the stored spec and labels, so
+    /// the generation does not move (through the main resource, an annotation change bumps
+    /// it).
     UpdateDeploymentStatus(Deployment),
 }
 

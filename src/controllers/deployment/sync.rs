@@ -132,17 +132,15 @@ impl<'a> Syncer<'a> {
         }
     }
 
-    /// The actions: ReplicaSet writes in order, then the deployment's annotation and status
-    /// writes if they changed.
+    /// The actions: ReplicaSet writes in order, then one status write of the deployment if
+    /// its annotations or its status changed.
     pub fn finish(mut self) -> SyncResult {
         let original = self.original;
-        if self.d.metadata.annotations != original.metadata.annotations {
+        if self.d.metadata.annotations != original.metadata.annotations
+            || self.d.status != original.status
+        {
             let mut upd = original.clone();
             upd.metadata.annotations = self.d.metadata.annotations.clone();
-            self.actions.push(Action::UpdateDeployment(upd));
-        }
-        if self.d.status != original.status {
-            let mut upd = original.clone();
             upd.status = self.d.status.clone();
             self.actions.push(Action::UpdateDeploymentStatus(upd));
         }

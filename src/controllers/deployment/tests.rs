@@ -178,7 +178,6 @@ fn describe(actions: &[Action]) -> Vec<String> {
                 format!("update {} {}", name(&r.metadata.name), rs_replicas(r))
             }
             Action::DeleteReplicaSet { name, .. } => format!("delete {name}"),
-            Action::UpdateDeployment(_) => "update deployment".into(),
             Action::UpdateDeploymentStatus(_) => "update status".into(),
         })
         .collect()
@@ -223,11 +222,7 @@ fn new_deployment_creates_its_replica_set() {
     let rs_name = format!("web-{h}");
     assert_eq!(
         describe(&res.actions),
-        [
-            format!("create {rs_name} 3"),
-            "update deployment".into(),
-            "update status".into()
-        ]
+        [format!("create {rs_name} 3"), "update status".into()]
     );
     let Action::CreateReplicaSet(rs) = &res.actions[0] else {
         unreachable!()
@@ -275,7 +270,7 @@ fn new_deployment_creates_its_replica_set() {
         Some("4")
     );
 
-    let Action::UpdateDeployment(dd) = &res.actions[1] else {
+    let Action::UpdateDeploymentStatus(dd) = &res.actions[1] else {
         unreachable!()
     };
     assert_eq!(
@@ -351,10 +346,7 @@ fn a_settled_deployment_writes_nothing() {
     let mut cluster = Cluster::new(d, vec![current]);
     // The first sync records the revision and the status.
     let res = cluster.sync();
-    assert_eq!(
-        describe(&res.actions),
-        ["update deployment", "update status"]
-    );
+    assert_eq!(describe(&res.actions), ["update status"]);
     cluster.apply(&res);
     cluster.step();
     let res = cluster.sync();
@@ -616,7 +608,7 @@ fn rollback_reuses_the_old_replica_set_with_a_new_revision() {
     // And it is scaled up within maxSurge (3 + 1 total): one replica.
     assert_eq!(rs_replicas(reused), 1);
     let dep = res.actions.iter().find_map(|a| match a {
-        Action::UpdateDeployment(d) => d.metadata.annotations.clone(),
+        Action::UpdateDeploymentStatus(d) => d.metadata.annotations.clone(),
         _ => None,
     });
     assert_eq!(
@@ -858,10 +850,10 @@ impl Cluster {
                     self.rss
                         .retain(|r| r.metadata.name.as_deref() != Some(name));
                 }
-                Action::UpdateDeployment(d) => {
+                Action::UpdateDeploymentStatus(d) => {
                     self.d.metadata.annotations = d.metadata.annotations.clone();
+                    self.d.status = d.status.clone();
                 }
-                Action::UpdateDeploymentStatus(d) => self.d.status = d.status.clone(),
             }
         }
     }
