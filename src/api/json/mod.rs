@@ -127,17 +127,65 @@ fn any_escape(bytes: &[u8]) -> bool {
 }
 
 /// Append `s` as a JSON string literal, escaped as serde_json escapes it. Almost every
-/// string in an object needs no escape: it is checked first and then copied whole.
+/// string in an object needs no escape: it is checked first and then copied whole, with its
+/// quotes, by [`append`].
 fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
     if any_escape(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
         write_escaped(out, bytes);
+        out.push(b'"');
     } else {
-        out.extend_from_slice(bytes);
+        append(out, b"\"", bytes, b"\"");
     }
-    out.push(b'"');
+}
+
+/// Append `head`, `body` and `tail` with one capacity check and one length update (a
+/// `reserve` and three `push`/`extend_from_slice` calls checked the capacity four times),
+/// copying a short `body` without a call to `memcpy` ([`copy_short`]). Strings are most of
+/// an object's bytes and most are short: field names, names, images, policies.
+#[inline(always)]
+fn append(out: &mut Vec<u8>, head: &[u8], body: &[u8], tail: &[u8]) {
+    let n = head.len() + body.len() + tail.len();
+    out.reserve(n);
+    let len = out.len();
+    let spare = &mut out.spare_capacity_mut()[..n];
+    let (h, rest) = spare.split_at_mut(head.len());
+    h.write_copy_of_slice(head);
+    let (b, t) = rest.split_at_mut(body.len());
+    copy_short(b, body);
+    t.write_copy_of_slice(tail);
+    // SAFETY: the `n` bytes after `len` are within the capacity (`reserve(n)`) and were all
+    // initialized just above (`head`, `body` and `tail` fill the `n`-byte slice exactly).
+    unsafe { out.set_len(len + n) };
+}
+
+/// `dst.write_copy_of_slice(src)` (`dst.len() == src.len()`), with strings of up to 16 bytes
+/// copied as two overlapping loads and stores of 8, 4 or 1 bytes instead of through a call
+/// to `memcpy` (which costs more than the copy at these sizes).
+#[inline(always)]
+fn copy_short(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
+    let n = src.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0].write(src[0]);
+            dst[n / 2].write(src[n / 2]);
+            dst[n - 1].write(src[n - 1]);
+        }
+        4..=7 => {
+            dst[..4].write_copy_of_slice(&src[..4]);
+            dst[n - 4..].write_copy_of_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].write_copy_of_slice(&src[..8]);
+            dst[n - 8..].write_copy_of_slice(&src[n - 8..]);
+        }
+        _ => {
+            dst.write_copy_of_slice(src);
+        }
+    }
 }
 
 /// The contents of a string that holds something to escape, byte by byte.
@@ -378,10 +426,20 @@ impl<'a, 'b> Compound<'a, 'b> {
         value.serialize(&mut *self.ser)
     }
 
+    /// A struct field: `,"key":` (or `"key":` first) appended as one piece, then the value.
+    /// The keys are the types' static field names, which never need escaping in practice;
+    /// they are checked anyway, so that any `Serialize` type comes out as serde_json's.
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
-        self.comma();
-        write_str(self.ser.out, key);
-        self.ser.out.push(b':');
+        let head: &[u8] = if self.first { b"\"" } else { b",\"" };
+        self.first = false;
+        let out = &mut *self.ser.out;
+        if any_escape(key.as_bytes()) {
+            out.extend_from_slice(&head[..head.len() - 1]);
+            write_str(out, key);
+            out.push(b':');
+        } else {
+            append(out, head, key.as_bytes(), b"\":");
+        }
         value.serialize(&mut *self.ser)
     }
 
@@ -682,6 +740,59 @@ mod tests {
             same(s);
         }
         same(&samples);
+    }
+
+    /// Struct field names of every short length (the copies without `memcpy`), one that
+    /// needs escaping, an empty one, and struct variants, first and later fields.
+    #[test]
+    fn struct_field_names_match() {
+        #[derive(serde::Serialize)]
+        #[allow(non_snake_case)]
+        struct Fields {
+            a: u8,
+            ab: &'static str,
+            abc: Option<u8>,
+            abcd: bool,
+            abcdefg: (),
+            abcdefgh: Vec<u8>,
+            abcdefghi: &'static str,
+            abcdefghijklmnop: u8,
+            abcdefghijklmnopq: u8,
+            #[serde(rename = "a\"quoted\\key\n")]
+            quoted: u8,
+            #[serde(rename = "")]
+            empty: u8,
+            terminationMessagePolicy: &'static str,
+        }
+        #[derive(serde::Serialize)]
+        struct Empty {}
+        #[derive(serde::Serialize)]
+        enum E {
+            S {
+                x: u8,
+                #[serde(rename = "y\"")]
+                y: u8,
+            },
+            T(u8, u8),
+            N(u8),
+            U,
+        }
+        same(&Fields {
+            a: 1,
+            ab: "",
+            abc: None,
+            abcd: true,
+            abcdefg: (),
+            abcdefgh: vec![1, 2],
+            abcdefghi: "x\"y",
+            abcdefghijklmnop: 2,
+            abcdefghijklmnopq: 3,
+            quoted: 4,
+            empty: 5,
+            terminationMessagePolicy: "File",
+        });
+        same(&Empty {});
+        same(&[E::S { x: 1, y: 2 }, E::T(3, 4), E::N(5), E::U]);
     }
 
     #[test]
