@@ -152,7 +152,7 @@ fn append(out: &mut Vec<u8>, head: &[u8], body: &[u8], tail: &[u8]) {
     let len = out.len();
     let spare = &mut out.spare_capacity_mut()[..n];
     let (h, rest) = spare.split_at_mut(head.len());
-    h.write_copy_of_slice(head);
+    copy_short(h, head); // a field's head is `"` or `,"`: not a constant length
     let (b, t) = rest.split_at_mut(body.len());
     copy_short(b, body);
     t.write_copy_of_slice(tail);
@@ -161,9 +161,9 @@ fn append(out: &mut Vec<u8>, head: &[u8], body: &[u8], tail: &[u8]) {
     unsafe { out.set_len(len + n) };
 }
 
-/// `dst.write_copy_of_slice(src)` (`dst.len() == src.len()`), with strings of up to 16 bytes
-/// copied as two overlapping loads and stores of 8, 4 or 1 bytes instead of through a call
-/// to `memcpy` (which costs more than the copy at these sizes).
+/// `dst.write_copy_of_slice(src)` (`dst.len() == src.len()`), with strings of up to 32 bytes
+/// copied as two overlapping loads and stores of 16, 8, 4 or 1 bytes instead of through a
+/// call to `memcpy` (which costs more than the copy at these sizes).
 #[inline(always)]
 fn copy_short(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
     let n = src.len();
@@ -181,6 +181,10 @@ fn copy_short(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
         8..=16 => {
             dst[..8].write_copy_of_slice(&src[..8]);
             dst[n - 8..].write_copy_of_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].write_copy_of_slice(&src[..16]);
+            dst[n - 16..].write_copy_of_slice(&src[n - 16..]);
         }
         _ => {
             dst.write_copy_of_slice(src);
@@ -725,12 +729,14 @@ mod tests {
             "unicode: héllo wörld — ✓ 日本語 🙂 and more text after it".into(),
             "/registry/pods/default/web-7d9fbb5c4b-x8k2p".into(),
         ];
-        // Every byte value below 0x80 at every position of strings of 1 to 17 bytes: shorter
-        // than a word (padded tail), whole words, and words plus an overlapping tail.
-        for len in 1..=17 {
+        // Every byte value below 0x80 at every position of strings of 1 to 40 bytes: shorter
+        // than a word (padded tail), whole words, and words plus an overlapping tail; copied
+        // in overlapping pieces (up to 32 bytes) and by `memcpy` (longer).
+        for len in 1..=40 {
             for b in 0u8..0x80 {
                 for pos in 0..len {
-                    let mut s: Vec<u8> = b"abcdefghijklmnopq"[..len].to_vec();
+                    let mut s: Vec<u8> =
+                        b"abcdefghijklmnopqrstuvwxyz0123456789ABCD"[..len].to_vec();
                     s[pos] = b;
                     samples.push(String::from_utf8(s).unwrap());
                 }
@@ -758,6 +764,9 @@ mod tests {
             abcdefghi: &'static str,
             abcdefghijklmnop: u8,
             abcdefghijklmnopq: u8,
+            terminationGracePeriodSeconds: u8,
+            abcdefghijklmnopqrstuvwxyz012345: u8,
+            abcdefghijklmnopqrstuvwxyz0123456: u8,
             #[serde(rename = "a\"quoted\\key\n")]
             quoted: u8,
             #[serde(rename = "")]
@@ -787,6 +796,9 @@ mod tests {
             abcdefghi: "x\"y",
             abcdefghijklmnop: 2,
             abcdefghijklmnopq: 3,
+            terminationGracePeriodSeconds: 30,
+            abcdefghijklmnopqrstuvwxyz012345: 32,
+            abcdefghijklmnopqrstuvwxyz0123456: 33,
             quoted: 4,
             empty: 5,
             terminationMessagePolicy: "File",

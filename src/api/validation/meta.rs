@@ -291,8 +291,9 @@ pub(super) fn validate_dns1123_label(value: &str, path: &Path) -> Vec<FieldError
 /// in `apimachinery/pkg/apis/meta/v1/validation` (with invalid label values rejected).
 pub fn validate_label_selector(selector: &LabelSelector, path: &Path) -> Vec<FieldError> {
     let mut errs = validate_labels(selector.match_labels.as_ref(), &path.child("matchLabels"));
+    let exprs = path.child("matchExpressions");
     for (i, expr) in selector.match_expressions.iter().flatten().enumerate() {
-        let p = path.child("matchExpressions").index(i);
+        let p = exprs.index(i);
         let values = expr.values.as_deref().unwrap_or(&[]);
         match expr.operator.as_str() {
             "In" | "NotIn" => {
@@ -569,7 +570,8 @@ mod tests {
             }]),
             ..Default::default()
         };
-        let p = Path::new("spec").child("selector");
+        let spec = Path::new("spec");
+        let p = spec.child("selector");
         let cases = [
             (expr("a", "In", Some(vec!["x"])), vec![]),
             (

@@ -109,8 +109,9 @@ pub(super) fn validate_pod_spec(spec: &PodSpec, path: &Path) -> Vec<FieldError> 
     if containers.is_empty() {
         errs.push(FieldError::required(&path.child("containers"), ""));
     }
+    let containers_path = path.child("containers");
     for (i, c) in containers.iter().enumerate() {
-        let p = path.child("containers").index(i);
+        let p = containers_path.index(i);
         errs.extend(validate_container(c, &p, &volumes, host_network));
         if !c.name.is_empty() && !names.insert(c.name.clone()) {
             errs.push(FieldError::duplicate(&p.child("name"), render::q(&c.name)));
@@ -122,8 +123,9 @@ pub(super) fn validate_pod_spec(spec: &PodSpec, path: &Path) -> Vec<FieldError> 
             ));
         }
     }
+    let init_containers_path = path.child("initContainers");
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        let p = path.child("initContainers").index(i);
+        let p = init_containers_path.index(i);
         errs.extend(validate_container(c, &p, &volumes, host_network));
         if !c.name.is_empty() && !names.insert(c.name.clone()) {
             errs.push(FieldError::duplicate(&p.child("name"), render::q(&c.name)));
