@@ -127,64 +127,110 @@ fn any_escape(bytes: &[u8]) -> bool {
 }
 
 /// Append `s` as a JSON string literal, escaped as serde_json escapes it. Almost every
-/// string in an object needs no escape: it is checked first and then copied whole, with its
-/// quotes, by [`append`].
+/// string in an object needs no escape: [`append_unescaped`] checks it and copies it whole
+/// with its quotes; the others are escaped byte by byte.
 fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    if any_escape(bytes) {
+    if !append_unescaped(out, b"\"", bytes, b"\"") {
         out.reserve(bytes.len() + 2);
         out.push(b'"');
         write_escaped(out, bytes);
         out.push(b'"');
-    } else {
-        append(out, b"\"", bytes, b"\"");
     }
 }
 
-/// Append `head`, `body` and `tail` with one capacity check and one length update (a
-/// `reserve` and three `push`/`extend_from_slice` calls checked the capacity four times),
-/// copying a short `body` without a call to `memcpy` ([`copy_short`]). Strings are most of
-/// an object's bytes and most are short: field names, names, images, policies.
+/// If `body` needs no escape, append `head`, `body` and `tail` and return true; otherwise
+/// append nothing and return false.
+///
+/// Strings are most of an object's bytes and most are short (field names, names, images,
+/// policies), so the per-string overheads dominate: a body of up to 32 bytes is loaded once
+/// as two overlapping pieces of 1, 4, 8 or 16 bytes, those words are checked for escapes
+/// ([`needs_escape`]) and stored as they are, with one capacity check and one length update
+/// for the whole (a `reserve`, three pushes and `memcpy` used to check the capacity four
+/// times and call `memcpy` for a few bytes). Longer bodies use [`any_escape`] and `memcpy`.
 #[inline(always)]
-fn append(out: &mut Vec<u8>, head: &[u8], body: &[u8], tail: &[u8]) {
-    let n = head.len() + body.len() + tail.len();
-    out.reserve(n);
+fn append_unescaped(out: &mut Vec<u8>, head: &[u8], body: &[u8], tail: &[u8]) -> bool {
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().expect("8 bytes"));
+    let half = |w: &[u8]| u32::from_le_bytes(w.try_into().expect("4 bytes"));
+    let spaces = u64::from_le_bytes([b' '; 8]);
+    let n = body.len();
+    // The body's pieces, loaded before anything is written: (first, last) words for 8..=32
+    // bytes (and the middle two for 17..=32).
+    let (a, z, m) = match n {
+        0 => (spaces, spaces, None),
+        1..=3 => {
+            let b = u64::from(body[0]) | u64::from(body[n / 2]) << 8 | u64::from(body[n - 1]) << 16;
+            (b | spaces << 24, spaces, None)
+        }
+        4..=7 => {
+            let b = u64::from(half(&body[..4])) | u64::from(half(&body[n - 4..])) << 32;
+            (b, spaces, None)
+        }
+        8..=16 => (word(&body[..8]), word(&body[n - 8..]), None),
+        17..=32 => (
+            word(&body[..8]),
+            word(&body[n - 8..]),
+            Some((word(&body[8..16]), word(&body[n - 16..n - 8]))),
+        ),
+        _ => {
+            if any_escape(body) {
+                return false;
+            }
+            (spaces, spaces, None)
+        }
+    };
+    let mid_escape = m.is_some_and(|(b, y)| needs_escape(b) || needs_escape(y));
+    if needs_escape(a) || needs_escape(z) || mid_escape {
+        return false;
+    }
+    let total = head.len() + n + tail.len();
+    out.reserve(total);
     let len = out.len();
-    let spare = &mut out.spare_capacity_mut()[..n];
+    let spare = &mut out.spare_capacity_mut()[..total];
     let (h, rest) = spare.split_at_mut(head.len());
-    copy_short(h, head); // a field's head is `"` or `,"`: not a constant length
-    let (b, t) = rest.split_at_mut(body.len());
-    copy_short(b, body);
-    t.write_copy_of_slice(tail);
-    // SAFETY: the `n` bytes after `len` are within the capacity (`reserve(n)`) and were all
-    // initialized just above (`head`, `body` and `tail` fill the `n`-byte slice exactly).
-    unsafe { out.set_len(len + n) };
-}
-
-/// `dst.write_copy_of_slice(src)` (`dst.len() == src.len()`), with strings of up to 32 bytes
-/// copied as two overlapping loads and stores of 16, 8, 4 or 1 bytes instead of through a
-/// call to `memcpy` (which costs more than the copy at these sizes).
-#[inline(always)]
-fn copy_short(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
-    let n = src.len();
+    copy_tiny(h, head); // a field's head is `"` or `,"`: not a constant length
+    let (dst, t) = rest.split_at_mut(n);
     match n {
         0 => {}
         1..=3 => {
+            dst[0].write(body[0]);
+            dst[n / 2].write(body[n / 2]);
+            dst[n - 1].write(body[n - 1]);
+        }
+        4..=7 => {
+            dst[..4].write_copy_of_slice(&body[..4]);
+            dst[n - 4..].write_copy_of_slice(&body[n - 4..]);
+        }
+        8..=32 => {
+            dst[..8].write_copy_of_slice(&a.to_le_bytes());
+            dst[n - 8..].write_copy_of_slice(&z.to_le_bytes());
+            if let Some((b, y)) = m {
+                dst[8..16].write_copy_of_slice(&b.to_le_bytes());
+                dst[n - 16..n - 8].write_copy_of_slice(&y.to_le_bytes());
+            }
+        }
+        _ => {
+            dst.write_copy_of_slice(body);
+        }
+    }
+    t.write_copy_of_slice(tail);
+    // SAFETY: the `total` bytes after `len` are within the capacity (`reserve(total)`) and
+    // were all initialized just above: `head`, the body (its pieces overlap but cover every
+    // byte of `dst`) and `tail` fill the slice exactly.
+    unsafe { out.set_len(len + total) };
+    true
+}
+
+/// `dst.write_copy_of_slice(src)` for the one or two bytes of a field's head, without a
+/// call to `memcpy` for a length the compiler cannot see.
+#[inline(always)]
+fn copy_tiny(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
+    match src.len() {
+        0 => {}
+        n @ 1..=3 => {
             dst[0].write(src[0]);
             dst[n / 2].write(src[n / 2]);
             dst[n - 1].write(src[n - 1]);
-        }
-        4..=7 => {
-            dst[..4].write_copy_of_slice(&src[..4]);
-            dst[n - 4..].write_copy_of_slice(&src[n - 4..]);
-        }
-        8..=16 => {
-            dst[..8].write_copy_of_slice(&src[..8]);
-            dst[n - 8..].write_copy_of_slice(&src[n - 8..]);
-        }
-        17..=32 => {
-            dst[..16].write_copy_of_slice(&src[..16]);
-            dst[n - 16..].write_copy_of_slice(&src[n - 16..]);
         }
         _ => {
             dst.write_copy_of_slice(src);
@@ -437,12 +483,10 @@ impl<'a, 'b> Compound<'a, 'b> {
         let head: &[u8] = if self.first { b"\"" } else { b",\"" };
         self.first = false;
         let out = &mut *self.ser.out;
-        if any_escape(key.as_bytes()) {
+        if !append_unescaped(out, head, key.as_bytes(), b"\":") {
             out.extend_from_slice(&head[..head.len() - 1]);
             write_str(out, key);
             out.push(b':');
-        } else {
-            append(out, head, key.as_bytes(), b"\":");
         }
         value.serialize(&mut *self.ser)
     }
