@@ -461,12 +461,12 @@ impl ApiServer {
             }
             self.revision = rev;
             let pending = self.pending.remove(&rev);
-            if self
-                .accepted
-                .get(&event.kv.key)
-                .is_some_and(|(accepted, _)| *accepted <= rev)
-            {
-                self.accepted.remove(&event.kv.key);
+            // The key's accepted state is done with unless a later write to it is still in
+            // flight: removed, and put back in that (rare) case — one lookup, not two.
+            if let Some((key, (accepted, state))) = self.accepted.remove_entry(&event.kv.key) {
+                if accepted > rev {
+                    self.accepted.insert(key, (accepted, state));
+                }
             }
             let Some(kind) = Object::kind_of_key(&event.kv.key) else {
                 continue;

@@ -80,11 +80,18 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// false positive only sends that word down the byte-by-byte path).
 #[inline]
 fn needs_escape(w: u64) -> bool {
+    escape_bits(w) != 0
+}
+
+/// [`needs_escape`] as a mask, non-zero if a byte needs escaping: several words' masks are
+/// or-ed and tested once.
+#[inline]
+fn escape_bits(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    (below_space | has_zero(w ^ (ONES * b'"' as u64)) | has_zero(w ^ (ONES * b'\\' as u64))) != 0
+    below_space | has_zero(w ^ (ONES * b'"' as u64)) | has_zero(w ^ (ONES * b'\\' as u64))
 }
 
 /// Whether a byte must be escaped in a JSON string.
@@ -143,94 +150,83 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// append nothing and return false.
 ///
 /// Strings are most of an object's bytes and most are short (field names, names, images,
-/// policies), so the per-string overheads dominate: a body of up to 32 bytes is loaded once
-/// as two overlapping pieces of 1, 4, 8 or 16 bytes, those words are checked for escapes
-/// ([`needs_escape`]) and stored as they are, with one capacity check and one length update
-/// for the whole (a `reserve`, three pushes and `memcpy` used to check the capacity four
-/// times and call `memcpy` for a few bytes). Longer bodies use [`any_escape`] and `memcpy`.
+/// policies), so the per-string overheads dominate. A body of up to 32 bytes is checked as
+/// one to four overlapping words, each length with its own straight-line check ([`any_escape`]'s
+/// word loop and tail cost ~30 instructions a string); then everything is copied with one
+/// capacity check and one length update ([`append`]). Longer bodies use [`any_escape`].
 #[inline(always)]
 fn append_unescaped(out: &mut Vec<u8>, head: &[u8], body: &[u8], tail: &[u8]) -> bool {
     let word = |w: &[u8]| u64::from_le_bytes(w.try_into().expect("8 bytes"));
-    let half = |w: &[u8]| u32::from_le_bytes(w.try_into().expect("4 bytes"));
+    let half = |w: &[u8]| u64::from(u32::from_le_bytes(w.try_into().expect("4 bytes")));
     let spaces = u64::from_le_bytes([b' '; 8]);
     let n = body.len();
-    // The body's pieces, loaded before anything is written: (first, last) words for 8..=32
-    // bytes (and the middle two for 17..=32).
-    let (a, z, m) = match n {
-        0 => (spaces, spaces, None),
+    let escape = match n {
+        0 => false,
         1..=3 => {
             let b = u64::from(body[0]) | u64::from(body[n / 2]) << 8 | u64::from(body[n - 1]) << 16;
-            (b | spaces << 24, spaces, None)
+            needs_escape(b | spaces << 24)
         }
-        4..=7 => {
-            let b = u64::from(half(&body[..4])) | u64::from(half(&body[n - 4..])) << 32;
-            (b, spaces, None)
+        4..=7 => needs_escape(half(&body[..4]) | half(&body[n - 4..]) << 32),
+        8..=16 => escape_bits(word(&body[..8])) | escape_bits(word(&body[n - 8..])) != 0,
+        17..=32 => {
+            escape_bits(word(&body[..8]))
+                | escape_bits(word(&body[8..16]))
+                | escape_bits(word(&body[n - 16..n - 8]))
+                | escape_bits(word(&body[n - 8..]))
+                != 0
         }
-        8..=16 => (word(&body[..8]), word(&body[n - 8..]), None),
-        17..=32 => (
-            word(&body[..8]),
-            word(&body[n - 8..]),
-            Some((word(&body[8..16]), word(&body[n - 16..n - 8]))),
-        ),
-        _ => {
-            if any_escape(body) {
-                return false;
-            }
-            (spaces, spaces, None)
-        }
+        _ => any_escape(body),
     };
-    let mid_escape = m.is_some_and(|(b, y)| needs_escape(b) || needs_escape(y));
-    if needs_escape(a) || needs_escape(z) || mid_escape {
+    if escape {
         return false;
     }
-    let total = head.len() + n + tail.len();
-    out.reserve(total);
-    let len = out.len();
-    let spare = &mut out.spare_capacity_mut()[..total];
-    let (h, rest) = spare.split_at_mut(head.len());
-    copy_tiny(h, head); // a field's head is `"` or `,"`: not a constant length
-    let (dst, t) = rest.split_at_mut(n);
-    match n {
-        0 => {}
-        1..=3 => {
-            dst[0].write(body[0]);
-            dst[n / 2].write(body[n / 2]);
-            dst[n - 1].write(body[n - 1]);
-        }
-        4..=7 => {
-            dst[..4].write_copy_of_slice(&body[..4]);
-            dst[n - 4..].write_copy_of_slice(&body[n - 4..]);
-        }
-        8..=32 => {
-            dst[..8].write_copy_of_slice(&a.to_le_bytes());
-            dst[n - 8..].write_copy_of_slice(&z.to_le_bytes());
-            if let Some((b, y)) = m {
-                dst[8..16].write_copy_of_slice(&b.to_le_bytes());
-                dst[n - 16..n - 8].write_copy_of_slice(&y.to_le_bytes());
-            }
-        }
-        _ => {
-            dst.write_copy_of_slice(body);
-        }
-    }
-    t.write_copy_of_slice(tail);
-    // SAFETY: the `total` bytes after `len` are within the capacity (`reserve(total)`) and
-    // were all initialized just above: `head`, the body (its pieces overlap but cover every
-    // byte of `dst`) and `tail` fill the slice exactly.
-    unsafe { out.set_len(len + total) };
+    append(out, head, body, tail);
     true
 }
 
-/// `dst.write_copy_of_slice(src)` for the one or two bytes of a field's head, without a
-/// call to `memcpy` for a length the compiler cannot see.
+/// Append `head`, `body` and `tail` with one capacity check and one length update (a
+/// `reserve` and three `push`/`extend_from_slice` calls checked the capacity four times),
+/// copying short pieces without a call to `memcpy` ([`copy_short`]).
 #[inline(always)]
-fn copy_tiny(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
-    match src.len() {
+fn append(out: &mut Vec<u8>, head: &[u8], body: &[u8], tail: &[u8]) {
+    let n = head.len() + body.len() + tail.len();
+    out.reserve(n);
+    let len = out.len();
+    let spare = &mut out.spare_capacity_mut()[..n];
+    let (h, rest) = spare.split_at_mut(head.len());
+    copy_short(h, head); // a field's head is `"` or `,"`: not a constant length
+    let (b, t) = rest.split_at_mut(body.len());
+    copy_short(b, body);
+    t.write_copy_of_slice(tail);
+    // SAFETY: the `n` bytes after `len` are within the capacity (`reserve(n)`) and were all
+    // initialized just above (`head`, `body` and `tail` fill the `n`-byte slice exactly).
+    unsafe { out.set_len(len + n) };
+}
+
+/// `dst.write_copy_of_slice(src)` (`dst.len() == src.len()`), with strings of up to 32 bytes
+/// copied as two overlapping loads and stores of 16, 8, 4 or 1 bytes instead of through a
+/// call to `memcpy` (which costs more than the copy at these sizes).
+#[inline(always)]
+fn copy_short(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
+    let n = src.len();
+    match n {
         0 => {}
-        n @ 1..=3 => {
+        1..=3 => {
             dst[0].write(src[0]);
             dst[n / 2].write(src[n / 2]);
             dst[n - 1].write(src[n - 1]);
+        }
+        4..=7 => {
+            dst[..4].write_copy_of_slice(&src[..4]);
+            dst[n - 4..].write_copy_of_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].write_copy_of_slice(&src[..8]);
+            dst[n - 8..].write_copy_of_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].write_copy_of_slice(&src[..16]);
+            dst[n - 16..].write_copy_of_slice(&src[n - 16..]);
         }
         _ => {
             dst.write_copy_of_slice(src);

@@ -202,7 +202,15 @@ pub(super) fn validate_annotations(
     let mut errs = Vec::new();
     let mut total = 0;
     for (k, v) in annotations.into_iter().flatten() {
-        for msg in is_qualified_name(&k.to_lowercase()) {
+        // `strings.ToLower`, copied only when it changes something (an ASCII key without
+        // upper case letters, nearly every key, is its own lower case).
+        let lower: std::borrow::Cow<'_, str> =
+            if k.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {
+                k.as_str().into()
+            } else {
+                k.to_lowercase().into()
+            };
+        for msg in is_qualified_name(&lower) {
             errs.push(FieldError::invalid(path, render::q(k), &msg));
         }
         total += k.len() + v.len();
