@@ -475,6 +475,7 @@ impl<'a, 'b> Compound<'a, 'b> {
     /// A struct field: `,"key":` (or `"key":` first) appended as one piece, then the value.
     /// The keys are the types' static field names, which never need escaping in practice;
     /// they are checked anyway, so that any `Serialize` type comes out as serde_json's.
+    #[inline(always)]
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
         let head: &[u8] = if self.first { b"\"" } else { b",\"" };
         self.first = false;
@@ -537,6 +538,9 @@ impl ser::SerializeMap for Compound<'_, '_> {
 impl ser::SerializeStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    /// Inlined into each type's `serialize`: a call per field (its register saves and
+    /// restores) was ~1.4 K instructions per pod.
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
