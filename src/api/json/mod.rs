@@ -136,6 +136,7 @@ fn any_escape(bytes: &[u8]) -> bool {
 /// Append `s` as a JSON string literal, escaped as serde_json escapes it. Almost every
 /// string in an object needs no escape: [`append_unescaped`] checks it and copies it whole
 /// with its quotes; the others are escaped byte by byte.
+#[inline]
 fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     if !append_unescaped(out, b"\"", bytes, b"\"") {
@@ -467,6 +468,7 @@ impl<'a, 'b> Compound<'a, 'b> {
         self.first = false;
     }
 
+    #[inline(always)]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.comma();
         value.serialize(&mut *self.ser)
@@ -501,6 +503,7 @@ macro_rules! sequence_compound {
         impl ser::$trait for Compound<'_, '_> {
             type Ok = ();
             type Error = Error;
+            #[inline(always)]
             fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
                 self.element(value)
             }
@@ -521,12 +524,14 @@ sequence_compound!(
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline(always)]
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
         self.comma();
         key.serialize(MapKey { out: self.ser.out })?;
         self.ser.out.push(b':');
         Ok(())
     }
+    #[inline(always)]
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         value.serialize(&mut *self.ser)
     }
