@@ -298,7 +298,11 @@ impl Object {
     /// The store kind of a key (`/registry/pods/...` → Pod).
     pub fn kind_of_key(key: &str) -> Option<Kind> {
         let rest = key.strip_prefix("/registry/")?;
-        let plural = rest.split('/').next()?;
+        // Up to the next '/', found by byte (a `char` pattern's searcher costs more here).
+        let plural = rest
+            .bytes()
+            .position(|c| c == b'/')
+            .map_or(rest, |at| &rest[..at]);
         Kind::from_plural(plural)
     }
 

@@ -213,11 +213,24 @@ pub fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
     })
 }
 
-fn checked_pow10(exp: i64) -> Option<i128> {
-    if !(0..=38).contains(&exp) {
-        return None;
+/// 10^0 … 10^38: every power of ten an `i128` holds.
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
     }
-    10i128.checked_pow(exp as u32)
+    t
+};
+
+/// 10^`exp`, if an `i128` holds it: a table lookup (`checked_pow` multiplied its way there
+/// on every quantity parsed, each `requests`/`limits` entry of every pod written).
+fn checked_pow10(exp: i64) -> Option<i128> {
+    usize::try_from(exp)
+        .ok()
+        .and_then(|e| POW10.get(e))
+        .copied()
 }
 
 /// `(binary multiplier, decimal exponent, format)` of a suffix.
@@ -342,6 +355,15 @@ fn saturate(v: i128) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table holds exactly the powers `checked_pow` gives, and nothing beyond them.
+    #[test]
+    fn powers_of_ten_match_checked_pow() {
+        for exp in -3..=45i64 {
+            let want = u32::try_from(exp).ok().and_then(|e| 10i128.checked_pow(e));
+            assert_eq!(checked_pow10(exp), want, "10^{exp}");
+        }
+    }
 
     /// Parsing: each string's exact value in nano-units and its canonical form.
     #[test]

@@ -396,11 +396,12 @@ impl ApiServer {
         } else {
             "delete"
         };
-        let kind = Object::kind_of_key(&key).unwrap_or(Kind::Pod);
-        let name = key.rsplit('/').next().unwrap_or("").to_string();
         let pending = match self.store.write(op) {
             Ok(p) => p,
             Err(e) => {
+                // The kind and name only name the object in the error.
+                let kind = Object::kind_of_key(&key).unwrap_or(Kind::Pod);
+                let name = key.rsplit('/').next().unwrap_or("");
                 if let Some(cx) = &span {
                     cx.span()
                         .set_status(opentelemetry::trace::Status::error(e.to_string()));
@@ -411,9 +412,9 @@ impl ApiServer {
                         current: Some(_), ..
                     } if verb == "put" && bytes > 0 => {
                         // Caller decides between AlreadyExists and Conflict; see `create`.
-                        ApiError::from_store(e, kind, &name)
+                        ApiError::from_store(e, kind, name)
                     }
-                    e => ApiError::from_store(e, kind, &name),
+                    e => ApiError::from_store(e, kind, name),
                 };
                 return Err(Box::new(Rejected {
                     error: err,
@@ -427,8 +428,6 @@ impl ApiServer {
             obj.meta_mut().resource_version = Some(revision.to_string());
         }
         let object = object.map(Arc::new);
-        self.accepted
-            .insert(key.clone(), (revision, object.clone()));
         let spans = span.filter(|cx| !self.unrecorded(cx)).map(|cx| {
             let mut etcd = self
                 .etcd_tracer
@@ -439,6 +438,7 @@ impl ApiServer {
             let etcd_cx = cx.with_span(etcd);
             (cx, etcd_cx)
         });
+        self.accepted.insert(key, (revision, object.clone()));
         self.pending.insert(
             revision,
             PendingWrite {
@@ -461,12 +461,12 @@ impl ApiServer {
             }
             self.revision = rev;
             let pending = self.pending.remove(&rev);
-            if self
-                .accepted
-                .get(&event.kv.key)
-                .is_some_and(|(accepted, _)| *accepted <= rev)
-            {
-                self.accepted.remove(&event.kv.key);
+            // The key's accepted state is done with unless a later write to it is still in
+            // flight: removed, and put back in that (rare) case — one lookup, not two.
+            if let Some((key, (accepted, state))) = self.accepted.remove_entry(&event.kv.key) {
+                if accepted > rev {
+                    self.accepted.insert(key, (accepted, state));
+                }
             }
             let Some(kind) = Object::kind_of_key(&event.kv.key) else {
                 continue;
@@ -600,9 +600,9 @@ impl ApiServer {
             if meta.namespace.as_deref().is_none_or(str::is_empty) {
                 meta.namespace = Some("default".into());
             }
-            let ns = object.meta().namespace.clone().unwrap_or_default();
-            if !self.objects.contains_key(&Kind::Namespace.key(None, &ns)) {
-                return Answer::Ready(Err(ApiError::namespace_not_found(&ns)));
+            let ns = object.meta().namespace.as_deref().unwrap_or_default();
+            if !self.objects.contains_key(&Kind::Namespace.key(None, ns)) {
+                return Answer::Ready(Err(ApiError::namespace_not_found(ns)));
             }
         } else {
             object.meta_mut().namespace = None;
@@ -663,7 +663,6 @@ impl ApiServer {
                 value: object_bytes(&mut object),
                 precondition: Precondition::Absent,
             };
-            let name = object.name().to_string();
             match self.submit(op, Some(object), span.take(), reply) {
                 Ok(()) => return Answer::Later(rx),
                 Err(r)
@@ -693,7 +692,9 @@ impl ApiServer {
                         ApiError::Conflict { .. } | ApiError::NotFound { .. }
                     ) =>
                 {
-                    return Answer::Ready(Err(ApiError::already_exists(kind, &name)));
+                    // The rejected write hands the object back: its name names the error.
+                    let name = r.object.as_ref().map_or("", |o| o.name());
+                    return Answer::Ready(Err(ApiError::already_exists(kind, name)));
                 }
                 Err(r) => return Answer::Ready(Err(r.error)),
             }

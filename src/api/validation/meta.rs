@@ -201,8 +201,23 @@ pub(super) fn validate_annotations(
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let mut total = 0;
+    // `strings.ToLower` of each key: an ASCII key (any valid one) is lower-cased into this
+    // buffer, without `to_lowercase`'s allocation and per-char Unicode mapping.
+    let mut buf = [0u8; 320];
     for (k, v) in annotations.into_iter().flatten() {
-        for msg in is_qualified_name(&k.to_lowercase()) {
+        let lower: std::borrow::Cow<'_, str> = if k.len() <= buf.len() && k.is_ascii() {
+            let b = &mut buf[..k.len()];
+            for (d, c) in b.iter_mut().zip(k.bytes()) {
+                *d = c.to_ascii_lowercase();
+            }
+            match std::str::from_utf8(b) {
+                Ok(s) => s.into(),
+                Err(_) => k.to_lowercase().into(),
+            }
+        } else {
+            k.to_lowercase().into()
+        };
+        for msg in is_qualified_name(&lower) {
             errs.push(FieldError::invalid(path, render::q(k), &msg));
         }
         total += k.len() + v.len();
@@ -291,8 +306,9 @@ pub(super) fn validate_dns1123_label(value: &str, path: &Path) -> Vec<FieldError
 /// in `apimachinery/pkg/apis/meta/v1/validation` (with invalid label values rejected).
 pub fn validate_label_selector(selector: &LabelSelector, path: &Path) -> Vec<FieldError> {
     let mut errs = validate_labels(selector.match_labels.as_ref(), &path.child("matchLabels"));
+    let exprs = path.child("matchExpressions");
     for (i, expr) in selector.match_expressions.iter().flatten().enumerate() {
-        let p = path.child("matchExpressions").index(i);
+        let p = exprs.index(i);
         let values = expr.values.as_deref().unwrap_or(&[]);
         match expr.operator.as_str() {
             "In" | "NotIn" => {
@@ -520,6 +536,38 @@ mod tests {
     }
 
     /// Names and namespaces may not change; uid/creationTimestamp left empty count as unchanged.
+    /// Annotation keys are checked lower-cased (`strings.ToLower`), and the error shows the
+    /// key as written: upper-case ASCII keys pass, a non-ASCII key that lower-cases to
+    /// something else still fails, a key longer than the lower-casing buffer still works.
+    #[test]
+    fn annotation_keys_are_checked_lower_cased() {
+        let check = |key: &str| {
+            let annotations: BTreeMap<String, String> = [(key.to_string(), "v".to_string())].into();
+            validate_annotations(
+                Some(&annotations),
+                &Path::new("metadata").child("annotations"),
+            )
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+        };
+        assert!(check("kubectl.kubernetes.io/restartedAt").is_empty());
+        assert!(check("Example.COM/My-Key").is_empty());
+        let errs = check("Bad_Prefix/key");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("metadata.annotations: Invalid value: \"Bad_Prefix/key\": prefix part a lowercase RFC 1123 subdomain"), "{errs:?}");
+        assert_eq!(check("Äb").len(), 1);
+        let long_prefix = format!("{}.com/k", "A".repeat(330));
+        assert_eq!(
+            check(&long_prefix),
+            vec![
+                "metadata.annotations: Invalid value: \"".to_string()
+                    + &long_prefix
+                    + "\": prefix part must be no more than 253 characters"
+            ]
+        );
+    }
+
     #[test]
     fn object_meta_update_rules() {
         let old = ObjectMeta {
@@ -569,7 +617,8 @@ mod tests {
             }]),
             ..Default::default()
         };
-        let p = Path::new("spec").child("selector");
+        let spec = Path::new("spec");
+        let p = spec.child("selector");
         let cases = [
             (expr("a", "In", Some(vec!["x"])), vec![]),
             (

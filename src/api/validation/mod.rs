@@ -30,7 +30,6 @@ mod pod;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::rc::Rc;
 
 use super::{Kind, Object};
 
@@ -211,66 +210,69 @@ pub fn invalid_message(kind: Kind, name: &str, errs: &[FieldError]) -> String {
 
 /// A field path under construction (`field.Path`): `spec.containers[0].ports[1].name`.
 ///
-/// Built lazily: a path is a shared link to its parent plus one segment, and becomes a string
-/// only when an error is reported. Validation walks every field of every object written, so
-/// formatting each path eagerly was the API server's largest cost per create (measured with
-/// callgrind on the store benchmark; docs/performance.md).
+/// Built lazily: a path is a reference to its parent plus one segment, on the stack of the
+/// check that made it, and becomes a string only when an error is reported. Validation walks
+/// every field of every object written, so formatting each path eagerly was once the API
+/// server's largest cost per create, and a reference-counted node per segment (an
+/// allocation and a free each) was still ~4 K instructions per pod create (callgrind on the
+/// store benchmark; docs/performance.md). A child borrows its parent, so a chain kept in a
+/// `let` names each step: `let c = path.child("containers"); let p = c.index(i);`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Path(Rc<PathNode>);
-
-#[derive(Debug, PartialEq, Eq)]
-struct PathNode {
-    parent: Option<Path>,
-    segment: Segment,
+pub struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    segment: Segment<'a>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Segment {
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Segment<'a> {
     /// A field name: nearly always a literal, so not copied.
     Field(Cow<'static, str>),
     Index(usize),
-    Key(String),
+    /// A map key, borrowed from the object being validated.
+    Key(&'a str),
 }
 
-impl Path {
+impl<'a> Path<'a> {
     /// A root path (`metadata`, `spec`).
-    pub fn new(root: impl Into<Cow<'static, str>>) -> Path {
-        Path(Rc::new(PathNode {
+    pub fn new(root: impl Into<Cow<'static, str>>) -> Path<'a> {
+        Path {
             parent: None,
             segment: Segment::Field(root.into()),
-        }))
-    }
-
-    fn push(&self, segment: Segment) -> Path {
-        Path(Rc::new(PathNode {
-            parent: Some(self.clone()),
-            segment,
-        }))
+        }
     }
 
     /// `parent.name`.
-    pub fn child(&self, name: impl Into<Cow<'static, str>>) -> Path {
-        self.push(Segment::Field(name.into()))
+    pub fn child(&'a self, name: impl Into<Cow<'static, str>>) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            segment: Segment::Field(name.into()),
+        }
     }
 
     /// `parent[i]`.
-    pub fn index(&self, i: usize) -> Path {
-        self.push(Segment::Index(i))
+    pub fn index(&'a self, i: usize) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            segment: Segment::Index(i),
+        }
     }
 
     /// `parent[key]`.
-    pub fn key(&self, key: &str) -> Path {
-        self.push(Segment::Key(key.to_string()))
+    pub fn key(&'a self, key: &'a str) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            segment: Segment::Key(key),
+        }
     }
 }
 
-impl fmt::Display for Path {
+impl fmt::Display for Path<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut nodes = Vec::new();
         let mut at = Some(self);
         while let Some(p) = at {
-            nodes.push(&p.0.segment);
-            at = p.0.parent.as_ref();
+            nodes.push(&p.segment);
+            at = p.parent;
         }
         let mut first = true;
         for segment in nodes.into_iter().rev() {
@@ -427,7 +429,8 @@ mod tests {
     /// The rendering of each error type, as `field.Error.Error()`.
     #[test]
     fn field_errors_render_like_apimachinery() {
-        let p = Path::new("spec").child("replicas");
+        let spec = Path::new("spec");
+        let p = spec.child("replicas");
         let cases = [
             (
                 FieldError::invalid(&p, "-1", "must be greater than or equal to 0"),
@@ -464,13 +467,17 @@ mod tests {
     /// Paths and Go-style value rendering.
     #[test]
     fn paths_and_values_render() {
-        let p = Path::new("spec")
-            .child("containers")
-            .index(0)
-            .child("resources")
-            .child("limits")
-            .key("cpu");
-        assert_eq!(p.to_string(), "spec.containers[0].resources.limits[cpu]");
+        // A child borrows its parent: the chain renders within one expression.
+        assert_eq!(
+            Path::new("spec")
+                .child("containers")
+                .index(0)
+                .child("resources")
+                .child("limits")
+                .key("cpu")
+                .to_string(),
+            "spec.containers[0].resources.limits[cpu]"
+        );
         let m: BTreeMap<String, String> = [
             ("b".to_string(), "2".to_string()),
             ("a".to_string(), "x".to_string()),
@@ -491,7 +498,8 @@ mod tests {
     /// Status messages, as `apierrors.NewInvalid`.
     #[test]
     fn invalid_message_aggregates() {
-        let p = Path::new("spec").child("replicas");
+        let spec = Path::new("spec");
+        let p = spec.child("replicas");
         let e = FieldError::invalid(&p, "-1", "must be greater than or equal to 0");
         assert_eq!(
             invalid_message(Kind::Deployment, "web", std::slice::from_ref(&e)),

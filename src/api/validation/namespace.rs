@@ -29,7 +29,8 @@ pub(super) fn validate_namespace_update(new: &Namespace, old: &Namespace) -> Vec
 }
 
 fn validate_spec_finalizers(ns: &Namespace) -> Vec<FieldError> {
-    let path = Path::new("spec").child("finalizers");
+    let spec = Path::new("spec");
+    let path = spec.child("finalizers");
     ns.spec
         .iter()
         .flat_map(|s| s.finalizers.iter().flatten())

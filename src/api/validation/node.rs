@@ -29,7 +29,8 @@ pub(super) fn validate_node(node: &Node) -> Vec<FieldError> {
         &Path::new("metadata").child("taints"),
     ));
     errs.extend(validate_node_resources(node));
-    let cidrs_path = Path::new("spec").child("podCIDRs");
+    let spec_path = Path::new("spec");
+    let cidrs_path = spec_path.child("podCIDRs");
     let cidrs = spec.pod_cidrs.clone().unwrap_or_default();
     for (i, cidr) in cidrs.iter().enumerate() {
         if !is_valid_cidr(cidr) {
@@ -142,8 +143,10 @@ fn validate_node_resources(node: &Node) -> Vec<FieldError> {
         ("capacity", &status.capacity),
         ("allocatable", &status.allocatable),
     ] {
+        let status_path = Path::new("status");
+        let list_path = status_path.child(field);
         for (name, q) in list.iter().flatten() {
-            let p = Path::new("status").child(field).child(name.clone());
+            let p = list_path.child(name.clone());
             match parse_quantity(&q.0) {
                 Err(e) => errs.push(FieldError::invalid(&p, render::q(&q.0), &e.to_string())),
                 Ok(v) if v.is_negative() => errs.push(FieldError::invalid(

@@ -57,11 +57,13 @@ fn validate_pod_metadata_and_spec(pod: &Pod) -> Vec<FieldError> {
         name_is_dns_subdomain,
         &Path::new("metadata"),
     );
-    let default_spec = PodSpec::default();
-    errs.extend(validate_pod_spec(
-        pod.spec.as_ref().unwrap_or(&default_spec),
-        &Path::new("spec"),
-    ));
+    // A default spec only when there is none (building and dropping one per create cost
+    // more than the checks of a small spec's policies).
+    let spec_path = Path::new("spec");
+    errs.extend(match pod.spec.as_ref() {
+        Some(spec) => validate_pod_spec(spec, &spec_path),
+        None => validate_pod_spec(&PodSpec::default(), &spec_path),
+    });
     errs
 }
 
@@ -109,10 +111,11 @@ pub(super) fn validate_pod_spec(spec: &PodSpec, path: &Path) -> Vec<FieldError> 
     if containers.is_empty() {
         errs.push(FieldError::required(&path.child("containers"), ""));
     }
+    let containers_path = path.child("containers");
     for (i, c) in containers.iter().enumerate() {
-        let p = path.child("containers").index(i);
+        let p = containers_path.index(i);
         errs.extend(validate_container(c, &p, &volumes, host_network));
-        if !c.name.is_empty() && !names.insert(c.name.clone()) {
+        if !c.name.is_empty() && !names.insert(c.name.as_str()) {
             errs.push(FieldError::duplicate(&p.child("name"), render::q(&c.name)));
         }
         if c.restart_policy.is_some() {
@@ -122,10 +125,11 @@ pub(super) fn validate_pod_spec(spec: &PodSpec, path: &Path) -> Vec<FieldError> 
             ));
         }
     }
+    let init_containers_path = path.child("initContainers");
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        let p = path.child("initContainers").index(i);
+        let p = init_containers_path.index(i);
         errs.extend(validate_container(c, &p, &volumes, host_network));
-        if !c.name.is_empty() && !names.insert(c.name.clone()) {
+        if !c.name.is_empty() && !names.insert(c.name.as_str()) {
             errs.push(FieldError::duplicate(&p.child("name"), render::q(&c.name)));
         }
         let sidecar = match c.restart_policy.as_deref() {
@@ -224,11 +228,11 @@ pub(super) fn validate_pod_spec(spec: &PodSpec, path: &Path) -> Vec<FieldError> 
 }
 
 /// Mirrors `validateVolumes`: unique DNS-label names, exactly one source. Returns the names.
-fn validate_volumes(
-    volumes: &[Volume],
+fn validate_volumes<'v>(
+    volumes: &'v [Volume],
     path: &Path,
     errs: &mut Vec<FieldError>,
-) -> BTreeSet<String> {
+) -> BTreeSet<&'v str> {
     let mut names = BTreeSet::new();
     for (i, v) in volumes.iter().enumerate() {
         let p = path.index(i);
@@ -237,7 +241,7 @@ fn validate_volumes(
         } else {
             errs.extend(validate_dns1123_label(&v.name, &p.child("name")));
         }
-        if !v.name.is_empty() && !names.insert(v.name.clone()) {
+        if !v.name.is_empty() && !names.insert(v.name.as_str()) {
             errs.push(FieldError::duplicate(&p.child("name"), render::q(&v.name)));
         }
         // The sources are the fields other than `name`.
@@ -263,7 +267,7 @@ fn validate_volumes(
 fn validate_container(
     c: &Container,
     p: &Path,
-    volumes: &BTreeSet<String>,
+    volumes: &BTreeSet<&str>,
     host_network: bool,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -352,7 +356,7 @@ fn validate_container_ports(
                 for msg in msgs {
                     errs.push(FieldError::invalid(&p.child("name"), render::q(name), &msg));
                 }
-            } else if !names.insert(name.to_string()) {
+            } else if !names.insert(name) {
                 errs.push(FieldError::duplicate(&p.child("name"), render::q(name)));
             }
         }
@@ -426,7 +430,7 @@ fn validate_env(env: &[EnvVar], path: &Path) -> Vec<FieldError> {
 /// Mirrors `ValidateVolumeMounts`: names must be volumes, mount paths set and unique.
 fn validate_volume_mounts(
     mounts: &[VolumeMount],
-    volumes: &BTreeSet<String>,
+    volumes: &BTreeSet<&str>,
     path: &Path,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -435,12 +439,12 @@ fn validate_volume_mounts(
         let p = path.index(i);
         if m.name.is_empty() {
             errs.push(FieldError::required(&p.child("name"), ""));
-        } else if !volumes.contains(&m.name) {
+        } else if !volumes.contains(m.name.as_str()) {
             errs.push(FieldError::not_found(&p.child("name"), render::q(&m.name)));
         }
         if m.mount_path.is_empty() {
             errs.push(FieldError::required(&p.child("mountPath"), ""));
-        } else if !paths.insert(m.mount_path.clone()) {
+        } else if !paths.insert(m.mount_path.as_str()) {
             errs.push(FieldError::invalid(
                 &p.child("mountPath"),
                 render::q(&m.mount_path),
@@ -496,9 +500,15 @@ fn is_hugepages(name: &str) -> bool {
     name.starts_with("hugepages-")
 }
 
+/// Whether a resource name has a domain (a `/`), found by byte: `contains('/')`'s searcher
+/// costs more than these few bytes.
+fn has_slash(name: &str) -> bool {
+    name.bytes().any(|c| c == b'/')
+}
+
 /// `IsNativeResource`: no domain, or a `kubernetes.io/` one.
 fn is_native_resource(name: &str) -> bool {
-    !name.contains('/') || name.contains("kubernetes.io/")
+    !has_slash(name) || name.contains("kubernetes.io/")
 }
 
 /// `IsOvercommitAllowed`.
@@ -517,7 +527,7 @@ fn validate_resource_entry(
         errs.push(FieldError::invalid(path, name, &msg));
     }
     if errs.is_empty() {
-        if !name.contains('/') {
+        if !has_slash(name) {
             if !matches!(name, "cpu" | "memory" | "ephemeral-storage") && !is_hugepages(name) {
                 errs.push(FieldError::invalid(
                     path,
@@ -572,19 +582,20 @@ fn validate_resource_requirements(r: &ResourceRequirements, path: &Path) -> Vec<
     let lim_path = path.child("limits");
     let req_path = path.child("requests");
     let empty = BTreeMap::new();
-    let mut limits = BTreeMap::new();
+    // The parsed limits by name, borrowed from the object (no copy of each name).
+    let mut limits: BTreeMap<&str, Quantity> = BTreeMap::new();
     for (name, q) in r.limits.as_ref().unwrap_or(&empty) {
         let (e, parsed) = validate_resource_entry(name, q, &lim_path.key(name));
         errs.extend(e);
         if let Some(p) = parsed {
-            limits.insert(name.clone(), p);
+            limits.insert(name, p);
         }
     }
     for (name, q) in r.requests.as_ref().unwrap_or(&empty) {
         let (e, parsed) = validate_resource_entry(name, q, &req_path.key(name));
         errs.extend(e);
         let Some(request) = parsed else { continue };
-        match limits.get(name) {
+        match limits.get(name.as_str()) {
             Some(limit) if request != *limit && !is_overcommit_allowed(name) => {
                 errs.push(FieldError::invalid(
                     &req_path,
