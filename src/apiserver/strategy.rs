@@ -680,12 +680,12 @@ mod tests {
         assert_eq!(qos_class(&p), "Burstable");
     }
 
-    #[test]
-    fn generation_bumps_on_spec_change_only() {
-        let mut old = Object::from(Deployment {
+    /// Deployment `web` (1 replica, labelled `app=web`) as created: generation 1.
+    fn created_web() -> Object {
+        let mut web = Object::from(Deployment {
             metadata: ObjectMeta {
                 name: Some("web".into()),
-                generation: Some(1),
+                labels: Some([("app".to_string(), "web".to_string())].into()),
                 ..Default::default()
             },
             spec: Some(DeploymentSpec {
@@ -694,7 +694,13 @@ mod tests {
             }),
             ..Default::default()
         });
-        prepare_for_create(&mut old, now());
+        prepare_for_create(&mut web, now());
+        web
+    }
+
+    #[test]
+    fn generation_bumps_on_spec_change_only() {
+        let old = created_web();
         let mut same = old.clone();
         same.meta_mut().annotations =
             Some([(TRACEPARENT_ANNOTATION.to_string(), "x".to_string())].into());
@@ -717,19 +723,7 @@ mod tests {
     /// stays; the same annotation through the main resource bumps it.
     #[test]
     fn a_deployments_status_write_takes_its_annotations_not_its_spec() {
-        let mut old = Object::from(Deployment {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                labels: Some([("app".to_string(), "web".to_string())].into()),
-                ..Default::default()
-            },
-            spec: Some(DeploymentSpec {
-                replicas: Some(1),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        prepare_for_create(&mut old, now());
+        let old = created_web();
         let revision = || {
             Some(
                 [(
