@@ -409,6 +409,34 @@ status:
   nodeInfo: {kubeletVersion: v1.32.0}
 ";
 
+/// `kubectl diff` (a server-side dry run of the apply) shows the user's change and what the
+/// server derives from it, and no new trace context: a dry run is no hop of a trace.
+#[test]
+fn diff_shows_the_change_and_no_new_trace_context() {
+    let Some(bin) = kubectl_binary() else { return };
+    let s = server(32);
+    let k = Kubectl::new(bin, &s);
+    let manifest = write(s.dir.path(), "deployment.yaml", DEPLOYMENT);
+    k.ok(&["apply", "-f", &manifest]);
+    let scaled = DEPLOYMENT.replace("replicas: 2", "replicas: 3");
+    let scaled = write(s.dir.path(), "scaled.yaml", &scaled);
+    let out = k.run(&["diff", "-f", &scaled]);
+    assert!(!out.ok, "kubectl diff exits 1 on a difference");
+    assert!(
+        out.stdout.contains("\n-  replicas: 2\n") && out.stdout.contains("\n+  replicas: 3\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("traceparent"), "{}", out.stdout);
+    let same = k.run(&["diff", "-f", &manifest]);
+    assert!(
+        same.ok && same.stdout.is_empty(),
+        "{}{}",
+        same.stdout,
+        same.stderr
+    );
+}
+
 /// A JSON patch whose operations do not apply is 422 Invalid with upstream's fixed message
 /// (`applyJSPatch`), which kubectl prints as such; nothing is written.
 #[test]

@@ -361,7 +361,10 @@ impl ApiServer {
         self.skip_unsampled && sc.is_valid() && !sc.is_sampled()
     }
 
-    /// Save the request's trace context on the object (or remove a stale one).
+    /// Save the request's trace context on the object (or remove a stale one). Not for a dry
+    /// run: it writes nothing, so no later hop continues its trace, and the object it returns
+    /// differs from the stored one only by the request (`kubectl diff` shows no new
+    /// `traceparent`).
     fn stamp_trace(obj: &mut Object, span: Option<&OtelContext>) {
         match span {
             Some(cx) => telemetry::inject(cx, obj.meta_mut()),
@@ -647,11 +650,11 @@ impl ApiServer {
             None => format!("create {} {}", kind.plural(), display_name(&object)),
         };
         let span = self.request_span(&trace, span_name, &object, options.command.as_deref());
-        Self::stamp_trace(&mut object, span.as_ref());
         if options.dry_run {
             end_span(span);
             return Answer::Ready(Ok(Arc::new(object)));
         }
+        Self::stamp_trace(&mut object, span.as_ref());
         let (tx, rx) = oneshot::channel();
         // A generated name may collide: try fresh suffixes, as upstream retries.
         let mut attempts = if generated { 3 } else { 1 };
@@ -793,12 +796,12 @@ impl ApiServer {
             });
             return Answer::Later(orx);
         }
-        Self::stamp_trace(&mut object, span.as_ref());
         if options.dry_run {
             end_span(span);
             object.meta_mut().resource_version = old.meta().resource_version.clone();
             return Answer::Ready(Ok(Arc::new(object)));
         }
+        Self::stamp_trace(&mut object, span.as_ref());
         let (tx, rx) = oneshot::channel();
         let op = Op::Put {
             key: object.key(),
@@ -931,11 +934,11 @@ impl ApiServer {
             }
             DeleteDecision::Update(new) => {
                 let mut new = *new;
-                Self::stamp_trace(&mut new, span.as_ref());
                 if write.dry_run {
                     end_span(span);
                     return Answer::Ready(Ok(Deleted::Pending(Arc::new(new))));
                 }
+                Self::stamp_trace(&mut new, span.as_ref());
                 let (tx, rx) = oneshot::channel();
                 let op = Op::Put {
                     key: new.key(),
