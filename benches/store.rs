@@ -32,7 +32,7 @@ use kubeactor::store::{self, StoreOptions};
 use kubeactor::telemetry::Telemetry;
 
 mod support;
-use support::{cpu_between, thread_cpu};
+use support::{cpu_between, pid_cpu, thread_cpu};
 
 /// CPU seconds used by the whole process so far, every thread included (even ended ones).
 fn process_cpu() -> f64 {
@@ -43,23 +43,6 @@ fn process_cpu() -> f64 {
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
-}
-
-/// CPU seconds used so far by the process `pid` (another process: the etcd server).
-fn pid_cpu(pid: u32) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // utime and stime are the 12th and 13th fields after the name's closing ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    (field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0)) / ticks
 }
 
 const RUNS: usize = 5;

@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 /// committer, HTTP workers, clients) independently of how busy the machine is.
 pub fn thread_cpu() -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return out;
     };
@@ -19,20 +17,35 @@ pub fn thread_cpu() -> BTreeMap<String, f64> {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
         };
-        // "<tid> (<comm>) <state> …": the name may hold spaces and parentheses; utime and
-        // stime are the 12th and 13th fields after the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].to_string();
-        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if f.len() > 12 {
-            let secs =
-                (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / ticks;
-            *out.entry(name).or_insert(0.0) += secs;
+        if let Some((name, secs)) = stat_cpu(&stat) {
+            *out.entry(name.to_string()).or_insert(0.0) += secs;
         }
     }
     out
+}
+
+/// CPU seconds used so far by another process (e.g. an etcd server the benchmark started),
+/// from `/proc/<pid>/stat`; 0 if it cannot be read.
+pub fn pid_cpu(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat_cpu(&stat).map(|(_, secs)| secs))
+        .unwrap_or(0.0)
+}
+
+/// The name and the CPU seconds (user + system) of a `/proc/…/stat` line.
+fn stat_cpu(stat: &str) -> Option<(&str, f64)> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // "<tid> (<comm>) <state> …": the name may hold spaces and parentheses; utime and stime
+    // are the 12th and 13th fields after the last ')'.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    if f.len() <= 12 {
+        return None;
+    }
+    let secs = (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / ticks;
+    Some((&stat[open + 1..close], secs))
 }
 
 /// CPU seconds per thread name used between two [`thread_cpu`] readings (threads that ended
