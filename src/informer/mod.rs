@@ -42,6 +42,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 pub use self::store::{controller_uid, key_of, split_key, Cached, InformerEvent, Store};
+use crate::api::selectors::FieldSelector;
 use crate::api::{Kind, KindOf, Object};
 use crate::apiserver::{
     ApiError, ApiServer, List, ObjectList, Watch, WatchEvent, WatchFrom, WatchStream,
@@ -60,12 +61,14 @@ pub trait Source: Send + Sync + 'static {
     }
 }
 
-/// The ApiServer as an informer's source: one kind, optionally one namespace.
+/// The ApiServer as an informer's source: one kind, optionally one namespace, optionally a
+/// field selector (a kubelet's pods: `spec.nodeName=<node>`).
 #[derive(Clone)]
 pub struct ApiSource {
     pub api: Addr<ApiServer>,
     pub kind: Kind,
     pub namespace: Option<String>,
+    pub field_selector: FieldSelector,
 }
 
 fn mailbox(e: actix::MailboxError) -> ApiError {
@@ -76,12 +79,14 @@ impl Source for ApiSource {
     fn list(&self) -> BoxFuture<'static, Result<ObjectList, ApiError>> {
         let mut msg = List::all(self.kind);
         msg.namespace = self.namespace.clone();
+        msg.field_selector = self.field_selector.clone();
         let req = self.api.send(msg);
         Box::pin(async move { req.await.map_err(mailbox)? })
     }
     fn watch(&self, from: WatchFrom) -> BoxFuture<'static, Result<WatchStream, ApiError>> {
         let mut msg = Watch::all(self.kind);
         msg.namespace = self.namespace.clone();
+        msg.field_selector = self.field_selector.clone();
         msg.from = from;
         let req = self.api.send(msg);
         Box::pin(async move { req.await.map_err(mailbox)? })
@@ -163,6 +168,7 @@ impl<K: Cached> Informer<K> {
             api,
             kind: <K as KindOf>::KIND,
             namespace: None,
+            field_selector: FieldSelector::default(),
         }))
     }
 

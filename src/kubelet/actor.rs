@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, NodeStatus, ObjectReference, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -18,15 +17,14 @@ use super::admission::admit;
 use super::config::{KubeletConfig, NodeConfig};
 use super::node_status::{initial_node, internal_ip, lease, node_status, node_status_changed};
 use super::pod_worker::{Env, Halt, PodRemoved, PodWorker, UpdatePod, WorkerDone};
-use crate::api::selectors::{FieldSelector, LabelSelector};
+use crate::api::selectors::FieldSelector;
 use crate::api::{Kind, Object};
 use crate::apiserver::{
-    ApiError, ApiServer, Create, Get, List, ListVersion, ObjectList, Subresource, Trace, Update,
-    Watch, WatchFrom, WatchStream, WriteOptions,
+    ApiError, ApiServer, Create, Get, Subresource, Trace, Update, WriteOptions,
 };
 use crate::clock::Clock;
 use crate::events::{EventRecorder, NORMAL};
-use crate::informer::{Informer, InformerEvent, Source};
+use crate::informer::{ApiSource, Informer, InformerEvent};
 use crate::runtime::{ContainerEvent, ContainerRuntime, ListImages, SubscribeEvents};
 use crate::telemetry::{Component, Telemetry};
 
@@ -51,42 +49,8 @@ pub struct KubeletOptions {
     pub config: KubeletConfig,
 }
 
-/// The pods bound to one node: a list-watch with `spec.nodeName=<node>`.
-struct NodePods {
-    api: Addr<ApiServer>,
-    selector: FieldSelector,
-}
-
 fn mailbox(e: actix::MailboxError) -> ApiError {
     ApiError::Internal(format!("api server unreachable: {e}"))
-}
-
-impl Source for NodePods {
-    fn list(&self) -> BoxFuture<'static, Result<ObjectList, ApiError>> {
-        let req = self.api.send(List {
-            kind: Kind::Pod,
-            namespace: None,
-            label_selector: LabelSelector::default(),
-            field_selector: self.selector.clone(),
-            version: ListVersion::Latest,
-            limit: 0,
-            continue_token: None,
-        });
-        Box::pin(async move { req.await.map_err(mailbox)? })
-    }
-    fn watch(&self, from: WatchFrom) -> BoxFuture<'static, Result<WatchStream, ApiError>> {
-        let req = self.api.send(Watch {
-            kind: Kind::Pod,
-            namespace: None,
-            label_selector: LabelSelector::default(),
-            field_selector: self.selector.clone(),
-            from,
-        });
-        Box::pin(async move { req.await.map_err(mailbox)? })
-    }
-    fn gone(&self) -> bool {
-        !self.api.connected()
-    }
 }
 
 /// See the module documentation.
@@ -336,9 +300,11 @@ impl Kubelet {
                 return;
             }
         };
-        let informer = Arc::new(Informer::<Pod>::with_source(Arc::new(NodePods {
+        let informer = Arc::new(Informer::<Pod>::with_source(Arc::new(ApiSource {
             api: self.env.api.clone(),
-            selector,
+            kind: Kind::Pod,
+            namespace: None,
+            field_selector: selector,
         })));
         informer.add_recipient(ctx.address().recipient());
         informer.start();
