@@ -64,13 +64,13 @@ pub fn apply(original: &Value, patch: &[u8], ty: PatchType) -> Result<Value, Api
         PatchType::Json => {
             // Upstream: a patch that does not decode as a list of operations is a bad request;
             // operations that do not apply are 422 (`applyJSPatch`).
-            if !patch.is_array() {
+            let Some(ops) = patch.as_array() else {
                 return Err(ApiError::BadRequest(
                     "error decoding patch: a JSON patch must be a list of operations".into(),
                 ));
-            }
+            };
             let mut doc = original.clone();
-            json_patch(&mut doc, &patch).map_err(|reason| {
+            json_patch(&mut doc, ops).map_err(|reason| {
                 tracing::debug!(%reason, "a JSON patch does not apply");
                 ApiError::RequestInvalid(reason)
             })?;
@@ -237,11 +237,8 @@ fn remove(doc: &mut Value, tokens: &[String]) -> Result<Value, String> {
     }
 }
 
-/// Apply an RFC 6902 patch (a list of operations) in place.
-pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
-    let ops = ops
-        .as_array()
-        .ok_or("a JSON patch must be a list of operations")?;
+/// Apply an RFC 6902 patch (its list of operations) in place.
+pub fn json_patch(doc: &mut Value, ops: &[Value]) -> Result<(), String> {
     for op in ops {
         let field = |name: &str| -> Result<&str, String> {
             op.get(name)
@@ -585,9 +582,7 @@ mod tests {
     #[test]
     fn json_patch_follows_rfc_6902() {
         let mut doc = json!({"spec": {"template": {"a": 1}}, "list": [1, 2, 3], "x~y": 0});
-        json_patch(
-            &mut doc,
-            &json!([
+        let ops = json!([
                 {"op": "replace", "path": "/spec/template", "value": {"b": 2}},
                 {"op": "add", "path": "/list/1", "value": 9},
                 {"op": "add", "path": "/list/-", "value": 4},
@@ -595,16 +590,15 @@ mod tests {
                 {"op": "test", "path": "/x~0y", "value": 0},
                 {"op": "copy", "from": "/spec", "path": "/copy"},
                 {"op": "move", "from": "/copy", "path": "/moved"}
-            ]),
-        )
-        .unwrap();
+        ]);
+        json_patch(&mut doc, ops.as_array().unwrap()).unwrap();
         assert_eq!(
             doc,
             json!({"spec": {"template": {"b": 2}}, "list": [9, 2, 3, 4], "x~y": 0, "moved": {"template": {"b": 2}}})
         );
         let mut doc = json!({"a": 1});
-        assert!(json_patch(&mut doc, &json!([{"op": "test", "path": "/a", "value": 2}])).is_err());
-        assert!(json_patch(&mut doc, &json!([{"op": "remove", "path": "/missing"}])).is_err());
+        assert!(json_patch(&mut doc, &[json!({"op": "test", "path": "/a", "value": 2})]).is_err());
+        assert!(json_patch(&mut doc, &[json!({"op": "remove", "path": "/missing"})]).is_err());
     }
 
     fn smp(original: Value, patch: Value) -> Value {
