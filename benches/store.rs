@@ -13,7 +13,9 @@
 //! separately, the bench process driving it (the client). A last line runs the 64 writers on
 //! the memory engine — no WAL, no `fdatasync`, no checkpoint — which is the ceiling of the
 //! actor path itself, whatever the storage engine. `KUBEACTOR_BENCH_CPU=1` adds the CPU per
-//! create of each thread of each kubeactor run.
+//! create of each thread of each kubeactor run. A third line per writer count reads etcd's
+//! WAL metrics (`etcd_disk_wal_fsync_duration_seconds`) around the run: writes per
+//! `fdatasync`, the mean `fdatasync`, and the share of the run the committer spent in it.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -141,7 +143,34 @@ fn median_run(runs: usize, mut run: impl FnMut(usize) -> Run) -> Run {
         rate: of(|r| r.rate),
         cpu_us: of(|r| r.cpu_us),
         client_cpu_us: of(|r| r.client_cpu_us),
+        wal: Wal {
+            per_sync: of(|r| r.wal.per_sync),
+            sync_us: of(|r| r.wal.sync_us),
+            busy: of(|r| r.wal.busy),
+        },
     }
+}
+
+/// The WAL's group commits in one kubeactor run, from etcd's metrics
+/// (`etcd_disk_wal_fsync_duration_seconds`): what paces 64 writers with one write in flight
+/// each is how many writes share an `fdatasync` and how long it takes.
+#[derive(Clone, Copy, Default)]
+struct Wal {
+    /// Writes per `fdatasync` (the group commit's size).
+    per_sync: f64,
+    /// Mean `fdatasync` time, µs.
+    sync_us: f64,
+    /// Share of the timed run the committer spent in `fdatasync`.
+    busy: f64,
+}
+
+/// (fdatasyncs so far, seconds spent in them) of the process.
+fn wal_syncs() -> (f64, f64) {
+    let m = kubeactor::metrics::global();
+    (
+        m.sample("etcd_disk_wal_fsync_duration_seconds_count"),
+        m.sample("etcd_disk_wal_fsync_duration_seconds_sum"),
+    )
 }
 
 /// One timed run: writes per second, and CPU µs per write of the processes doing it.
@@ -153,6 +182,8 @@ struct Run {
     cpu_us: f64,
     /// etcd only: the bench process, i.e. the etcd client driving it.
     client_cpu_us: f64,
+    /// kubeactor on redb only.
+    wal: Wal,
 }
 
 /// Creates per second through the ApiServer actor on `engine` (redb: durable, acknowledged
@@ -171,6 +202,7 @@ fn actor_creates(engine: StoreEngine, writers: usize, total: usize) -> Run {
             .await
             .expect("start");
         let per = total / writers;
+        let syncs_before = wal_syncs();
         let cpu_before = thread_cpu();
         let process_before = process_cpu();
         let start = Instant::now();
@@ -201,7 +233,21 @@ fn actor_creates(engine: StoreEngine, writers: usize, total: usize) -> Run {
         for t in tasks {
             t.await.expect("writer");
         }
-        let rate = (per * writers) as f64 / start.elapsed().as_secs_f64();
+        let elapsed = start.elapsed().as_secs_f64();
+        let rate = (per * writers) as f64 / elapsed;
+        let (syncs, sync_secs) = {
+            let after = wal_syncs();
+            (after.0 - syncs_before.0, after.1 - syncs_before.1)
+        };
+        let wal = if syncs > 0.0 {
+            Wal {
+                per_sync: (per * writers) as f64 / syncs,
+                sync_us: sync_secs * 1e6 / syncs,
+                busy: sync_secs / elapsed,
+            }
+        } else {
+            Wal::default()
+        };
         let show_cpu = std::env::var_os("KUBEACTOR_BENCH_CPU").is_some();
         let us_per_create = |secs: f64| secs * 1e6 / (per * writers) as f64;
         if show_cpu {
@@ -231,6 +277,7 @@ fn actor_creates(engine: StoreEngine, writers: usize, total: usize) -> Run {
             rate,
             cpu_us,
             client_cpu_us: 0.0,
+            wal,
         }
     })
 }
@@ -358,6 +405,7 @@ fn etcd_writes(
             rate,
             cpu_us: us_per_write(pid_cpu(etcd.child.id()) - server_before),
             client_cpu_us: us_per_write(process_cpu() - client_before),
+            wal: Wal::default(),
         }
     })
 }
@@ -429,6 +477,12 @@ fn main() {
         }
         println!();
         println!("      CPU per write: {cpu}");
+        println!(
+            "      kubeactor's WAL: {:.1} writes per fdatasync, {:.0} us per fdatasync, the committer in fdatasync {:.0} % of the run",
+            actor.wal.per_sync,
+            actor.wal.sync_us,
+            actor.wal.busy * 100.0
+        );
     }
     // The same 64 writers on the memory engine: no WAL, no fdatasync, no checkpoint. What the
     // API server's create path and the writers cost on their own — the ceiling of any engine.
