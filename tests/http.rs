@@ -140,6 +140,50 @@ fn discovery_is_aggregated_when_asked_and_legacy_otherwise() {
     );
 }
 
+/// Self-reviews are create-only: a JSON SelfSubjectAccessReview is answered 201 with its
+/// status, a malformed one 422 with upstream's field cause, and any other verb 405.
+#[test]
+fn self_subject_access_reviews_are_answered_and_validated() {
+    let s = TestServer::start();
+    const SSAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    let review = json!({
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "spec": {"resourceAttributes": {"verb": "list", "resource": "nodes"}},
+    });
+    let resp = post(&s, SSAR, &review);
+    assert_eq!(resp.status(), 201);
+    let out = body(resp);
+    assert_eq!(out["status"], json!({"allowed": true}));
+    assert_eq!(out["spec"], review["spec"]);
+
+    let resp = post(
+        &s,
+        SSAR,
+        &json!({"kind": "SelfSubjectAccessReview", "spec": {}}),
+    );
+    assert_eq!(resp.status(), 422);
+    let status = body(resp);
+    assert_eq!(status["reason"], "Invalid");
+    assert_eq!(status["details"]["kind"], "SelfSubjectAccessReview");
+    assert_eq!(status["details"]["group"], "authorization.k8s.io");
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "spec.resourceAttributes"
+    );
+
+    let rules = post(
+        &s,
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        &json!({"spec": {}}),
+    );
+    assert_eq!(rules.status(), 400);
+    assert_eq!(body(rules)["message"], "no namespace on request");
+
+    let get = s.client().get(s.at(SSAR)).send().unwrap();
+    assert_eq!(get.status(), 405);
+}
+
 #[test]
 fn a_deployment_is_created_read_replaced_and_deleted() {
     let s = TestServer::start();

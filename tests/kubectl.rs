@@ -398,6 +398,54 @@ fn every_installed_kubectl_creates_lists_and_deletes() {
     }
 }
 
+/// `auth can-i` (a protobuf SelfSubjectAccessReview, or a SelfSubjectRulesReview with
+/// `--list`) and `auth whoami` (a SelfSubjectReview, v1 from kubectl 1.28 on) with every
+/// installed kubectl: the token's user may do everything, as `system:masters` upstream.
+#[test]
+fn every_installed_kubectl_asks_what_it_may_do_and_who_it_is() {
+    let Some(bin) = kubectl_binary() else { return };
+    let mut minors = installed_minors(&bin);
+    if minors.is_empty() {
+        minors.push(32); // only the launcher's default
+    }
+    for minor in minors {
+        let s = server(minor);
+        let k = Kubectl::new(bin.clone(), &s);
+        assert_eq!(
+            k.ok(&["auth", "can-i", "create", "pods"]),
+            "yes\n",
+            "1.{minor}"
+        );
+        assert_eq!(
+            k.ok(&["auth", "can-i", "delete", "deployments.apps", "-A"]),
+            "yes\n",
+            "1.{minor}"
+        );
+        assert_eq!(
+            k.ok(&["auth", "can-i", "get", "/healthz"]),
+            "yes\n",
+            "1.{minor}"
+        );
+        let list = k.ok(&["auth", "can-i", "--list"]);
+        assert_eq!(
+            rows(&list, 4)[0],
+            ["*.*", "[]", "[]", "[*]"],
+            "1.{minor}: {list}"
+        );
+        if minor >= 28 {
+            let whoami = k.ok(&["auth", "whoami"]);
+            assert_eq!(
+                rows(&whoami, 2),
+                [
+                    ["Username", "kubeactor-admin"],
+                    ["Groups", "[system:masters"]
+                ],
+                "1.{minor}: {whoami}"
+            );
+        }
+    }
+}
+
 const NODE: &str = "apiVersion: v1
 kind: Node
 metadata:

@@ -7,6 +7,7 @@
 
 use serde_json::{json, Value};
 
+use super::reviews::Review;
 use crate::api::Kind;
 
 /// The exact Content-Type of an aggregated discovery reply; kubectl checks it.
@@ -171,12 +172,49 @@ fn services_legacy() -> Value {
     })
 }
 
+/// The self-reviews of `group` (create-only, cluster-scoped; see [`super::reviews`]), as
+/// aggregated discovery lists them.
+fn reviews_aggregated(group: &str) -> impl Iterator<Item = Value> + '_ {
+    Review::ALL
+        .into_iter()
+        .filter(move |r| r.group() == group)
+        .map(|r| {
+            json!({
+                "resource": r.plural(),
+                "responseKind": {"group": r.group(), "version": "v1", "kind": r.kind()},
+                "scope": "Cluster",
+                "singularResource": r.singular(),
+                "verbs": ["create"],
+            })
+        })
+}
+
+/// The self-reviews of `group`, as an `APIResourceList` lists them.
+fn reviews_legacy(group: &str) -> impl Iterator<Item = Value> + '_ {
+    Review::ALL
+        .into_iter()
+        .filter(move |r| r.group() == group)
+        .map(|r| {
+            json!({
+                "name": r.plural(),
+                "singularName": r.singular(),
+                "namespaced": false,
+                "kind": r.kind(),
+                "verbs": ["create"],
+            })
+        })
+}
+
 /// The served groups, core (`""`) first.
 fn groups() -> Vec<&'static str> {
     let mut groups: Vec<&'static str> = Vec::new();
-    for r in RESOURCES {
-        if !groups.contains(&r.kind.group()) {
-            groups.push(r.kind.group());
+    let served = RESOURCES
+        .iter()
+        .map(|r| r.kind.group())
+        .chain(Review::ALL.iter().map(|r| r.group()));
+    for group in served {
+        if !groups.contains(&group) {
+            groups.push(group);
         }
     }
     groups.sort_by_key(|g| (!g.is_empty(), *g));
@@ -237,6 +275,7 @@ fn aggregated_group(group: &str) -> Value {
     if group.is_empty() {
         resources.push(services_aggregated());
     }
+    resources.extend(reviews_aggregated(group));
     json!({
         "metadata": {"name": group, "creationTimestamp": null},
         "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
@@ -330,6 +369,7 @@ pub fn resource_list(group: &str) -> Value {
     if group.is_empty() {
         resources.push(services_legacy());
     }
+    resources.extend(reviews_legacy(group));
     json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -365,7 +405,7 @@ mod tests {
     }
 
     #[test]
-    fn aggregated_named_groups_are_apps_then_coordination() {
+    fn aggregated_named_groups_are_in_upstream_order() {
         let doc = aggregated(false, "v2");
         let names: Vec<&str> = doc["items"]
             .as_array()
@@ -373,7 +413,27 @@ mod tests {
             .iter()
             .map(|g| g["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["apps", "coordination.k8s.io"]);
+        assert_eq!(
+            names,
+            [
+                "apps",
+                "authentication.k8s.io",
+                "authorization.k8s.io",
+                "coordination.k8s.io"
+            ]
+        );
+        let authz = &doc["items"][2]["versions"][0]["resources"];
+        let ssar = authz
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "selfsubjectaccessreviews")
+            .unwrap();
+        assert_eq!(ssar["verbs"], json!(["create"]));
+        assert_eq!(ssar["scope"], "Cluster");
+        let legacy = resource_list("authentication.k8s.io");
+        assert_eq!(legacy["groupVersion"], "authentication.k8s.io/v1");
+        assert_eq!(legacy["resources"][0]["kind"], "SelfSubjectReview");
         let apps = &doc["items"][0]["versions"][0]["resources"];
         let deploy = apps
             .as_array()
@@ -412,6 +472,8 @@ mod tests {
         );
         assert!(group("apps").is_some());
         assert!(group("batch").is_none());
-        assert_eq!(api_group_list()["groups"].as_array().unwrap().len(), 2);
+        // apps, authentication.k8s.io, authorization.k8s.io, coordination.k8s.io
+        assert_eq!(api_group_list()["groups"].as_array().unwrap().len(), 4);
+        assert!(group("authorization.k8s.io").is_some());
     }
 }

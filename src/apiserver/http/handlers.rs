@@ -20,6 +20,7 @@ use super::body::{self, FieldValidation, Output};
 use super::managedfields::{self, Writer};
 use super::patch::{self, PatchType};
 use super::path::{self, ResourcePath, Route};
+use super::reviews::Review;
 use super::table::{self, ListMeta};
 use super::{admin, auth, discovery, logs, openapi, protobuf, watch, HttpError, HttpOptions};
 use crate::api::selectors::{FieldSelector, LabelSelector};
@@ -189,6 +190,9 @@ async fn handle(
     if let Route::Services { name, .. } = route {
         return services(req, name.as_deref()).await;
     }
+    if let Route::Review(review) = route {
+        return self_review(req, payload, state, review).await;
+    }
     if req.method() != Method::GET {
         return Err(HttpError::MethodNotAllowed);
     }
@@ -206,7 +210,9 @@ async fn handle(
         (Route::Apis, None) => discovery::api_group_list(),
         (Route::Group(g), _) => discovery::group(&g).ok_or(HttpError::NotFound)?,
         (Route::GroupVersion { group, .. }, _) => discovery::resource_list(&group),
-        (Route::Resource(_) | Route::Services { .. }, _) => return Err(HttpError::NotFound),
+        (Route::Resource(_) | Route::Services { .. } | Route::Review(_), _) => {
+            return Err(HttpError::NotFound)
+        }
     };
     Ok(json_value(StatusCode::OK, &doc))
 }
@@ -671,12 +677,7 @@ async fn decode_body(
     let format = body::body_format(header(req, CONTENT_TYPE))?;
     let mut decoded = match format {
         body::BodyFormat::Protobuf => {
-            let value = protobuf::decode(rp.kind, &bytes).map_err(|e| match e {
-                protobuf::ProtobufError::Bad(m) => HttpError::from(ApiError::BadRequest(m)),
-                e @ protobuf::ProtobufError::Unsupported(_) => {
-                    HttpError::UnsupportedProtobuf(e.to_string())
-                }
-            })?;
+            let value = protobuf::decode(rp.kind, &bytes)?;
             body::decode_value(rp.kind, value, validation)?
         }
         _ => body::decode_object(rp.kind, &bytes, format, validation)?,
@@ -1263,6 +1264,30 @@ async fn scale(
 /// `services`: an empty, read-only resource until Services are stored: lists are empty (a
 /// Table with kube-apiserver's service columns when asked), a watch sends nothing until its
 /// timeout, a named service is not found, writes are refused.
+/// `POST` a self-review (`kubectl auth can-i`, `auth whoami`): 201 with its status. See
+/// [`super::reviews`].
+async fn self_review(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    review: Review,
+) -> Result<HttpResponse, HttpError> {
+    if req.method() != Method::POST {
+        return Err(HttpError::MethodNotAllowed);
+    }
+    let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
+    let value = match body::body_format(header(req, CONTENT_TYPE))? {
+        body::BodyFormat::Protobuf => protobuf::decode_review(review, &bytes)?,
+        format => body::parse_value(&bytes, format).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e}",
+                review.kind()
+            ))
+        })?,
+    };
+    Ok(json_value(StatusCode::CREATED, &review.answer(&value)?))
+}
+
 async fn services(req: &HttpRequest, name: Option<&str>) -> Result<HttpResponse, HttpError> {
     if req.method() != Method::GET {
         return Err(HttpError::MethodNotAllowed);

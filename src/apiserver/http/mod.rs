@@ -48,6 +48,7 @@ pub mod openapi;
 pub mod patch;
 pub mod path;
 pub mod protobuf;
+pub mod reviews;
 pub mod table;
 pub mod tls;
 pub mod watch;

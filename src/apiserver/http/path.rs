@@ -13,6 +13,7 @@
 //! /api/v1/namespaces/<name>[/status]     a namespace itself
 //! ```
 
+use super::reviews::Review;
 use crate::api::Kind;
 
 /// What a request path names.
@@ -34,6 +35,8 @@ pub enum Route {
         namespace: Option<String>,
         name: Option<String>,
     },
+    /// A self-review (`selfsubjectaccessreviews`, …): create-only, stored nowhere.
+    Review(Review),
 }
 
 /// A resource path, resolved to a stored kind.
@@ -68,7 +71,7 @@ pub fn parse(path: &str) -> Result<Route, NotServed> {
 }
 
 fn served_group(group: &str) -> bool {
-    Kind::ALL.iter().any(|k| k.group() == group)
+    Kind::ALL.iter().any(|k| k.group() == group) || Review::serves_group(group)
 }
 
 fn resource_route(group: &str, version: &str, rest: &[&str]) -> Result<Route, NotServed> {
@@ -93,6 +96,12 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Result<Route, No
         [resource, name, sub] => (*resource, Some(name.to_string()), Some(sub.to_string())),
         _ => return Err(NotServed),
     };
+    if Review::serves_group(group) {
+        return match (Review::at(group, resource), &namespace, &name, &subresource) {
+            (Some(review), None, None, None) => Ok(Route::Review(review)),
+            _ => Err(NotServed),
+        };
+    }
     if resource == "services" && group.is_empty() && subresource.is_none() {
         return Ok(Route::Services { namespace, name });
     }
@@ -127,6 +136,26 @@ mod tests {
             ("/api", Ok(Route::Api)),
             ("/apis/", Ok(Route::Apis)),
             ("/apis/apps", Ok(Route::Group("apps".into()))),
+            (
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                Ok(Route::Review(Review::SelfSubjectAccess)),
+            ),
+            (
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                Ok(Route::Review(Review::SelfSubject)),
+            ),
+            (
+                "/apis/authentication.k8s.io",
+                Ok(Route::Group("authentication.k8s.io".into())),
+            ),
+            (
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews/x",
+                Err(NotServed),
+            ),
+            (
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                Err(NotServed),
+            ),
             (
                 "/api/v1",
                 Ok(Route::GroupVersion {

@@ -23,6 +23,7 @@ use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
 use prost::Message;
 use serde_json::{Map, Value};
 
+use super::reviews::Review;
 use crate::api::Kind;
 use crate::apiserver::ApiError;
 
@@ -38,6 +39,18 @@ pub enum ProtobufError {
     /// A kind or field this converter does not handle (415: send JSON instead).
     #[error("protobuf bodies are not supported for {0}; send JSON or YAML")]
     Unsupported(String),
+}
+
+/// A body that cannot be taken is 400; one this converter does not handle is 415.
+impl From<ProtobufError> for super::HttpError {
+    fn from(e: ProtobufError) -> super::HttpError {
+        match e {
+            ProtobufError::Bad(m) => ApiError::BadRequest(m).into(),
+            e @ ProtobufError::Unsupported(_) => {
+                super::HttpError::UnsupportedProtobuf(e.to_string())
+            }
+        }
+    }
 }
 
 impl From<ProtobufError> for ApiError {
@@ -454,6 +467,63 @@ pub fn decode_delete_options(body: &[u8]) -> Result<Value, ProtobufError> {
     Ok(o.done())
 }
 
+/// Decode a protobuf self-review body (`kubectl auth can-i` and `auth whoami` send them as
+/// protobuf) as the JSON of the review: its `kind`, `apiVersion` and `spec`. The review
+/// objects' metadata and status are inputs nobody reads, as upstream.
+pub fn decode_review(review: Review, body: &[u8]) -> Result<Value, ProtobufError> {
+    use k8s_pb::api::authentication::v1 as authn;
+    use k8s_pb::api::authorization::v1 as authz;
+    let (api_version, raw) = envelope(body, review.kind())?;
+    let invalid = |e: prost::DecodeError| {
+        ProtobufError::Bad(format!("invalid {} message: {e}", review.kind()))
+    };
+    let mut spec = Obj::default();
+    match review {
+        Review::SelfSubjectAccess => {
+            let r = authz::SelfSubjectAccessReview::decode(raw.as_slice()).map_err(invalid)?;
+            let s = r.spec.unwrap_or_default();
+            if let Some(a) = &s.resource_attributes {
+                if a.field_selector.is_some() || a.label_selector.is_some() {
+                    return Err(ProtobufError::Unsupported(
+                        "selfsubjectaccessreviews with field or label selectors".into(),
+                    ));
+                }
+                let mut o = Obj::default();
+                o.str("namespace", &a.namespace)
+                    .str("verb", &a.verb)
+                    .str("group", &a.group)
+                    .str("version", &a.version)
+                    .str("resource", &a.resource)
+                    .str("subresource", &a.subresource)
+                    .str("name", &a.name);
+                spec.0.insert("resourceAttributes".into(), o.done());
+            }
+            if let Some(a) = &s.non_resource_attributes {
+                let mut o = Obj::default();
+                o.str("path", &a.path).str("verb", &a.verb);
+                spec.0.insert("nonResourceAttributes".into(), o.done());
+            }
+        }
+        Review::SelfSubjectRules => {
+            let r = authz::SelfSubjectRulesReview::decode(raw.as_slice()).map_err(invalid)?;
+            spec.str("namespace", &r.spec.unwrap_or_default().namespace);
+        }
+        Review::SelfSubject => {
+            authn::SelfSubjectReview::decode(raw.as_slice()).map_err(invalid)?;
+        }
+    }
+    let api_version = if api_version.is_empty() {
+        format!("{}/v1", review.group())
+    } else {
+        api_version
+    };
+    Ok(serde_json::json!({
+        "kind": review.kind(),
+        "apiVersion": api_version,
+        "spec": spec.done(),
+    }))
+}
+
 /// Decode a protobuf body that must hold an object of `kind`, as JSON (with `apiVersion`
 /// and `kind` from the envelope).
 pub fn decode(kind: Kind, body: &[u8]) -> Result<Value, ProtobufError> {
@@ -609,6 +679,82 @@ mod tests {
             decode_delete_options(b"{}"),
             Err(ProtobufError::Bad(_))
         ));
+    }
+
+    /// `kubectl auth can-i create pods` (1.32) posts a protobuf SelfSubjectAccessReview whose
+    /// unset strings are present and empty; `auth whoami` posts an empty SelfSubjectReview.
+    #[test]
+    fn self_reviews_decode_from_protobuf() {
+        use k8s_pb::api::authentication::v1 as authn;
+        use k8s_pb::api::authorization::v1 as authz;
+        let attrs = authz::ResourceAttributes {
+            namespace: Some("default".into()),
+            verb: Some("create".into()),
+            group: Some(String::new()),
+            version: Some(String::new()),
+            resource: Some("pods".into()),
+            subresource: Some(String::new()),
+            name: Some(String::new()),
+            ..Default::default()
+        };
+        let ssar = authz::SelfSubjectAccessReview {
+            spec: Some(authz::SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(attrs.clone()),
+                non_resource_attributes: None,
+            }),
+            ..Default::default()
+        };
+        let body = wrap(
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+            ssar.encode_to_vec(),
+        );
+        assert_eq!(
+            decode_review(Review::SelfSubjectAccess, &body).unwrap(),
+            json!({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                   "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}})
+        );
+        let selected = authz::SelfSubjectAccessReview {
+            spec: Some(authz::SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(authz::ResourceAttributes {
+                    label_selector: Some(Default::default()),
+                    ..attrs
+                }),
+                non_resource_attributes: None,
+            }),
+            ..Default::default()
+        };
+        let body = wrap("", "", selected.encode_to_vec());
+        assert!(matches!(
+            decode_review(Review::SelfSubjectAccess, &body),
+            Err(ProtobufError::Unsupported(_))
+        ));
+        let rules = authz::SelfSubjectRulesReview {
+            spec: Some(authz::SelfSubjectRulesReviewSpec {
+                namespace: Some("kube-system".into()),
+            }),
+            ..Default::default()
+        };
+        let body = wrap("", "SelfSubjectRulesReview", rules.encode_to_vec());
+        assert_eq!(
+            decode_review(Review::SelfSubjectRules, &body).unwrap()["spec"],
+            json!({"namespace": "kube-system"})
+        );
+        let whoami = wrap(
+            "authentication.k8s.io/v1",
+            "SelfSubjectReview",
+            authn::SelfSubjectReview::default().encode_to_vec(),
+        );
+        assert_eq!(
+            decode_review(Review::SelfSubject, &whoami).unwrap()["kind"],
+            "SelfSubjectReview"
+        );
+        assert_eq!(
+            decode_review(Review::SelfSubject, &body)
+                .unwrap_err()
+                .to_string(),
+            "SelfSubjectRulesReview in version \"\" cannot be handled as a SelfSubjectReview"
+        );
     }
 
     #[test]

@@ -1,0 +1,264 @@
+//! The self-review APIs: what the caller may do, and who the caller is.
+//!
+//! * `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (`kubectl auth can-i VERB
+//!   RESOURCE`) and `…/selfsubjectrulesreviews` (`kubectl auth can-i --list`);
+//! * `POST /apis/authentication.k8s.io/v1/selfsubjectreviews` (`kubectl auth whoami`).
+//!
+//! They store nothing: the server answers 201 with the review and its `status` filled in, as
+//! kube-apiserver's REST handlers do (pkg/registry/authorization/selfsubjectaccessreview,
+//! …/selfsubjectrulesreview, pkg/registry/authentication/selfsubjectreview).
+//!
+//! The answers are the truth of this server: the one token of [`super::auth`] belongs to one
+//! user, [`USER`], in the group `system:masters`, and every request carrying it is allowed —
+//! what kube-apiserver's privileged-group authorizer answers for `system:masters`
+//! (`authorizerfactory.NewPrivilegedGroups`): allowed with no reason, and the rules `*` on
+//! every resource and every non-resource URL.
+
+use serde_json::{json, Value};
+
+use crate::api::validation::{render, ErrorType, FieldError};
+use crate::apiserver::ApiError;
+
+/// The user the token authenticates (kube-apiserver: the user of a `--token-auth-file` line).
+pub const USER: &str = "kubeactor-admin";
+/// Its groups: `system:masters` is what makes every request allowed upstream too.
+pub const GROUPS: [&str; 2] = ["system:masters", "system:authenticated"];
+
+/// A served review resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Review {
+    /// `selfsubjectaccessreviews.authorization.k8s.io`.
+    SelfSubjectAccess,
+    /// `selfsubjectrulesreviews.authorization.k8s.io`.
+    SelfSubjectRules,
+    /// `selfsubjectreviews.authentication.k8s.io`.
+    SelfSubject,
+}
+
+impl Review {
+    /// Every served review.
+    pub const ALL: [Review; 3] = [
+        Review::SelfSubjectAccess,
+        Review::SelfSubjectRules,
+        Review::SelfSubject,
+    ];
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Review::SelfSubjectAccess => "SelfSubjectAccessReview",
+            Review::SelfSubjectRules => "SelfSubjectRulesReview",
+            Review::SelfSubject => "SelfSubjectReview",
+        }
+    }
+
+    pub fn group(self) -> &'static str {
+        match self {
+            Review::SelfSubjectAccess | Review::SelfSubjectRules => "authorization.k8s.io",
+            Review::SelfSubject => "authentication.k8s.io",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            Review::SelfSubjectAccess => "selfsubjectaccessreviews",
+            Review::SelfSubjectRules => "selfsubjectrulesreviews",
+            Review::SelfSubject => "selfsubjectreviews",
+        }
+    }
+
+    pub fn singular(self) -> &'static str {
+        match self {
+            Review::SelfSubjectAccess => "selfsubjectaccessreview",
+            Review::SelfSubjectRules => "selfsubjectrulesreview",
+            Review::SelfSubject => "selfsubjectreview",
+        }
+    }
+
+    /// The review served at `/apis/<group>/v1/<plural>`, if any.
+    pub fn at(group: &str, plural: &str) -> Option<Review> {
+        Review::ALL
+            .into_iter()
+            .find(|r| r.group() == group && r.plural() == plural)
+    }
+
+    /// Is `group` one of the review groups?
+    pub fn serves_group(group: &str) -> bool {
+        Review::ALL.iter().any(|r| r.group() == group)
+    }
+
+    fn api_version(self) -> String {
+        format!("{}/v1", self.group())
+    }
+
+    /// Answer a review posted as `body` (JSON, already parsed): the review with its status.
+    pub fn answer(self, body: &Value) -> Result<Value, ApiError> {
+        if let Some(kind) = body.get("kind").and_then(Value::as_str) {
+            if kind != self.kind() {
+                let version = body
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                return Err(ApiError::BadRequest(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {}",
+                    self.kind()
+                )));
+            }
+        }
+        let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let status = match self {
+            Review::SelfSubjectAccess => {
+                self.validate_access(&spec)?;
+                json!({"allowed": true})
+            }
+            Review::SelfSubjectRules => {
+                // pkg/registry/authorization/selfsubjectrulesreview/rest.go
+                if spec
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    return Err(ApiError::BadRequest("no namespace on request".into()));
+                }
+                json!({
+                    "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                    "incomplete": false,
+                })
+            }
+            Review::SelfSubject => json!({"userInfo": {"username": USER, "groups": GROUPS}}),
+        };
+        let mut out = json!({
+            "kind": self.kind(),
+            "apiVersion": self.api_version(),
+            "metadata": {"creationTimestamp": null},
+        });
+        if self != Review::SelfSubject {
+            out["spec"] = spec;
+        }
+        out["status"] = status;
+        Ok(out)
+    }
+
+    /// `ValidateSelfSubjectAccessReviewSpec` (pkg/apis/authorization/validation): exactly one
+    /// of `resourceAttributes` and `nonResourceAttributes`.
+    fn validate_access(self, spec: &Value) -> Result<(), ApiError> {
+        let set = |field: &str| spec.get(field).is_some_and(|v| !v.is_null());
+        let invalid = |field: &str, detail: &str| FieldError {
+            error_type: ErrorType::Invalid,
+            field: format!("spec.{field}"),
+            // Upstream renders the nil attributes it was given as "null" (`field.Invalid`).
+            value: Some(render::q("null")),
+            detail: detail.to_string(),
+        };
+        let cause = match (set("resourceAttributes"), set("nonResourceAttributes")) {
+            (true, true) => invalid(
+                "nonResourceAttributes",
+                "cannot be specified in combination with resourceAttributes",
+            ),
+            (false, false) => invalid(
+                "resourceAttributes",
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            ),
+            _ => return Ok(()),
+        };
+        Err(ApiError::Invalid {
+            qualified_kind: format!("{}.{}", self.kind(), self.group()),
+            name: String::new(),
+            group: self.group().to_string(),
+            kind: self.kind().to_string(),
+            causes: vec![cause],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_reviews_are_allowed_and_echo_their_spec() {
+        let body = json!({
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}},
+            "status": {"allowed": false},
+        });
+        let out = Review::SelfSubjectAccess.answer(&body).unwrap();
+        assert_eq!(out["status"], json!({"allowed": true}));
+        assert_eq!(out["spec"], body["spec"]);
+        assert_eq!(out["apiVersion"], "authorization.k8s.io/v1");
+    }
+
+    #[test]
+    fn an_access_review_needs_exactly_one_kind_of_attributes() {
+        let none = Review::SelfSubjectAccess
+            .answer(&json!({"spec": {}}))
+            .unwrap_err();
+        assert_eq!(
+            none.to_string(),
+            "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified"
+        );
+        let both = Review::SelfSubjectAccess
+            .answer(&json!({"spec": {"resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"path": "/healthz", "verb": "get"}}}))
+            .unwrap_err();
+        assert!(
+            both.to_string().contains(
+                "spec.nonResourceAttributes: Invalid value: \"null\": cannot be specified in combination with resourceAttributes"
+            ),
+            "{both}"
+        );
+        let status = both.to_status();
+        assert_eq!(status.code, Some(422));
+        assert_eq!(status.reason.as_deref(), Some("Invalid"));
+    }
+
+    #[test]
+    fn rules_reviews_need_a_namespace_and_list_wildcards() {
+        let err = Review::SelfSubjectRules
+            .answer(&json!({"spec": {}}))
+            .unwrap_err();
+        assert_eq!(err, ApiError::BadRequest("no namespace on request".into()));
+        let out = Review::SelfSubjectRules
+            .answer(&json!({"spec": {"namespace": "default"}}))
+            .unwrap();
+        assert_eq!(out["status"]["resourceRules"][0]["verbs"], json!(["*"]));
+        assert_eq!(
+            out["status"]["nonResourceRules"][0]["nonResourceURLs"],
+            json!(["*"])
+        );
+    }
+
+    #[test]
+    fn whoami_names_the_token_user_and_a_wrong_kind_is_refused() {
+        let out = Review::SelfSubject
+            .answer(&json!({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1"}))
+            .unwrap();
+        assert_eq!(out["status"]["userInfo"]["username"], USER);
+        assert_eq!(out["status"]["userInfo"]["groups"], json!(GROUPS));
+        let wrong = Review::SelfSubject
+            .answer(&json!({"kind": "Pod", "apiVersion": "v1"}))
+            .unwrap_err();
+        assert!(
+            matches!(wrong, ApiError::BadRequest(m) if m.contains("cannot be handled as a SelfSubjectReview"))
+        );
+    }
+
+    #[test]
+    fn reviews_are_found_by_group_and_plural() {
+        assert_eq!(
+            Review::at("authorization.k8s.io", "selfsubjectaccessreviews"),
+            Some(Review::SelfSubjectAccess)
+        );
+        assert_eq!(
+            Review::at("authentication.k8s.io", "selfsubjectreviews"),
+            Some(Review::SelfSubject)
+        );
+        assert_eq!(
+            Review::at("authorization.k8s.io", "subjectaccessreviews"),
+            None
+        );
+        assert!(Review::serves_group("authentication.k8s.io"));
+        assert!(!Review::serves_group("apps"));
+    }
+}
