@@ -184,6 +184,48 @@ fn self_subject_access_reviews_are_answered_and_validated() {
     assert_eq!(get.status(), 405);
 }
 
+/// `POST pods/<name>/eviction` deletes the pod (no PodDisruptionBudget can exist here) and
+/// answers 201 with a Success Status; a body naming another pod is 400, a missing pod 404.
+#[test]
+fn an_eviction_deletes_the_pod_it_names() {
+    let s = TestServer::start();
+    assert_eq!(post(&s, PODS, &pod("victim", json!({}))).status(), 201);
+    let eviction = |name: &str| {
+        json!({"apiVersion": "policy/v1", "kind": "Eviction",
+               "metadata": {"name": name, "namespace": "default"},
+               "deleteOptions": {"gracePeriodSeconds": 0}})
+    };
+    let evict =
+        |path: &str, name: &str| post(&s, &format!("{PODS}/{path}/eviction"), &eviction(name));
+
+    let mismatch = evict("victim", "other");
+    assert_eq!(mismatch.status(), 400);
+    assert_eq!(
+        body(mismatch)["message"],
+        "name in URL does not match name in Eviction object"
+    );
+    let missing = evict("ghost", "ghost");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(body(missing)["reason"], "NotFound");
+
+    let done = evict("victim", "victim");
+    assert_eq!(done.status(), 201);
+    assert_eq!(
+        body(done),
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+    );
+    let gone = s
+        .client()
+        .get(s.at(&format!("{PODS}/victim")))
+        .send()
+        .unwrap();
+    assert_eq!(
+        gone.status(),
+        404,
+        "a pod never bound to a node goes at once"
+    );
+}
+
 #[test]
 fn a_deployment_is_created_read_replaced_and_deleted() {
     let s = TestServer::start();

@@ -763,11 +763,10 @@ fn wait_for_phase(k: &Kubectl, pod: &str, phase: &str) {
     });
 }
 
-/// `kubectl drain` cordons the node and, with no eviction API served, deletes its pods as
-/// client-go does (a DELETE whose DeleteOptions body is protobuf), then waits until they
-/// are gone.
+/// `kubectl drain` cordons the node, finds `pods/eviction` in discovery and evicts its pods
+/// (a protobuf `policy/v1` Eviction each), then waits until they are gone.
 #[test]
-fn drain_cordons_a_node_and_deletes_its_pods() {
+fn drain_cordons_a_node_and_evicts_its_pods() {
     let Some(bin) = kubectl_binary() else { return };
     let s = TestServer::start_with_node(0.0, |o| {
         o.tls = Some(tls::generate(None).unwrap());
@@ -785,6 +784,7 @@ fn drain_cordons_a_node_and_deletes_its_pods() {
         "--timeout=60s",
     ]);
     assert!(out.contains("node/node-1 drained"), "{out}");
+    assert!(out.contains("pod/solo evicted"), "{out}");
     assert_eq!(
         k.ok(&[
             "get",

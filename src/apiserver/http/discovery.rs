@@ -107,6 +107,13 @@ const RESOURCES: &[Resource] = &[
                 verbs: &["create"],
             },
             Subresource {
+                name: "eviction",
+                group: "policy",
+                version: "v1",
+                kind: "Eviction",
+                verbs: &["create"],
+            },
+            Subresource {
                 name: "log",
                 group: "",
                 version: "v1",
@@ -399,7 +406,13 @@ mod tests {
             .iter()
             .map(|s| s["subresource"].as_str().unwrap())
             .collect();
-        assert_eq!(subs, ["binding", "log", "status"]);
+        assert_eq!(subs, ["binding", "eviction", "log", "status"]);
+        // `kubectl drain` evicts only if `pods/eviction` names its group and version.
+        let eviction = &pods["subresources"][1]["responseKind"];
+        assert_eq!(
+            eviction,
+            &json!({"group": "policy", "version": "v1", "kind": "Eviction"})
+        );
         let nodes = resources.iter().find(|r| r["resource"] == "nodes").unwrap();
         assert_eq!(nodes["scope"], "Cluster");
     }

@@ -430,6 +430,10 @@ async fn resource(
             }
             _ => Err(HttpError::MethodNotAllowed),
         },
+        (Some(name), Some("eviction")) if kind == Kind::Pod => match method {
+            Method::POST => evict(req, payload, state, &rp, &q, name).await,
+            _ => Err(HttpError::MethodNotAllowed),
+        },
         (Some(name), Some("binding")) if kind == Kind::Pod => match method {
             Method::POST => bind(req, payload, state, &rp, name).await,
             _ => Err(HttpError::MethodNotAllowed),
@@ -925,8 +929,7 @@ async fn delete_options(
         DeleteOptions::default()
     } else {
         let value = match body::body_format(header(req, CONTENT_TYPE))? {
-            body::BodyFormat::Protobuf => protobuf::decode_delete_options(&bytes)
-                .map_err(|e| HttpError::from(ApiError::from(e)))?,
+            body::BodyFormat::Protobuf => protobuf::decode_delete_options(&bytes)?,
             format => body::parse_value(&bytes, format).map_err(bad_request)?,
         };
         serde_json::from_value(value).map_err(|e| bad_request(e.to_string()))?
@@ -943,6 +946,92 @@ async fn delete_options(
     Ok(opts)
 }
 
+/// Delete one object with `options`; `dryRun` may come in the query or in the options.
+async fn send_delete(
+    req: &HttpRequest,
+    state: &State,
+    rp: &ResourcePath,
+    q: &Query,
+    name: &str,
+    options: DeleteOptions,
+    verb: &str,
+) -> Result<Deleted, HttpError> {
+    let dry_run = q.dry_run()?
+        || options
+            .dry_run
+            .as_ref()
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    Ok(state
+        .api
+        .send(Delete {
+            kind: rp.kind,
+            namespace: rp.namespace.clone(),
+            name: name.to_string(),
+            options,
+            write: write_options(req, dry_run, verb, rp.kind, name),
+            trace: trace_for(req),
+        })
+        .await??)
+}
+
+/// `POST pods/<name>/eviction` (`policy/v1` Eviction, what `kubectl drain` sends): delete
+/// the pod with the eviction's DeleteOptions, answered 201 with a Success `Status`. Mirrors
+/// `EvictionREST.Create` (pkg/registry/core/pod/storage/eviction.go) with no
+/// PodDisruptionBudget: none can exist here (the resource is not served), and upstream
+/// deletes the pod when no budget covers it.
+async fn evict(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    rp: &ResourcePath,
+    q: &Query,
+    name: &str,
+) -> Result<HttpResponse, HttpError> {
+    let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
+    let value = match body::body_format(header(req, CONTENT_TYPE))? {
+        body::BodyFormat::Protobuf => protobuf::decode_eviction(&bytes)?,
+        format => body::parse_value(&bytes, format).map_err(|e| {
+            bad_request(format!(
+                "the object provided is unrecognized (must be of type Eviction): couldn't get version/kind; json parse error: {e}"
+            ))
+        })?,
+    };
+    if let Some(kind) = value.get("kind").and_then(Value::as_str) {
+        if kind != "Eviction" {
+            let version = value
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            return Err(bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a Eviction"
+            )));
+        }
+    }
+    let meta = |field: &str| value["metadata"].get(field).and_then(Value::as_str);
+    if meta("name") != Some(name) {
+        return Err(bad_request(
+            "name in URL does not match name in Eviction object".to_string(),
+        ));
+    }
+    if meta("namespace").is_some_and(|ns| !ns.is_empty() && Some(ns) != rp.namespace.as_deref()) {
+        return Err(bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .to_string(),
+        ));
+    }
+    let options: DeleteOptions = match value.get("deleteOptions") {
+        Some(o) if !o.is_null() => {
+            serde_json::from_value(o.clone()).map_err(|e| bad_request(e.to_string()))?
+        }
+        _ => DeleteOptions::default(),
+    };
+    send_delete(req, state, rp, q, name, options, "evict").await?;
+    Ok(json_value(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
 async fn delete(
     req: &HttpRequest,
     payload: web::Payload,
@@ -952,23 +1041,7 @@ async fn delete(
     name: &str,
 ) -> Result<HttpResponse, HttpError> {
     let options = delete_options(req, payload, state, q).await?;
-    // `dryRun` may come in the query or in the DeleteOptions.
-    let dry_run = q.dry_run()?
-        || options
-            .dry_run
-            .as_ref()
-            .is_some_and(|d| d.iter().any(|v| v == "All"));
-    let deleted = state
-        .api
-        .send(Delete {
-            kind: rp.kind,
-            namespace: rp.namespace.clone(),
-            name: name.to_string(),
-            options,
-            write: write_options(req, dry_run, "delete", rp.kind, name),
-            trace: trace_for(req),
-        })
-        .await??;
+    let deleted = send_delete(req, state, rp, q, name, options, "delete").await?;
     Ok(match deleted {
         Deleted::Gone(o) => object_response(StatusCode::OK, &o, &[]),
         Deleted::Pending(o) => object_response(StatusCode::ACCEPTED, &o, &[]),

@@ -449,6 +449,10 @@ pub fn decode_delete_options(body: &[u8]) -> Result<Value, ProtobufError> {
     let (_, raw) = envelope(body, "DeleteOptions")?;
     let d = meta::DeleteOptions::decode(raw.as_slice())
         .map_err(|e| ProtobufError::Bad(format!("invalid DeleteOptions message: {e}")))?;
+    Ok(delete_options(&d))
+}
+
+fn delete_options(d: &meta::DeleteOptions) -> Value {
     let mut o = Obj::default();
     o.num("gracePeriodSeconds", d.grace_period_seconds);
     if let Some(p) = &d.preconditions {
@@ -464,7 +468,31 @@ pub fn decode_delete_options(body: &[u8]) -> Result<Value, ProtobufError> {
             "ignoreStoreReadErrorWithClusterBreakingPotential",
             d.ignore_store_read_error_with_cluster_breaking_potential,
         );
-    Ok(o.done())
+    o.done()
+}
+
+/// Decode a protobuf `policy/v1` `Eviction` (`kubectl drain` posts one per pod) as JSON:
+/// its name, namespace and DeleteOptions.
+pub fn decode_eviction(body: &[u8]) -> Result<Value, ProtobufError> {
+    let (api_version, raw) = envelope(body, "Eviction")?;
+    let e = k8s_pb::api::policy::v1::Eviction::decode(raw.as_slice())
+        .map_err(|e| ProtobufError::Bad(format!("invalid Eviction message: {e}")))?;
+    let m = e.metadata.unwrap_or_default();
+    let mut metadata = Obj::default();
+    metadata.str("name", &m.name).str("namespace", &m.namespace);
+    let mut o = Obj::default();
+    o.val("metadata", Some(metadata.done())).val(
+        "deleteOptions",
+        e.delete_options.as_ref().map(delete_options),
+    );
+    let mut value = o.done();
+    value["kind"] = Value::from("Eviction");
+    value["apiVersion"] = Value::from(if api_version.is_empty() {
+        "policy/v1".to_string()
+    } else {
+        api_version
+    });
+    Ok(value)
 }
 
 /// Decode a protobuf self-review body (`kubectl auth can-i` and `auth whoami` send them as
@@ -679,6 +707,35 @@ mod tests {
             decode_delete_options(b"{}"),
             Err(ProtobufError::Bad(_))
         ));
+    }
+
+    /// `kubectl drain` (1.32) posts each pod's Eviction as protobuf.
+    #[test]
+    fn an_eviction_decodes_from_protobuf() {
+        let eviction = k8s_pb::api::policy::v1::Eviction {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("web-1".into()),
+                namespace: Some("default".into()),
+                generate_name: Some(String::new()),
+                ..Default::default()
+            }),
+            delete_options: Some(meta::DeleteOptions {
+                grace_period_seconds: Some(5),
+                ..Default::default()
+            }),
+        };
+        let body = wrap("policy/v1", "Eviction", eviction.encode_to_vec());
+        assert_eq!(
+            decode_eviction(&body).unwrap(),
+            json!({"kind": "Eviction", "apiVersion": "policy/v1",
+                   "metadata": {"name": "web-1", "namespace": "default"},
+                   "deleteOptions": {"gracePeriodSeconds": 5}})
+        );
+        let pod = wrap("v1", "Pod", core::Pod::default().encode_to_vec());
+        assert_eq!(
+            decode_eviction(&pod).unwrap_err().to_string(),
+            "Pod in version \"v1\" cannot be handled as a Eviction"
+        );
     }
 
     /// `kubectl auth can-i create pods` (1.32) posts a protobuf SelfSubjectAccessReview whose
