@@ -182,6 +182,23 @@ fn self_subject_access_reviews_are_answered_and_validated() {
 
     let get = s.client().get(s.at(SSAR)).send().unwrap();
     assert_eq!(get.status(), 405);
+    // Counted as resource requests, as kube-apiserver labels them.
+    let metrics = s
+        .client()
+        .get(s.at("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("apiserver_request_total{")
+                && l.contains("verb=\"CREATE\"")
+                && l.contains("resource=\"selfsubjectaccessreviews\"")
+                && l.contains("code=\"201\"")),
+        "{metrics}"
+    );
 }
 
 /// `POST pods/<name>/eviction` deletes the pod (no PodDisruptionBudget can exist here) and

@@ -68,8 +68,20 @@ pub async fn serve(
 fn request_info(req: &HttpRequest) -> crate::metrics::RequestInfo {
     use crate::metrics::RequestInfo;
     let method = req.method().as_str();
-    let Ok(Route::Resource(rp)) = path::parse(req.path()) else {
-        return RequestInfo::non_resource(method);
+    let rp = match path::parse(req.path()) {
+        Ok(Route::Resource(rp)) => rp,
+        // A self-review is a cluster-scoped resource request (`CREATE selfsubjectaccessreviews`).
+        Ok(Route::Review(review)) => {
+            return RequestInfo {
+                verb: RequestInfo::verb_of(method, false, false, false),
+                group: review.group().to_string(),
+                version: "v1".to_string(),
+                resource: review.plural().to_string(),
+                subresource: String::new(),
+                scope: "cluster",
+            }
+        }
+        _ => return RequestInfo::non_resource(method),
     };
     let watch = req
         .query_string()
