@@ -92,6 +92,22 @@ impl Review {
 
     /// Answer a review posted as `body` (JSON, already parsed): the review with its status.
     pub fn answer(self, body: &Value) -> Result<Value, ApiError> {
+        // What Go's decoder refuses before any validation: a body or spec that is no object.
+        let shape_error = |what: &str| {
+            ApiError::BadRequest(format!(
+                "the object provided is unrecognized (must be of type {}): {what} is not an object",
+                self.kind()
+            ))
+        };
+        if !body.is_object() {
+            return Err(shape_error("the body"));
+        }
+        if body
+            .get("spec")
+            .is_some_and(|s| !s.is_object() && !s.is_null())
+        {
+            return Err(shape_error("spec"));
+        }
         if let Some(kind) = body.get("kind").and_then(Value::as_str) {
             if kind != self.kind() {
                 let version = body
@@ -104,7 +120,10 @@ impl Review {
                 )));
             }
         }
-        let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let spec = match body.get("spec") {
+            Some(spec) if spec.is_object() => spec.clone(),
+            _ => json!({}),
+        };
         let status = match self {
             Review::SelfSubjectAccess => {
                 self.validate_access(&spec)?;
@@ -211,6 +230,17 @@ mod tests {
         let status = both.to_status();
         assert_eq!(status.code, Some(422));
         assert_eq!(status.reason.as_deref(), Some("Invalid"));
+    }
+
+    #[test]
+    fn a_body_or_spec_that_is_no_object_is_a_bad_request() {
+        for body in [json!([1, 2]), json!({"spec": "x"}), json!("review")] {
+            let err = Review::SelfSubjectAccess.answer(&body).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::BadRequest(m) if m.starts_with("the object provided is unrecognized (must be of type SelfSubjectAccessReview)")),
+                "{body}: {err:?}"
+            );
+        }
     }
 
     #[test]
