@@ -111,6 +111,11 @@ impl ApiError {
     }
 
     /// `namespaces "x" not found`, answered when creating into a namespace that does not exist.
+    /// The API server's mailbox is closed or full: a client component cannot reach it.
+    pub fn unreachable(e: actix::MailboxError) -> ApiError {
+        ApiError::Internal(format!("api server unreachable: {e}"))
+    }
+
     pub fn namespace_not_found(namespace: &str) -> ApiError {
         ApiError::not_found(Kind::Namespace, namespace)
     }

@@ -71,17 +71,13 @@ pub struct ApiSource {
     pub field_selector: FieldSelector,
 }
 
-fn mailbox(e: actix::MailboxError) -> ApiError {
-    ApiError::Internal(format!("api server unreachable: {e}"))
-}
-
 impl Source for ApiSource {
     fn list(&self) -> BoxFuture<'static, Result<ObjectList, ApiError>> {
         let mut msg = List::all(self.kind);
         msg.namespace = self.namespace.clone();
         msg.field_selector = self.field_selector.clone();
         let req = self.api.send(msg);
-        Box::pin(async move { req.await.map_err(mailbox)? })
+        Box::pin(async move { req.await.map_err(ApiError::unreachable)? })
     }
     fn watch(&self, from: WatchFrom) -> BoxFuture<'static, Result<WatchStream, ApiError>> {
         let mut msg = Watch::all(self.kind);
@@ -89,7 +85,7 @@ impl Source for ApiSource {
         msg.field_selector = self.field_selector.clone();
         msg.from = from;
         let req = self.api.send(msg);
-        Box::pin(async move { req.await.map_err(mailbox)? })
+        Box::pin(async move { req.await.map_err(ApiError::unreachable)? })
     }
     fn gone(&self) -> bool {
         !self.api.connected()

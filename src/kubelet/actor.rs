@@ -49,10 +49,6 @@ pub struct KubeletOptions {
     pub config: KubeletConfig,
 }
 
-fn mailbox(e: actix::MailboxError) -> ApiError {
-    ApiError::Internal(format!("api server unreachable: {e}"))
-}
-
 /// See the module documentation.
 pub struct Kubelet {
     opts: KubeletOptions,
@@ -177,7 +173,7 @@ impl Kubelet {
                 trace: Trace::Untraced,
             })
             .await
-            .map_err(mailbox)?;
+            .map_err(ApiError::unreachable)?;
         let stored = match created {
             Ok(o) => o,
             Err(ApiError::AlreadyExists { .. }) => {
@@ -189,7 +185,7 @@ impl Kubelet {
                         name: cfg.name.clone(),
                     })
                     .await
-                    .map_err(mailbox)??;
+                    .map_err(ApiError::unreachable)??;
                 let mut n = match &*existing {
                     Object::Node(n) => (**n).clone(),
                     _ => Node::default(),
@@ -204,7 +200,7 @@ impl Kubelet {
                         trace: Trace::Untraced,
                     })
                     .await
-                    .map_err(mailbox)??
+                    .map_err(ApiError::unreachable)??
             }
             Err(e) => return Err(e),
         };
@@ -232,7 +228,7 @@ impl Kubelet {
                 trace: Trace::Untraced,
             })
             .await
-            .map_err(mailbox)?;
+            .map_err(ApiError::unreachable)?;
         match updated {
             Ok(_) => Ok(()),
             Err(ApiError::NotFound { .. }) => env
@@ -243,7 +239,7 @@ impl Kubelet {
                     trace: Trace::Untraced,
                 })
                 .await
-                .map_err(mailbox)?
+                .map_err(ApiError::unreachable)?
                 .map(|_| ()),
             Err(e) => Err(e),
         }

@@ -320,7 +320,7 @@ async fn claim(
                 name: d.metadata.name.clone().unwrap_or_default(),
             })
             .await
-            .map_err(mailbox)??;
+            .map_err(ApiError::unreachable)??;
         if fresh.meta().uid != d.metadata.uid || fresh.meta().deletion_timestamp.is_some() {
             return Err(ApiError::Internal(format!(
                 "deployment {} is gone or being deleted: cannot adopt",
@@ -356,10 +356,6 @@ async fn claim(
     Ok(owned)
 }
 
-fn mailbox(e: MailboxError) -> ApiError {
-    ApiError::Internal(format!("api server unreachable: {e}"))
-}
-
 /// Perform the actions in order; stop at the first error.
 async fn perform(
     api: &Addr<ApiServer>,
@@ -378,7 +374,7 @@ async fn perform(
                         trace: trace.clone(),
                     })
                     .await
-                    .map_err(mailbox)?;
+                    .map_err(ApiError::unreachable)?;
                 if let Err(e @ ApiError::AlreadyExists { .. }) = res {
                     let existing = api
                         .send(Get {
@@ -387,7 +383,7 @@ async fn perform(
                             name: name.unwrap_or_default(),
                         })
                         .await
-                        .map_err(mailbox)??;
+                        .map_err(ApiError::unreachable)??;
                     if let Object::ReplicaSet(existing) = &*existing {
                         if let Some(bumped) = on_create_conflict(d, existing) {
                             update(api, bumped.into(), Subresource::Status, trace).await?;
@@ -411,7 +407,7 @@ async fn perform(
                         trace: trace.clone(),
                     })
                     .await
-                    .map_err(mailbox)?;
+                    .map_err(ApiError::unreachable)?;
                 match res {
                     Ok(_) | Err(ApiError::NotFound { .. }) => {}
                     Err(e) => return Err(e),
@@ -438,7 +434,7 @@ async fn update(
         trace: trace.clone(),
     })
     .await
-    .map_err(mailbox)?
+    .map_err(ApiError::unreachable)?
 }
 
 impl Actor for DeploymentController {

@@ -45,10 +45,6 @@ pub struct GarbageCollector {
     tracer: SyncTracer,
 }
 
-fn mailbox(e: MailboxError) -> ApiError {
-    ApiError::Internal(format!("api server unreachable: {e}"))
-}
-
 /// What a work item needs from the graph, copied out before its future runs.
 struct Snapshot {
     work: Work,
@@ -215,7 +211,7 @@ impl Item {
                 name: id.name.clone(),
             })
             .await
-            .map_err(mailbox)?;
+            .map_err(ApiError::unreachable)?;
         match res {
             Ok(o) if o.meta().uid.as_deref() == Some(id.uid.as_str()) => Ok(Some((*o).clone())),
             Ok(_) | Err(ApiError::NotFound { .. }) => Ok(None),
@@ -233,7 +229,7 @@ impl Item {
                 trace: trace.clone(),
             })
             .await
-            .map_err(mailbox)?;
+            .map_err(ApiError::unreachable)?;
         match res {
             Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
@@ -353,7 +349,7 @@ impl Item {
                         trace: trace.clone(),
                     })
                     .await
-                    .map_err(mailbox)?;
+                    .map_err(ApiError::unreachable)?;
                 match res {
                     // Gone already.
                     Ok(_) | Err(ApiError::NotFound { .. }) => Ok(vec![]),

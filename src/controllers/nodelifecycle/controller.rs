@@ -53,10 +53,6 @@ pub struct NodeLifecycleController {
     recorder: EventRecorder,
 }
 
-fn mailbox(e: MailboxError) -> ApiError {
-    ApiError::Internal(format!("api server unreachable: {e}"))
-}
-
 impl NodeLifecycleController {
     /// Create the actor over the factory's Node, Lease and Pod informers. Start the factory
     /// afterwards.
@@ -212,7 +208,7 @@ impl Writes {
                     trace: trace.clone(),
                 })
                 .await
-                .map_err(mailbox)??;
+                .map_err(ApiError::unreachable)??;
             node = match &*stored {
                 Object::Node(n) => n.clone(),
                 _ => return Ok(()),
@@ -240,7 +236,7 @@ impl Writes {
                     trace: trace.clone(),
                 })
                 .await
-                .map_err(mailbox)??;
+                .map_err(ApiError::unreachable)??;
         }
         if !self.became_not_ready {
             return Ok(());
@@ -268,7 +264,7 @@ impl Writes {
                     trace: trace.clone(),
                 })
                 .await
-                .map_err(mailbox)?;
+                .map_err(ApiError::unreachable)?;
             match res {
                 Ok(stored) => self.recorder.record(
                     &stored,

@@ -73,10 +73,6 @@ pub struct ReplicaSetController {
 
 type SyncOutcome = Result<Option<Duration>, ApiError>;
 
-fn mailbox(e: MailboxError) -> ApiError {
-    ApiError::Internal(format!("api server unreachable: {e}"))
-}
-
 fn owner_ref_kind_is_rs(
     r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
 ) -> bool {
@@ -373,7 +369,7 @@ impl Sync<'_> {
                     trace: self.trace.clone(),
                 })
                 .await
-                .map_err(mailbox)?;
+                .map_err(ApiError::unreachable)?;
             match res {
                 // A newer version exists; its watch event syncs this key again.
                 Ok(_) | Err(ApiError::Conflict { .. }) | Err(ApiError::NotFound { .. }) => {}
@@ -410,7 +406,7 @@ impl Sync<'_> {
                 name: self.rs.metadata.name.clone().unwrap_or_default(),
             })
             .await
-            .map_err(mailbox)??;
+            .map_err(ApiError::unreachable)??;
         let m = fresh.meta();
         if m.uid != self.rs.metadata.uid || m.deletion_timestamp.is_some() {
             return Err(ApiError::Internal(format!(
@@ -456,7 +452,7 @@ impl Sync<'_> {
                 trace: self.trace.clone(),
             })
             .await
-            .map_err(mailbox)??;
+            .map_err(ApiError::unreachable)??;
         Ok((*stored).clone())
     }
 
@@ -491,7 +487,7 @@ impl Sync<'_> {
                         })
                     });
                     for res in join_all(creates).await {
-                        match res.map_err(mailbox).and_then(|r| r) {
+                        match res.map_err(ApiError::unreachable).and_then(|r| r) {
                             Ok(pod) => {
                                 successes += 1;
                                 self.event(
@@ -546,7 +542,7 @@ impl Sync<'_> {
                     .zip(pods.iter().zip(&keys))
                 {
                     let name = p.metadata.name.as_deref().unwrap_or("");
-                    match res.map_err(mailbox).and_then(|r| r) {
+                    match res.map_err(ApiError::unreachable).and_then(|r| r) {
                         Ok(_) => self.event(
                             NORMAL,
                             reason::SUCCESSFUL_DELETE,

@@ -48,10 +48,6 @@ pub struct TaintEvictionController {
     recorder: EventRecorder,
 }
 
-fn mailbox(e: MailboxError) -> ApiError {
-    ApiError::Internal(format!("api server unreachable: {e}"))
-}
-
 fn node_name(pod: &Pod) -> Option<&str> {
     pod.spec
         .as_ref()
@@ -211,7 +207,7 @@ async fn delete_pod(
             name: pod.metadata.name.clone().unwrap_or_default(),
         })
         .await
-        .map_err(mailbox)?;
+        .map_err(ApiError::unreachable)?;
     let fresh = match fresh {
         Ok(o) => o,
         Err(ApiError::NotFound { .. }) => return Ok(()),
@@ -244,7 +240,7 @@ async fn delete_pod(
             trace: trace.clone(),
         })
         .await
-        .map_err(mailbox)?;
+        .map_err(ApiError::unreachable)?;
     match res {
         Ok(_) | Err(ApiError::Conflict { .. }) => {}
         Err(ApiError::NotFound { .. }) => return Ok(()),
@@ -260,7 +256,7 @@ async fn delete_pod(
             trace,
         })
         .await
-        .map_err(mailbox)?;
+        .map_err(ApiError::unreachable)?;
     match res {
         Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e),
