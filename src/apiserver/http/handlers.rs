@@ -1344,11 +1344,6 @@ async fn scale(
     Ok(json_value(StatusCode::OK, &patch::scale_of(&updated)?))
 }
 
-// ---- services (not stored yet) ----
-
-/// `services`: an empty, read-only resource until Services are stored: lists are empty (a
-/// Table with kube-apiserver's service columns when asked), a watch sends nothing until its
-/// timeout, a named service is not found, writes are refused.
 /// `POST` a self-review (`kubectl auth can-i`, `auth whoami`): 201 with its status. See
 /// [`super::reviews`].
 async fn self_review(
@@ -1373,6 +1368,11 @@ async fn self_review(
     Ok(json_value(StatusCode::CREATED, &review.answer(&value)?))
 }
 
+// ---- services (not stored yet) ----
+
+/// `services`: an empty, read-only resource until Services are stored: lists are empty (a
+/// Table with kube-apiserver's service columns when asked), a watch sends nothing until its
+/// timeout, a named service is not found, writes are refused.
 async fn services(req: &HttpRequest, name: Option<&str>) -> Result<HttpResponse, HttpError> {
     if req.method() != Method::GET {
         return Err(HttpError::MethodNotAllowed);
