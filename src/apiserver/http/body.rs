@@ -173,6 +173,32 @@ pub struct Decoded {
     pub warnings: Vec<String>,
 }
 
+/// Parse a body that must hold a `kind` the server does not store (a self-review, an
+/// Eviction): the parse error names the type, as [`decode_object`]'s does.
+pub fn parse_unstored(bytes: &[u8], format: BodyFormat, kind: &str) -> Result<Value, ApiError> {
+    parse_value(bytes, format).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; json parse error: {e}"
+        ))
+    })
+}
+
+/// A body whose `kind` is set and is not `expected` is 400, as upstream's decoder answers.
+pub fn expect_kind(value: &Value, expected: &str) -> Result<(), ApiError> {
+    match value.get("kind").and_then(Value::as_str) {
+        Some(kind) if kind != expected => {
+            let version = value
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Err(ApiError::BadRequest(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {expected}"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Decode a body that must be an object of `kind`. Mirrors the checks of upstream's create
 /// and update handlers and `transformDecodeError`.
 pub fn decode_object(

@@ -958,6 +958,22 @@ async fn delete_options(
     Ok(opts)
 }
 
+/// Read the body of a `kind` the server does not store (an Eviction, a self-review):
+/// protobuf through `from_protobuf`, JSON or YAML parsed as it is.
+async fn read_unstored(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    kind: &str,
+    from_protobuf: impl FnOnce(&[u8]) -> Result<Value, protobuf::ProtobufError>,
+) -> Result<Value, HttpError> {
+    let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
+    Ok(match body::body_format(header(req, CONTENT_TYPE))? {
+        body::BodyFormat::Protobuf => from_protobuf(&bytes)?,
+        format => body::parse_unstored(&bytes, format, kind)?,
+    })
+}
+
 /// Delete one object with `options`; `dryRun` may come in the query or in the options.
 async fn send_delete(
     req: &HttpRequest,
@@ -999,26 +1015,8 @@ async fn evict(
     q: &Query,
     name: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
-    let value = match body::body_format(header(req, CONTENT_TYPE))? {
-        body::BodyFormat::Protobuf => protobuf::decode_eviction(&bytes)?,
-        format => body::parse_value(&bytes, format).map_err(|e| {
-            bad_request(format!(
-                "the object provided is unrecognized (must be of type Eviction): couldn't get version/kind; json parse error: {e}"
-            ))
-        })?,
-    };
-    if let Some(kind) = value.get("kind").and_then(Value::as_str) {
-        if kind != "Eviction" {
-            let version = value
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            return Err(bad_request(format!(
-                "{kind} in version \"{version}\" cannot be handled as a Eviction"
-            )));
-        }
-    }
+    let value = read_unstored(req, payload, state, "Eviction", protobuf::decode_eviction).await?;
+    body::expect_kind(&value, "Eviction")?;
     let meta = |field: &str| value["metadata"].get(field).and_then(Value::as_str);
     if meta("name") != Some(name) {
         return Err(bad_request(
@@ -1355,16 +1353,10 @@ async fn self_review(
     if req.method() != Method::POST {
         return Err(HttpError::MethodNotAllowed);
     }
-    let bytes = read_body(req, payload, state.opts.max_request_bytes).await?;
-    let value = match body::body_format(header(req, CONTENT_TYPE))? {
-        body::BodyFormat::Protobuf => protobuf::decode_review(review, &bytes)?,
-        format => body::parse_value(&bytes, format).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e}",
-                review.kind()
-            ))
-        })?,
-    };
+    let value = read_unstored(req, payload, state, review.kind(), |bytes| {
+        protobuf::decode_review(review, bytes)
+    })
+    .await?;
     Ok(json_value(StatusCode::CREATED, &review.answer(&value)?))
 }
 

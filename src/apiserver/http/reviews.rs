@@ -108,18 +108,7 @@ impl Review {
         {
             return Err(shape_error("spec"));
         }
-        if let Some(kind) = body.get("kind").and_then(Value::as_str) {
-            if kind != self.kind() {
-                let version = body
-                    .get("apiVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                return Err(ApiError::BadRequest(format!(
-                    "{kind} in version \"{version}\" cannot be handled as a {}",
-                    self.kind()
-                )));
-            }
-        }
+        super::body::expect_kind(body, self.kind())?;
         let spec = match body.get("spec") {
             Some(spec) if spec.is_object() => spec.clone(),
             _ => json!({}),
