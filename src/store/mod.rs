@@ -63,6 +63,7 @@
 
 mod core;
 pub mod memory;
+mod record;
 pub mod redb;
 pub mod wal;
 

@@ -38,9 +38,7 @@
 //!
 //! ```text
 //! frame   = payload_len u64 LE ‖ crc32(payload) u32 LE ‖ payload
-//! payload = count u32 LE ‖ event*count
-//! event   = kind u8 (1 put, 2 delete) ‖ mod_revision u64 ‖ create_revision u64
-//!           ‖ key_len u32 ‖ key ‖ value_len u32 ‖ value        (a delete has no value)
+//! payload = the batch's records, in revision order (see [`super::record`])
 //! ```
 //!
 //! A `payload_len` of zero (preallocated, never written) ends a segment.
@@ -77,7 +75,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::{Engine, Event, EventType, KeyValue, Revision, StoreError};
+use super::{record, Engine, Event, EventType, KeyValue, Revision, StoreError};
 
 /// Tunables of the WAL and its checkpoints.
 #[derive(Clone, Debug)]
@@ -155,28 +153,12 @@ fn io_error<'a>(
 
 /// Bytes before a frame's payload: `payload_len u64 ‖ crc u32`.
 const FRAME_HEADER: usize = 12;
-const PUT: u8 = 1;
-const DELETE: u8 = 2;
 
 /// Encode `batch` as one frame into `buf` (cleared first).
 fn encode_frame(buf: &mut Vec<u8>, batch: &[Arc<Event>]) {
     buf.clear();
     buf.extend_from_slice(&[0; FRAME_HEADER]);
-    buf.extend_from_slice(&(batch.len() as u32).to_le_bytes());
-    for event in batch {
-        let kv = &event.kv;
-        let (kind, value): (u8, &[u8]) = match event.kind {
-            EventType::Put => (PUT, &kv.value),
-            EventType::Delete => (DELETE, &[]),
-        };
-        buf.push(kind);
-        buf.extend_from_slice(&kv.mod_revision.to_le_bytes());
-        buf.extend_from_slice(&kv.create_revision.to_le_bytes());
-        buf.extend_from_slice(&(kv.key.len() as u32).to_le_bytes());
-        buf.extend_from_slice(kv.key.as_bytes());
-        buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        buf.extend_from_slice(value);
-    }
+    record::encode(buf, batch);
     let payload_len = (buf.len() - FRAME_HEADER) as u64;
     let crc = crc32fast::hash(&buf[FRAME_HEADER..]);
     buf[0..8].copy_from_slice(&payload_len.to_le_bytes());
@@ -226,66 +208,6 @@ fn read_frame(bytes: &[u8]) -> Frame<'_> {
         payload,
         len: FRAME_HEADER + payload.len(),
     }
-}
-
-/// Decode the events of a CRC-checked payload.
-fn decode_payload(payload: &[u8]) -> Result<Vec<Arc<Event>>, String> {
-    struct Reader<'a>(&'a [u8]);
-    impl<'a> Reader<'a> {
-        fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-            if self.0.len() < n {
-                return Err(format!(
-                    "record ends early: need {n} bytes, {} left",
-                    self.0.len()
-                ));
-            }
-            let (head, rest) = self.0.split_at(n);
-            self.0 = rest;
-            Ok(head)
-        }
-        fn u32(&mut self) -> Result<u32, String> {
-            Ok(u32::from_le_bytes(
-                self.take(4)?.try_into().expect("4 bytes"),
-            ))
-        }
-        fn u64(&mut self) -> Result<u64, String> {
-            Ok(u64::from_le_bytes(
-                self.take(8)?.try_into().expect("8 bytes"),
-            ))
-        }
-    }
-    let mut r = Reader(payload);
-    let count = r.u32()? as usize;
-    let mut events = Vec::with_capacity(count.min(payload.len()));
-    for _ in 0..count {
-        let kind = match r.take(1)?[0] {
-            PUT => EventType::Put,
-            DELETE => EventType::Delete,
-            other => return Err(format!("unknown event kind {other}")),
-        };
-        let mod_revision = r.u64()?;
-        let create_revision = r.u64()?;
-        let key_len = r.u32()? as usize;
-        let key = std::str::from_utf8(r.take(key_len)?)
-            .map_err(|e| format!("key is not UTF-8: {e}"))?
-            .to_string();
-        let value_len = r.u32()? as usize;
-        let value = Arc::from(r.take(value_len)?);
-        events.push(Arc::new(Event {
-            kind,
-            kv: KeyValue {
-                key,
-                value,
-                create_revision,
-                mod_revision,
-            },
-            prev: None,
-        }));
-    }
-    if !r.0.is_empty() {
-        return Err(format!("{} trailing bytes after {count} events", r.0.len()));
-    }
-    Ok(events)
 }
 
 // ---- segments ----
@@ -429,7 +351,7 @@ fn replay(dir: &Path, after: Revision) -> Result<Replay, WalError> {
                             ),
                         });
                     }
-                    let events = decode_payload(payload).map_err(|reason| WalError::Corrupt {
+                    let events = record::decode(payload).map_err(|reason| WalError::Corrupt {
                         path: path.clone(),
                         offset: offset as u64,
                         reason,
@@ -908,7 +830,7 @@ mod tests {
             panic!("a fresh frame is valid");
         };
         assert_eq!(len, buf.len());
-        let decoded = decode_payload(payload).unwrap();
+        let decoded = record::decode(payload).unwrap();
         assert_eq!(*decoded[0], *batch[0]);
         assert_eq!(decoded[1].kind, EventType::Delete);
         assert_eq!(
