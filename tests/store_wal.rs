@@ -21,6 +21,7 @@ use tempfile::TempDir;
 const CHILD_DIR_VAR: &str = "KUBEACTOR_WAL_CHILD_DIR";
 const CHILD_WRITES_VAR: &str = "KUBEACTOR_WAL_CHILD_WRITES";
 const CHILD_SEGMENT_VAR: &str = "KUBEACTOR_WAL_CHILD_SEGMENT_BYTES";
+const CHILD_CHECKPOINTS_VAR: &str = "KUBEACTOR_WAL_CHILD_CHECKPOINTS";
 /// Generous: every step here takes milliseconds.
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -78,8 +79,19 @@ fn wal_child_role() {
     let segment_bytes = std::env::var(CHILD_SEGMENT_VAR)
         .ok()
         .map(|s| s.parse().expect("segment bytes"));
+    let wal = if std::env::var_os(CHILD_CHECKPOINTS_VAR).is_some() {
+        // Checkpoints as often as possible: segments are released, recycled and reused
+        // while the child writes.
+        WalOptions {
+            checkpoint_interval: Duration::from_millis(1),
+            checkpoint_events: 8,
+            ..no_checkpoints(segment_bytes)
+        }
+    } else {
+        no_checkpoints(segment_bytes)
+    };
     let opts = StoreOptions {
-        wal: no_checkpoints(segment_bytes),
+        wal,
         ..StoreOptions::default()
     };
     let store = open(&store_path(Path::new(&dir)), opts).expect("child opens the store");
@@ -94,8 +106,9 @@ fn wal_child_role() {
     unreachable!("SIGKILL is not caught");
 }
 
-/// Run the child on `dir` until it has made `writes` durable writes and killed itself.
-fn write_then_kill(dir: &Path, writes: usize, segment_bytes: Option<u64>) {
+/// Run the child on `dir` until it has made `writes` durable writes and killed itself;
+/// with `checkpoints`, it checkpoints every few writes instead of never.
+fn write_then_kill(dir: &Path, writes: usize, segment_bytes: Option<u64>, checkpoints: bool) {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
     cmd.args([
         "wal_child_role",
@@ -107,6 +120,9 @@ fn write_then_kill(dir: &Path, writes: usize, segment_bytes: Option<u64>) {
     .env(CHILD_WRITES_VAR, writes.to_string());
     if let Some(bytes) = segment_bytes {
         cmd.env(CHILD_SEGMENT_VAR, bytes.to_string());
+    }
+    if checkpoints {
+        cmd.env(CHILD_CHECKPOINTS_VAR, "1");
     }
     let mut child = cmd.spawn().expect("spawn child");
     let deadline = Instant::now() + DEADLINE;
@@ -145,7 +161,7 @@ fn value_of(kvs: &[KeyValue], key: &str) -> Option<String> {
 #[test]
 fn wal_is_replayed_after_a_kill_before_any_checkpoint() {
     let dir = TempDir::new().unwrap();
-    write_then_kill(dir.path(), 100, None);
+    write_then_kill(dir.path(), 100, None, false);
 
     let (kvs, revision, recovery) = recover(dir.path());
     assert_eq!(
@@ -174,6 +190,25 @@ fn wal_is_replayed_after_a_kill_before_any_checkpoint() {
     assert_eq!(recovery.replayed_events, 0);
 }
 
+/// Checkpoints release segments while the child writes, so its cuts reuse recycled ones
+/// (whose old frames stay behind the new). After the kill every acknowledged write is back.
+#[test]
+fn a_kill_while_segments_are_recycled_loses_nothing() {
+    let dir = TempDir::new().unwrap();
+    // ~100-byte frames in 1 KiB segments: dozens of cuts.
+    write_then_kill(dir.path(), 400, Some(1024), true);
+    let (kvs, revision, recovery) = recover(dir.path());
+    assert_eq!((revision, recovery.revision), (401, 401));
+    assert!(
+        recovery.checkpointed_revision > 1,
+        "checkpoints ran: {recovery:?}"
+    );
+    assert_eq!(kvs.len(), 400);
+    for i in 0..400 {
+        assert_eq!(value_of(&kvs, &key(i)), Some(value(i)), "{}", key(i));
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Damage {
     /// The file ends three bytes before the last frame does: a write cut short.
@@ -186,7 +221,7 @@ enum Damage {
 fn a_torn_tail_is_dropped_and_the_store_opens() {
     for damage in [Damage::TruncateMidRecord, Damage::FlipLastByte] {
         let dir = TempDir::new().unwrap();
-        write_then_kill(dir.path(), 20, None);
+        write_then_kill(dir.path(), 20, None, false);
         let segments = segment_files(&wal_dir(&store_path(dir.path()))).unwrap();
         let last = segments.last().expect("a segment");
         let mut bytes = std::fs::read(last).unwrap();
@@ -239,7 +274,7 @@ fn a_torn_tail_is_dropped_and_the_store_opens() {
 fn a_bad_record_in_the_middle_of_the_log_fails_the_open() {
     let dir = TempDir::new().unwrap();
     // ~100-byte frames in 512-byte segments: several segments.
-    write_then_kill(dir.path(), 30, Some(512));
+    write_then_kill(dir.path(), 30, Some(512), false);
     let segments = segment_files(&wal_dir(&store_path(dir.path()))).unwrap();
     assert!(segments.len() > 2, "the log was cut: {segments:?}");
     let first = &segments[0];
