@@ -12,7 +12,7 @@
 //! Reads (`Get`, `List`, `Watch`) are served from the cache of `Arc<Object>`s: a live watcher
 //! gets the same `Arc` as every other watcher, never a re-parsed copy. A watch that resumes
 //! from an older resourceVersion is replayed from the window, decoding the writes that can
-//! reach it ([`window`]).
+//! reach it (`window`).
 //!
 //! Tracing: a traced request gets a `kube-apiserver` span (child of the caller's context) and
 //! an `etcd` child span for the store write (key, revision, bytes; it ends when the write is

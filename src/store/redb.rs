@@ -7,7 +7,7 @@
 //! # On-disk layout
 //!
 //! * `<dir>/store.redb`, table `chunks`: sequence number (u64) → *chunk*, the records
-//!   ([`super::record`]) of one checkpoint: the last write of each key it covers, puts and
+//!   (`store::record`) of one checkpoint: the last write of each key it covers, puts and
 //!   deletes (*tombstones*). A checkpoint of more than [`CHUNK_BYTES`] writes several chunks.
 //! * table `meta`: `"revision"` → the revision of the last committed (with the WAL: the last
 //!   *checkpointed*) write.

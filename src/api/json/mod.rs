@@ -2,7 +2,7 @@
 //! types, byte for byte (the unit tests compare them), written faster. Two parts:
 //!
 //! * this module's serializer, for every value: string escaping eight bytes at a time;
-//! * [`objects`]: Pods and Events serialized with their timestamps formatted directly
+//! * `objects`: Pods and Events serialized with their timestamps formatted directly
 //!   ([`PodJson`], [`EventJson`]) instead of through jiff's `strtime`.
 //!
 //! [`ObjectJson`] puts them together; [`Object::to_json`](super::Object::to_json) and the

@@ -3,7 +3,7 @@
 //!
 //! Mirrors `k8s.io/apiserver/pkg/endpoints/discovery` (legacy) and
 //! `…/discovery/aggregated` (the v2 document). kubectl asks for aggregated discovery first
-//! and falls back to legacy; both describe the same resources, built from [`RESOURCES`].
+//! and falls back to legacy; both describe the same resources, built from `RESOURCES`.
 
 use serde_json::{json, Value};
 

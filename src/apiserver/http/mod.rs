@@ -1,4 +1,4 @@
-//! The HTTP API: kube-apiserver's REST surface over the [`ApiServer`](super::ApiServer) actor.
+//! The HTTP API: kube-apiserver's REST surface over the [`ApiServer`] actor.
 //!
 //! An actix-web server translates each request into one of the ApiServer's typed messages
 //! (`Get`, `List`, `Watch`, `Create`, `Update`, `Delete`, `Bind`) and the reply into JSON —

@@ -827,7 +827,7 @@ impl ScorePlugin for PodTopologySpread {
     }
 
     /// Same scores as [`ScorePlugin::score`] per node: for PreScore's node list, one pass
-    /// per constraint over the counts PreScore laid out by node ([`PreScoreState::score_all`]).
+    /// per constraint over the counts PreScore laid out by node (`PreScoreState::score_all`).
     fn score_nodes(
         &self,
         state: &CycleState,
