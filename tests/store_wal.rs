@@ -79,7 +79,8 @@ fn wal_child_role() {
     let segment_bytes = std::env::var(CHILD_SEGMENT_VAR)
         .ok()
         .map(|s| s.parse().expect("segment bytes"));
-    let wal = if std::env::var_os(CHILD_CHECKPOINTS_VAR).is_some() {
+    let checkpoints = std::env::var_os(CHILD_CHECKPOINTS_VAR).is_some();
+    let wal = if checkpoints {
         // Checkpoints as often as possible: segments are released, recycled and reused
         // while the child writes.
         WalOptions {
@@ -98,7 +99,24 @@ fn wal_child_role() {
     for i in 0..writes {
         commit(&*store, put(&key(i), &value(i)));
     }
-    // Every write is acknowledged and none is checkpointed: die without closing.
+    if checkpoints {
+        // Die only once a checkpointed segment has been recycled (a spare file exists), so
+        // that the recovery really reads a log written over old frames.
+        let wal = wal_dir(&store_path(Path::new(&dir)));
+        let deadline = Instant::now() + DEADLINE;
+        while !std::fs::read_dir(&wal)
+            .expect("list the WAL")
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("spare-"))
+        {
+            assert!(Instant::now() < deadline, "no segment was recycled");
+            std::thread::sleep(Duration::from_millis(5)); // polling, with a deadline
+        }
+        // One more write, into whatever segment is current now.
+        commit(&*store, put(&key(writes), &value(writes)));
+    }
+    // Every write is acknowledged and none (or, with checkpoints, not all) is checkpointed:
+    // die without closing.
     // SAFETY: kill(2) on our own pid; it does not return.
     unsafe {
         libc::kill(libc::getpid(), libc::SIGKILL);
@@ -198,13 +216,14 @@ fn a_kill_while_segments_are_recycled_loses_nothing() {
     // ~100-byte frames in 1 KiB segments: dozens of cuts.
     write_then_kill(dir.path(), 400, Some(1024), true);
     let (kvs, revision, recovery) = recover(dir.path());
-    assert_eq!((revision, recovery.revision), (401, 401));
+    // 400 writes, then one more once a segment was recycled.
+    assert_eq!((revision, recovery.revision), (402, 402));
     assert!(
         recovery.checkpointed_revision > 1,
         "checkpoints ran: {recovery:?}"
     );
-    assert_eq!(kvs.len(), 400);
-    for i in 0..400 {
+    assert_eq!(kvs.len(), 401);
+    for i in 0..=400 {
         assert_eq!(value_of(&kvs, &key(i)), Some(value(i)), "{}", key(i));
     }
 }
