@@ -386,10 +386,8 @@ impl Engine for RedbEngine {
                     ));
                 }
                 let records: Vec<&Event> = legacy.iter().map(|e| &**e).collect();
-                let mut buf = std::mem::take(&mut self.buf);
                 let (placed, next) =
-                    write_chunks(&mut chunks, &records, self.next_chunk, &mut buf)?;
-                self.buf = buf;
+                    write_chunks(&mut chunks, &records, self.next_chunk, &mut self.buf)?;
                 for (event, chunk) in records.iter().zip(placed) {
                     self.account(event, chunk);
                     state.insert(event.kv.key.clone(), event.kv.clone());
@@ -440,9 +438,7 @@ impl Engine for RedbEngine {
                 .map(|e| &**e)
                 .chain(newest.iter().copied())
                 .collect();
-            let mut buf = std::mem::take(&mut self.buf);
-            let written = write_chunks(&mut chunks, &records, self.next_chunk, &mut buf);
-            self.buf = buf;
+            let written = write_chunks(&mut chunks, &records, self.next_chunk, &mut self.buf);
             let mut meta = txn
                 .open_table(META)
                 .map_err(|e| engine_error("open meta", e))?;

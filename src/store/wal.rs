@@ -455,15 +455,15 @@ struct Spare {
     salt: u64,
 }
 
-fn spare_name(salt: u64) -> String {
-    format!("spare-{salt:016x}.tmp")
+fn spare_name(id: u64) -> String {
+    format!("spare-{id:016x}.tmp")
 }
 
 fn is_spare_name(name: &str) -> bool {
     name.starts_with("spare-") && name.ends_with(".tmp")
 }
 
-/// Give `file` a new salt: write the segment header, then make it durable.
+/// Give `file` a new salt: write the segment header. The caller makes it durable.
 fn salt_file(file: &File, path: &Path) -> Result<u64, WalError> {
     let salt: u64 = rand::random();
     let mut header = [0u8; SEGMENT_HEADER];
@@ -471,8 +471,6 @@ fn salt_file(file: &File, path: &Path) -> Result<u64, WalError> {
     header[8..].copy_from_slice(&salt.to_le_bytes());
     file.write_all_at(&header, 0)
         .map_err(io_error("cannot write", path))?;
-    file.sync_data()
-        .map_err(io_error("cannot fdatasync", path))?;
     Ok(salt)
 }
 
@@ -485,7 +483,12 @@ fn recycle(path: &Path) -> Result<Spare, WalError> {
         .write(true)
         .open(&spare)
         .map_err(io_error("cannot open", &spare))
-        .and_then(|file| salt_file(&file, &spare));
+        .and_then(|file| {
+            let salt = salt_file(&file, &spare)?;
+            file.sync_data()
+                .map_err(io_error("cannot fdatasync", &spare))?;
+            Ok(salt)
+        });
     match salted {
         Ok(salt) => Ok(Spare { path: spare, salt }),
         Err(e) => {
