@@ -147,6 +147,8 @@ fn median_run(runs: usize, mut run: impl FnMut(usize) -> Run) -> Run {
             per_sync: of(|r| r.wal.per_sync),
             sync_us: of(|r| r.wal.sync_us),
             busy: of(|r| r.wal.busy),
+            written: of(|r| r.wal.written),
+            read: of(|r| r.wal.read),
         },
     }
 }
@@ -162,6 +164,22 @@ struct Wal {
     sync_us: f64,
     /// Share of the timed run the committer spent in `fdatasync`.
     busy: f64,
+    /// Bytes the process wrote and read with system calls per create, through `close`: the
+    /// WAL's frames plus the checkpoints' redb pages (`/proc/self/io`).
+    written: f64,
+    read: f64,
+}
+
+/// (bytes written, bytes read) by the process's system calls so far (`wchar`, `rchar`).
+fn io_bytes() -> (f64, f64) {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field("wchar:"), field("rchar:"))
 }
 
 /// (fdatasyncs so far, seconds spent in them) of the process.
@@ -203,6 +221,7 @@ fn actor_creates(engine: StoreEngine, writers: usize, total: usize) -> Run {
             .expect("start");
         let per = total / writers;
         let syncs_before = wal_syncs();
+        let io_before = io_bytes();
         let cpu_before = thread_cpu();
         let process_before = process_cpu();
         let start = Instant::now();
@@ -239,11 +258,12 @@ fn actor_creates(engine: StoreEngine, writers: usize, total: usize) -> Run {
             let after = wal_syncs();
             (after.0 - syncs_before.0, after.1 - syncs_before.1)
         };
-        let wal = if syncs > 0.0 {
+        let mut wal = if syncs > 0.0 {
             Wal {
                 per_sync: (per * writers) as f64 / syncs,
                 sync_us: sync_secs * 1e6 / syncs,
                 busy: sync_secs / elapsed,
+                ..Wal::default()
             }
         } else {
             Wal::default()
@@ -263,6 +283,9 @@ fn actor_creates(engine: StoreEngine, writers: usize, total: usize) -> Run {
         }
         store.close();
         let cpu_us = us_per_create(process_cpu() - process_before);
+        let io = io_bytes();
+        wal.written = (io.0 - io_before.0) / (per * writers) as f64;
+        wal.read = (io.1 - io_before.1) / (per * writers) as f64;
         if show_cpu {
             println!(
                 "    cpu {:<28} {cpu_us:>7.2} us/create",
@@ -482,6 +505,10 @@ fn main() {
             actor.wal.per_sync,
             actor.wal.sync_us,
             actor.wal.busy * 100.0
+        );
+        println!(
+            "      kubeactor's I/O per create, WAL and checkpoints, through close: {:.0} B written, {:.0} B read",
+            actor.wal.written, actor.wal.read
         );
     }
     // The same 64 writers on the memory engine: no WAL, no fdatasync, no checkpoint. What the

@@ -8,7 +8,8 @@
 //!
 //! * `<dir>/store.redb`, table `chunks`: sequence number (u64) → *chunk*, the records
 //!   (`store::record`) of one checkpoint: the last write of each key it covers, puts and
-//!   deletes (*tombstones*). A checkpoint of more than [`CHUNK_BYTES`] writes several chunks.
+//!   deletes (*tombstones*). A checkpoint of more than [`CHUNK_BYTES`] writes several chunks,
+//!   and one of more than [`TXN_BYTES`] several transactions (see [`TXN_BYTES`]).
 //! * table `meta`: `"revision"` → the revision of the last committed (with the WAL: the last
 //!   *checkpointed*) write.
 //! * `<dir>/wal/`: the WAL segments holding every durable write newer than that revision
@@ -42,8 +43,9 @@
 //! with it: no older chunk is left that could still hold a record of its key.
 //!
 //! `chunks` and `meta` are updated in the same transaction, committed with
-//! [`Durability::Immediate`], so after a crash the file holds exactly a prefix of the
-//! committed batches; the WAL holds the rest. On open, the WAL records newer than the redb
+//! [`Durability::Immediate`]; a checkpoint split over several transactions commits a
+//! consecutive part of its batch, with that part's last revision, in each. So after a crash
+//! the file holds exactly a prefix of the committed writes; the WAL holds the rest. On open, the WAL records newer than the redb
 //! revision are replayed into redb; a torn or corrupt WAL tail (a write whose `fdatasync`
 //! never returned, hence never acknowledged) ends the replay and is dropped. After a clean
 //! close everything is in redb and the WAL is empty. The event log is not persisted (see the
@@ -76,9 +78,18 @@ const LEGACY_KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// Bytes before the value in a legacy `kv` record.
 const LEGACY_HEADER: usize = 16;
 
-/// A chunk is closed once its records reach this many bytes; a checkpoint with more writes
-/// several. Keeps each redb value far below its size limit, whatever the objects' sizes.
-pub const CHUNK_BYTES: usize = 16 << 20;
+/// The most bytes of records in one chunk (unless one record alone is larger: it then has
+/// a chunk of its own); a checkpoint with more writes several. redb keeps a value in a page
+/// of a power-of-two size, so a chunk stays just below 2 MiB with room for the leaf's
+/// header: a chunk cut *after* reaching a power of two took a page twice its size.
+pub const CHUNK_BYTES: usize = (2 << 20) - (4 << 10);
+
+/// The most bytes of records one redb transaction writes (one chunk over it, at most); a
+/// larger checkpoint commits several. redb buffers a transaction's pages in half of its
+/// cache ([`CACHE_BYTES`]); a page beyond that is written out at once and, when the commit
+/// checksums it, read back and written again. A quarter of the cache leaves room for the
+/// chunks' rounding up to their pages and for the B-tree's own pages.
+pub const TXN_BYTES: usize = CACHE_BYTES / 4;
 
 /// Garbage tolerated beyond the live bytes before checkpoints start cleaning the oldest
 /// chunks (see the module documentation).
@@ -92,7 +103,7 @@ pub const MIN_CLEAN_BYTES: u64 = 1 << 20;
 /// `CoreStore` keeps every current value in memory and serves all reads from there, and a
 /// checkpoint writes new pages. A bigger cache just grows the daemon's memory with the
 /// store's size (benches/chain.rs).
-const CACHE_BYTES: usize = 64 << 20;
+pub const CACHE_BYTES: usize = 64 << 20;
 
 /// Where a key's current record is.
 #[derive(Clone, Copy, Debug)]
@@ -135,6 +146,15 @@ pub struct RedbEngine {
     /// The sequence number of the next chunk written.
     next_chunk: u64,
     garbage_slack: u64,
+    /// [`CHUNK_BYTES`] and [`TXN_BYTES`]; tests make them small.
+    chunk_bytes: usize,
+    txn_bytes: usize,
+    /// redb transactions committed by [`Engine::commit`] since the file was opened.
+    transactions: u64,
+    /// Tests: fail [`Engine::commit`] once this many transactions are committed, as a crash
+    /// between a large checkpoint's transactions would stop it.
+    #[cfg(test)]
+    fail_after: Option<u64>,
     /// Reused encoding buffer: a checkpoint allocates nothing for it once it has grown.
     buf: Vec<u8>,
 }
@@ -154,8 +174,22 @@ impl RedbEngine {
             live: 0,
             next_chunk: 1,
             garbage_slack: DEFAULT_GARBAGE_SLACK,
+            chunk_bytes: CHUNK_BYTES,
+            txn_bytes: TXN_BYTES,
+            transactions: 0,
+            #[cfg(test)]
+            fail_after: None,
             buf: Vec::new(),
         })
+    }
+
+    /// Cut chunks at `chunk_bytes` and transactions at `txn_bytes` of records instead of
+    /// [`CHUNK_BYTES`] and [`TXN_BYTES`] (tests use a few KiB to split small checkpoints).
+    #[cfg(test)]
+    fn with_limits(mut self, chunk_bytes: usize, txn_bytes: usize) -> RedbEngine {
+        self.chunk_bytes = chunk_bytes;
+        self.txn_bytes = txn_bytes;
+        self
     }
 
     /// Tolerate `bytes` of garbage beyond the live bytes before cleaning (tests use 0 to
@@ -172,6 +206,12 @@ impl RedbEngine {
             bytes: self.bytes,
             live_bytes: self.live,
         }
+    }
+
+    /// Where [`write_chunks`] writes next: the next chunk's number, the chunk size, and the
+    /// encoding buffer.
+    fn chunk_sink(&mut self) -> (u64, usize, &mut Vec<u8>) {
+        (self.next_chunk, self.chunk_bytes, &mut self.buf)
     }
 
     /// Count `event`, just written into chunk `chunk`: its bytes, and the record it made
@@ -263,13 +303,13 @@ fn engine_error(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Stor
     StoreError::Engine(format!("redb: {what}: {e}"))
 }
 
-/// Write `records` as chunks of about [`CHUNK_BYTES`], numbered from `first`; returns the
-/// chunk each record went into (in order) and the next free number.
+/// Write `records` as chunks of at most `chunk_bytes` of records (a larger record alone),
+/// numbered from `first`, encoded in `buf`; returns the chunk each record went into (in
+/// order) and the next free number.
 fn write_chunks(
     table: &mut ::redb::Table<u64, &[u8]>,
     records: &[&Event],
-    first: u64,
-    buf: &mut Vec<u8>,
+    (first, chunk_bytes, buf): (u64, usize, &mut Vec<u8>),
 ) -> Result<(Vec<u64>, u64), StoreError> {
     let mut placed = Vec::with_capacity(records.len());
     let mut chunk = first;
@@ -279,11 +319,11 @@ fn write_chunks(
         let mut writer = RecordWriter::new(buf);
         let mut taken = 0;
         for event in rest {
-            writer.push(event);
-            taken += 1;
-            if writer.len() >= CHUNK_BYTES {
+            if taken > 0 && writer.len() + record::encoded_len(event) > chunk_bytes {
                 break;
             }
+            writer.push(event);
+            taken += 1;
         }
         writer.finish();
         table
@@ -386,8 +426,7 @@ impl Engine for RedbEngine {
                     ));
                 }
                 let records: Vec<&Event> = legacy.iter().map(|e| &**e).collect();
-                let (placed, next) =
-                    write_chunks(&mut chunks, &records, self.next_chunk, &mut self.buf)?;
+                let (placed, next) = write_chunks(&mut chunks, &records, self.chunk_sink())?;
                 for (event, chunk) in records.iter().zip(placed) {
                     self.account(event, chunk);
                     state.insert(event.kv.key.clone(), event.kv.clone());
@@ -400,69 +439,122 @@ impl Engine for RedbEngine {
         Ok((state.into_values().collect(), revision))
     }
 
-    /// One transaction: the last event of each key as new chunks, the cleaning of the oldest
-    /// chunks if the garbage is over its limit, and the revision.
+    /// The last event of each key as new chunks, the cleaning of the oldest chunks if the
+    /// garbage is over its limit, and the revision, in one transaction; or, for a checkpoint
+    /// of more than [`TXN_BYTES`] of records, in several, each of at most that many: the
+    /// batch is cut into consecutive parts, and each transaction commits one part (and the
+    /// revision of its last write) together with the cleaning it has room for. Each commit
+    /// thus leaves the file at exactly the state of a revision, as a single one does.
     fn commit(&mut self, batch: &[Arc<Event>], new_revision: Revision) -> Result<(), StoreError> {
-        // The last event of each key, kept in revision order.
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
-        for (i, event) in batch.iter().enumerate() {
-            last.insert(event.kv.key.as_str(), i);
-        }
-        let newest: Vec<&Event> = batch
-            .iter()
-            .enumerate()
-            .filter(|(i, event)| last.get(event.kv.key.as_str()) == Some(i))
-            .map(|(_, event)| &**event)
-            .collect();
-        let new_bytes: u64 = newest.iter().map(|e| record::encoded_len(e) as u64).sum();
-        let clean = self.chunks_to_clean((2 * new_bytes).max(MIN_CLEAN_BYTES));
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|e| engine_error("begin commit", e))?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| engine_error("set durability", e))?;
-        let mut carried: Vec<Arc<Event>> = Vec::new();
-        let (placed, next_chunk) = {
-            let mut chunks = txn
-                .open_table(CHUNKS)
-                .map_err(|e| engine_error("open chunks", e))?;
-            for &chunk in &clean {
-                carried.extend(self.current_records(&chunks, chunk, &last)?);
-                chunks
-                    .remove(chunk)
-                    .map_err(|e| engine_error(format!("remove chunk {chunk}"), e))?;
+        let new_bytes: u64 = batch.iter().map(|e| record::encoded_len(e) as u64).sum();
+        let mut clean = self
+            .chunks_to_clean((2 * new_bytes).max(MIN_CLEAN_BYTES))
+            .into_iter()
+            .peekable();
+        let mut rest = batch;
+        loop {
+            // This transaction's cleaning: the oldest chunks up to `txn_bytes` of live
+            // records (at least one); then the next part of the batch, in the room left (at
+            // least one write if nothing is cleaned).
+            let mut cleaned = Vec::new();
+            let mut room = self.txn_bytes;
+            while let Some(&chunk) = clean.peek() {
+                let live = self.chunks.get(&chunk).map_or(0, |c| c.live) as usize;
+                if !cleaned.is_empty() && live > room {
+                    break;
+                }
+                room = room.saturating_sub(live);
+                cleaned.push(chunk);
+                clean.next();
             }
-            let records: Vec<&Event> = carried
+            let mut cut = 0;
+            for event in rest {
+                let len = record::encoded_len(event);
+                if len > room && (cut > 0 || !cleaned.is_empty()) {
+                    break;
+                }
+                room = room.saturating_sub(len);
+                cut += 1;
+            }
+            let (part, after) = rest.split_at(cut);
+            let done = clean.peek().is_none() && after.is_empty();
+            let revision = match part.last() {
+                _ if done => Some(new_revision),
+                Some(event) => Some(event.revision()),
+                None => None, // cleaning only: the state, hence the revision, is unchanged
+            };
+            // The last write of each key in the part, kept in revision order.
+            let mut last: HashMap<&str, usize> = HashMap::with_capacity(part.len());
+            for (i, event) in part.iter().enumerate() {
+                last.insert(event.kv.key.as_str(), i);
+            }
+            let newest: Vec<&Event> = part
                 .iter()
-                .map(|e| &**e)
-                .chain(newest.iter().copied())
+                .enumerate()
+                .filter(|(i, event)| last.get(event.kv.key.as_str()) == Some(i))
+                .map(|(_, event)| &**event)
                 .collect();
-            let written = write_chunks(&mut chunks, &records, self.next_chunk, &mut self.buf);
-            let mut meta = txn
-                .open_table(META)
-                .map_err(|e| engine_error("open meta", e))?;
-            meta.insert(META_REVISION, new_revision)
-                .map_err(|e| engine_error("write revision", e))?;
-            written?
-        };
-        // etcd's `etcd_disk_backend_commit_duration_seconds` times bbolt's `tx.Commit`: the
-        // write-out and fsync, not the puts before it.
-        let started = std::time::Instant::now();
-        txn.commit().map_err(|e| engine_error("commit", e))?;
-        crate::metrics::global()
-            .etcd_disk_backend_commit_duration_seconds
-            .observe(started.elapsed().as_secs_f64());
-        // Committed: only now does the accounting follow.
-        let records = carried.iter().map(|e| &**e).chain(newest.iter().copied());
-        for (event, chunk) in records.zip(placed) {
-            self.account(event, chunk);
+            let mut txn = self
+                .db
+                .begin_write()
+                .map_err(|e| engine_error("begin commit", e))?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| engine_error("set durability", e))?;
+            let mut carried: Vec<Arc<Event>> = Vec::new();
+            let (placed, next_chunk) = {
+                let mut chunks = txn
+                    .open_table(CHUNKS)
+                    .map_err(|e| engine_error("open chunks", e))?;
+                for &chunk in &cleaned {
+                    carried.extend(self.current_records(&chunks, chunk, &last)?);
+                    chunks
+                        .remove(chunk)
+                        .map_err(|e| engine_error(format!("remove chunk {chunk}"), e))?;
+                }
+                let records: Vec<&Event> = carried
+                    .iter()
+                    .map(|e| &**e)
+                    .chain(newest.iter().copied())
+                    .collect();
+                let written = write_chunks(&mut chunks, &records, self.chunk_sink())?;
+                if let Some(revision) = revision {
+                    let mut meta = txn
+                        .open_table(META)
+                        .map_err(|e| engine_error("open meta", e))?;
+                    meta.insert(META_REVISION, revision)
+                        .map_err(|e| engine_error("write revision", e))?;
+                }
+                written
+            };
+            // etcd's `etcd_disk_backend_commit_duration_seconds` times bbolt's `tx.Commit`:
+            // the write-out and fsync, not the puts before it.
+            let started = std::time::Instant::now();
+            txn.commit().map_err(|e| engine_error("commit", e))?;
+            crate::metrics::global()
+                .etcd_disk_backend_commit_duration_seconds
+                .observe(started.elapsed().as_secs_f64());
+            // Committed: only now does the accounting follow.
+            let records = carried.iter().map(|e| &**e).chain(newest.iter().copied());
+            for (event, chunk) in records.zip(placed) {
+                self.account(event, chunk);
+            }
+            for chunk in cleaned {
+                self.forget(chunk);
+            }
+            self.next_chunk = next_chunk;
+            self.transactions += 1;
+            #[cfg(test)]
+            if self.fail_after == Some(self.transactions) && !done {
+                return Err(StoreError::Engine(
+                    "test: stopped between transactions".into(),
+                ));
+            }
+            rest = after;
+            if done {
+                break;
+            }
         }
-        for chunk in clean {
-            self.forget(chunk);
-        }
-        self.next_chunk = next_chunk;
-        if self.buf.capacity() > 2 * CHUNK_BYTES {
+        if self.buf.capacity() > 2 * self.chunk_bytes.max(CHUNK_BYTES) {
             self.buf = Vec::new(); // one huge record: do not keep its buffer forever
         }
         Ok(())
@@ -535,49 +627,75 @@ mod tests {
             .collect()
     }
 
-    /// Random puts and deletes over a few keys, with every checkpoint allowed to clean
-    /// (slack 0): after each reopen the file holds exactly the model's keys (no deleted key
-    /// comes back from an older chunk), the accounting rebuilt from the file equals the one
-    /// kept in memory, and the file stays near the live bytes instead of growing with every
-    /// write.
-    #[test]
-    fn cleaning_keeps_the_file_small_and_loses_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.redb");
-        let mut engine = RedbEngine::open(&path).unwrap().with_garbage_slack(0);
-        assert_eq!(loaded(&mut engine).1, 1);
-        let mut model: BTreeMap<String, KeyValue> = BTreeMap::new();
-        let mut revision: Revision = 1;
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut random = move |n: u64| {
+    /// A deterministic source of small random numbers (xorshift).
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed % n
-        };
-        let mut written = 0u64;
-        for round in 1..=300 {
-            let mut batch = Vec::new();
-            for _ in 0..=random(12) {
-                revision += 1;
-                let key = format!("/registry/pods/default/p{}", random(24));
-                if random(4) == 0 && model.contains_key(&key) {
-                    let old = model.remove(&key).unwrap();
-                    batch.push(event(
-                        EventType::Delete,
-                        &key,
-                        &old.value,
-                        old.create_revision,
-                        revision,
-                    ));
-                } else {
-                    let value = vec![b'a' + (revision % 26) as u8; 20 + random(300) as usize];
-                    let create = model.get(&key).map_or(revision, |kv| kv.create_revision);
-                    let put = event(EventType::Put, &key, &value, create, revision);
-                    model.insert(key, put.kv.clone());
-                    batch.push(put);
-                }
+        }
+    }
+
+    /// One random batch of puts and deletes over 24 keys, applied to `model`.
+    fn random_batch(
+        random: &mut impl FnMut(u64) -> u64,
+        model: &mut BTreeMap<String, KeyValue>,
+        revision: &mut Revision,
+        writes: u64,
+    ) -> Vec<Arc<Event>> {
+        let mut batch = Vec::new();
+        for _ in 0..writes {
+            *revision += 1;
+            let key = format!("/registry/pods/default/p{}", random(24));
+            if random(4) == 0 && model.contains_key(&key) {
+                let old = model.remove(&key).unwrap();
+                batch.push(event(
+                    EventType::Delete,
+                    &key,
+                    &old.value,
+                    old.create_revision,
+                    *revision,
+                ));
+            } else {
+                let value = vec![b'a' + (*revision % 26) as u8; 20 + random(300) as usize];
+                let create = model.get(&key).map_or(*revision, |kv| kv.create_revision);
+                let put = event(EventType::Put, &key, &value, create, *revision);
+                model.insert(key, put.kv.clone());
+                batch.push(put);
             }
+        }
+        batch
+    }
+
+    /// Open `path` with every checkpoint allowed to clean, and `limits` (chunk, transaction
+    /// bytes) if given.
+    fn cleaning_engine(path: &Path, limits: Option<(usize, usize)>) -> RedbEngine {
+        let engine = RedbEngine::open(path).unwrap().with_garbage_slack(0);
+        match limits {
+            Some((chunk, txn)) => engine.with_limits(chunk, txn),
+            None => engine,
+        }
+    }
+
+    /// Random puts and deletes over a few keys, with every checkpoint allowed to clean
+    /// (slack 0): after each reopen the file holds exactly the model's keys (no deleted key
+    /// comes back from an older chunk), the accounting rebuilt from the file equals the one
+    /// kept in memory, and the file stays near the live bytes instead of growing with every
+    /// write. Returns the redb transactions the checkpoints took.
+    fn cleaning_model(limits: Option<(usize, usize)>) -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let mut engine = cleaning_engine(&path, limits);
+        assert_eq!(loaded(&mut engine).1, 1);
+        let mut model: BTreeMap<String, KeyValue> = BTreeMap::new();
+        let mut revision: Revision = 1;
+        let mut random = xorshift(0x2545_f491_4f6c_dd1d);
+        let mut written = 0u64;
+        let mut transactions = 0;
+        for round in 1..=300 {
+            let writes = random(12) + 1;
+            let batch = random_batch(&mut random, &mut model, &mut revision, writes);
             written += batch
                 .iter()
                 .map(|e| record::encoded_len(e) as u64)
@@ -594,8 +712,9 @@ mod tests {
                 "round {round}: {stats:?} for {live} live bytes"
             );
             if round % 25 == 0 {
+                transactions += engine.transactions;
                 drop(engine);
-                engine = RedbEngine::open(&path).unwrap().with_garbage_slack(0);
+                engine = cleaning_engine(&path, limits);
                 let (state, at) = loaded(&mut engine);
                 assert_eq!(at, revision);
                 assert_eq!(summary(&state), summary(&model), "round {round}");
@@ -611,6 +730,71 @@ mod tests {
             written > 20 * engine.stats().bytes,
             "the test wrote too little to need cleaning"
         );
+        transactions
+    }
+
+    #[test]
+    fn cleaning_keeps_the_file_small_and_loses_nothing() {
+        assert_eq!(cleaning_model(None), 300, "one transaction per checkpoint");
+    }
+
+    /// The same with chunks of a few records and transactions of a few chunks: checkpoints
+    /// and their cleaning are split over several transactions.
+    #[test]
+    fn cleaning_split_over_transactions_loses_nothing() {
+        let transactions = cleaning_model(Some((600, 1_000)));
+        assert!(
+            transactions > 450,
+            "{transactions} transactions for 300 checkpoints"
+        );
+    }
+
+    /// A checkpoint stopped after one of its transactions (a crash between them) leaves the
+    /// file at exactly the state of a revision inside the batch. Committing the batch's
+    /// remaining writes again, as the WAL's replay does, then gives the whole batch.
+    #[test]
+    fn a_checkpoint_stopped_between_transactions_leaves_a_revision_s_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let limits = Some((600, 1_000));
+        let mut engine = cleaning_engine(&path, limits);
+        loaded(&mut engine);
+        let mut model: BTreeMap<String, KeyValue> = BTreeMap::new();
+        let mut revision: Revision = 1;
+        let mut random = xorshift(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..40 {
+            let writes = random(12) + 1;
+            let batch = random_batch(&mut random, &mut model, &mut revision, writes);
+            engine.commit(&batch, revision).unwrap();
+        }
+        let before = revision;
+        let mut states = vec![(before, model.clone())];
+        let mut batch = Vec::new();
+        for _ in 0..30 {
+            batch.extend(random_batch(&mut random, &mut model, &mut revision, 1));
+            states.push((revision, model.clone()));
+        }
+        engine.fail_after = Some(engine.transactions + 2);
+        assert!(engine.commit(&batch, revision).is_err());
+        drop(engine);
+        let mut engine = cleaning_engine(&path, limits);
+        let (state, at) = loaded(&mut engine);
+        assert!(
+            before < at && at < revision,
+            "stopped at {at}, the batch is {before}..{revision}"
+        );
+        let expected = &states.iter().find(|(r, _)| *r == at).unwrap().1;
+        assert_eq!(summary(&state), summary(expected));
+        assert_eq!(&state, expected);
+        let replay: Vec<_> = batch
+            .iter()
+            .filter(|e| e.revision() > at)
+            .cloned()
+            .collect();
+        engine.commit(&replay, revision).unwrap();
+        drop(engine);
+        let mut engine = cleaning_engine(&path, limits);
+        assert_eq!(loaded(&mut engine), (model, revision));
     }
 
     /// Without cleaning (the default slack), superseded records stay until the garbage is
@@ -634,7 +818,8 @@ mod tests {
         assert_eq!(stats.bytes, 10 * (25 + 2 + 5));
     }
 
-    /// A checkpoint larger than [`CHUNK_BYTES`] is split over several chunks, and reads back whole.
+    /// A checkpoint larger than [`CHUNK_BYTES`] is split over several chunks, one larger than
+    /// [`TXN_BYTES`] over several transactions, and it reads back whole.
     #[test]
     fn a_large_checkpoint_is_written_as_several_chunks() {
         let dir = tempfile::tempdir().unwrap();
@@ -654,7 +839,10 @@ mod tests {
             })
             .collect();
         engine.commit(&batch, 21).unwrap();
-        assert_eq!(engine.stats().chunks, 2);
+        // Two records of 1 MiB do not fit a chunk below 2 MiB; 16 MiB of records per
+        // transaction take 15 of them.
+        assert_eq!(engine.stats().chunks, 20);
+        assert_eq!(engine.transactions, 2);
         drop(engine);
         let mut engine = RedbEngine::open(&path).unwrap();
         let (state, revision) = loaded(&mut engine);
