@@ -474,8 +474,10 @@ impl ApiServer {
             let Some(kind) = Object::kind_of_key(&event.kv.key) else {
                 continue;
             };
-            let prev = self.objects.get(&event.kv.key);
-            let (object, deleted) = match event.kind {
+            // The cached object this write replaces: what the one lookup that stores (or
+            // removes) the new state hands back.
+            let key = event.kv.key.as_str();
+            let (object, deleted, prev) = match event.kind {
                 EventType::Put => {
                     let obj = match pending.as_ref().and_then(|p| p.object.clone()) {
                         Some(o) => o,
@@ -491,15 +493,11 @@ impl ApiServer {
                         },
                     };
                     let entry = Entry::new(obj.clone(), &event.kv.value);
-                    if prev.is_some() {
-                        self.objects.put(&event.kv.key, entry);
-                    } else {
-                        self.objects.insert(event.kv.key.clone(), entry);
-                    }
-                    (obj, false)
+                    let prev = self.objects.put(key, entry).and_then(|e| e.object(key));
+                    (obj, false, prev)
                 }
                 EventType::Delete => {
-                    self.objects.remove(&event.kv.key);
+                    let prev = self.objects.remove(key).and_then(|e| e.object(key));
                     let last = match &prev {
                         Some(p) => (**p).clone(),
                         None => match Object::from_json(kind, &event.kv.value) {
@@ -514,7 +512,7 @@ impl ApiServer {
                     if let Some((cx, _)) = pending.as_ref().and_then(|p| p.spans.as_ref()) {
                         Self::stamp_trace(&mut last, Some(cx));
                     }
-                    (Arc::new(last), true)
+                    (Arc::new(last), true, prev)
                 }
             };
             // --- metrics (issue 7) ---
