@@ -132,10 +132,13 @@ fn default_pod(pod: &mut Pod) {
         .chain(spec.init_containers.iter_mut().flatten())
     {
         if let Some(res) = c.resources.as_mut() {
-            if let Some(limits) = res.limits.clone() {
+            if let Some(limits) = &res.limits {
+                // Only what is missing is copied: most pods set both, or neither.
                 let requests = res.requests.get_or_insert_with(BTreeMap::new);
                 for (k, v) in limits {
-                    requests.entry(k).or_insert(v);
+                    if !requests.contains_key(k) {
+                        requests.insert(k.clone(), v.clone());
+                    }
                 }
             }
         }
@@ -510,6 +513,38 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(spec.tolerations, Some(vec![tolerate_all]));
+    }
+
+    /// A limit fills only the requests that are missing; a given request stays.
+    #[test]
+    fn requests_default_to_limits_only_where_missing() {
+        let q = |s: &str| Quantity(s.into());
+        let mut c = container("nginx");
+        c.resources = Some(ResourceRequirements {
+            requests: Some([("cpu".to_string(), q("100m"))].into()),
+            limits: Some(
+                [
+                    ("cpu".to_string(), q("500m")),
+                    ("memory".to_string(), q("256Mi")),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        });
+        let spec = defaulted_pod(PodSpec {
+            containers: vec![c],
+            ..Default::default()
+        });
+        assert_eq!(
+            spec.containers[0].resources.as_ref().unwrap().requests,
+            Some(
+                [
+                    ("cpu".to_string(), q("100m")),
+                    ("memory".to_string(), q("256Mi"))
+                ]
+                .into()
+            )
+        );
     }
 
     /// Deployment defaults, and template defaults without the pod-only ones.
