@@ -46,6 +46,8 @@
 //!
 //! ```text
 //! segment = "KAWAL\0\0\x02" ‖ salt u64 LE ‖ frame* (then zeros, or a spare's old frames)
+//! ```
+//!
 //! One group commit is one frame, so a batch survives a crash whole or not at all:
 //!
 //! ```text
