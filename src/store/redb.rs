@@ -208,10 +208,68 @@ impl RedbEngine {
         }
     }
 
-    /// Where [`write_chunks`] writes next: the next chunk's number, the chunk size, and the
-    /// encoding buffer.
-    fn chunk_sink(&mut self) -> (u64, usize, &mut Vec<u8>) {
-        (self.next_chunk, self.chunk_bytes, &mut self.buf)
+    /// Write `records` into `table` as chunks of at most `chunk_bytes` of records (a larger
+    /// record alone), numbered from `next_chunk`; returns the chunk each record went into (in
+    /// order) and the next free number, which the caller keeps once the transaction commits.
+    fn write_chunks(
+        &mut self,
+        table: &mut ::redb::Table<u64, &[u8]>,
+        records: &[&Event],
+    ) -> Result<(Vec<u64>, u64), StoreError> {
+        let mut placed = Vec::with_capacity(records.len());
+        let mut chunk = self.next_chunk;
+        let mut rest = records;
+        while !rest.is_empty() {
+            self.buf.clear();
+            let mut writer = RecordWriter::new(&mut self.buf);
+            let mut taken = 0;
+            for event in rest {
+                if taken > 0 && writer.len() + record::encoded_len(event) > self.chunk_bytes {
+                    break;
+                }
+                writer.push(event);
+                taken += 1;
+            }
+            writer.finish();
+            table
+                .insert(chunk, self.buf.as_slice())
+                .map_err(|e| engine_error(format!("write chunk {chunk}"), e))?;
+            placed.extend(std::iter::repeat_n(chunk, taken));
+            rest = &rest[taken..];
+            chunk += 1;
+        }
+        Ok((placed, chunk))
+    }
+
+    /// The next transaction of a checkpoint: the chunks it cleans, the oldest of `clean` up
+    /// to `txn_bytes` of live records (at least one), and how many of `rest`'s writes it
+    /// commits, those that fit in the room left (at least one if it cleans nothing).
+    fn plan_transaction(
+        &self,
+        clean: &mut std::iter::Peekable<std::vec::IntoIter<u64>>,
+        rest: &[Arc<Event>],
+    ) -> (Vec<u64>, usize) {
+        let mut cleaned = Vec::new();
+        let mut room = self.txn_bytes;
+        while let Some(&chunk) = clean.peek() {
+            let live = self.chunks.get(&chunk).map_or(0, |c| c.live) as usize;
+            if !cleaned.is_empty() && live > room {
+                break;
+            }
+            room = room.saturating_sub(live);
+            cleaned.push(chunk);
+            clean.next();
+        }
+        let mut cut = 0;
+        for event in rest {
+            let len = record::encoded_len(event);
+            if len > room && (cut > 0 || !cleaned.is_empty()) {
+                break;
+            }
+            room = room.saturating_sub(len);
+            cut += 1;
+        }
+        (cleaned, cut)
     }
 
     /// Count `event`, just written into chunk `chunk`: its bytes, and the record it made
@@ -301,39 +359,6 @@ impl RedbEngine {
 
 fn engine_error(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StoreError {
     StoreError::Engine(format!("redb: {what}: {e}"))
-}
-
-/// Write `records` as chunks of at most `chunk_bytes` of records (a larger record alone),
-/// numbered from `first`, encoded in `buf`; returns the chunk each record went into (in
-/// order) and the next free number.
-fn write_chunks(
-    table: &mut ::redb::Table<u64, &[u8]>,
-    records: &[&Event],
-    (first, chunk_bytes, buf): (u64, usize, &mut Vec<u8>),
-) -> Result<(Vec<u64>, u64), StoreError> {
-    let mut placed = Vec::with_capacity(records.len());
-    let mut chunk = first;
-    let mut rest = records;
-    while !rest.is_empty() {
-        buf.clear();
-        let mut writer = RecordWriter::new(buf);
-        let mut taken = 0;
-        for event in rest {
-            if taken > 0 && writer.len() + record::encoded_len(event) > chunk_bytes {
-                break;
-            }
-            writer.push(event);
-            taken += 1;
-        }
-        writer.finish();
-        table
-            .insert(chunk, buf.as_slice())
-            .map_err(|e| engine_error(format!("write chunk {chunk}"), e))?;
-        placed.extend(std::iter::repeat_n(chunk, taken));
-        rest = &rest[taken..];
-        chunk += 1;
-    }
-    Ok((placed, chunk))
 }
 
 /// Records of the legacy `kv` table, if the file has one (then it is deleted: the caller
@@ -426,7 +451,7 @@ impl Engine for RedbEngine {
                     ));
                 }
                 let records: Vec<&Event> = legacy.iter().map(|e| &**e).collect();
-                let (placed, next) = write_chunks(&mut chunks, &records, self.chunk_sink())?;
+                let (placed, next) = self.write_chunks(&mut chunks, &records)?;
                 for (event, chunk) in records.iter().zip(placed) {
                     self.account(event, chunk);
                     state.insert(event.kv.key.clone(), event.kv.clone());
@@ -453,29 +478,7 @@ impl Engine for RedbEngine {
             .peekable();
         let mut rest = batch;
         loop {
-            // This transaction's cleaning: the oldest chunks up to `txn_bytes` of live
-            // records (at least one); then the next part of the batch, in the room left (at
-            // least one write if nothing is cleaned).
-            let mut cleaned = Vec::new();
-            let mut room = self.txn_bytes;
-            while let Some(&chunk) = clean.peek() {
-                let live = self.chunks.get(&chunk).map_or(0, |c| c.live) as usize;
-                if !cleaned.is_empty() && live > room {
-                    break;
-                }
-                room = room.saturating_sub(live);
-                cleaned.push(chunk);
-                clean.next();
-            }
-            let mut cut = 0;
-            for event in rest {
-                let len = record::encoded_len(event);
-                if len > room && (cut > 0 || !cleaned.is_empty()) {
-                    break;
-                }
-                room = room.saturating_sub(len);
-                cut += 1;
-            }
+            let (cleaned, cut) = self.plan_transaction(&mut clean, rest);
             let (part, after) = rest.split_at(cut);
             let done = clean.peek().is_none() && after.is_empty();
             let revision = match part.last() {
@@ -516,7 +519,7 @@ impl Engine for RedbEngine {
                     .map(|e| &**e)
                     .chain(newest.iter().copied())
                     .collect();
-                let written = write_chunks(&mut chunks, &records, self.chunk_sink())?;
+                let written = self.write_chunks(&mut chunks, &records)?;
                 if let Some(revision) = revision {
                     let mut meta = txn
                         .open_table(META)
