@@ -27,6 +27,7 @@
 //! [--idle SECONDS] [--no-settle]`;
 //! with no mode, all
 //! three at the issue's sizes. `--quick`: small sizes (100 nodes, 100 × 10) for a smoke run.
+//! `--help` prints the usage; a wrong argument prints why and the usage, and exits with 2.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -111,7 +112,14 @@ struct Opts {
     sets: Vec<String>,
 }
 
-fn parse_args() -> Opts {
+/// What `--help` and a bad argument print.
+const USAGE: &str = "usage: cargo bench --bench chain -- [latency|scale|tracing|floor] [--runs N] \
+[--nodes N] [--deployments N] [--replicas N] [--sample RATIO] [--tracing on|off] \
+[--set SECTION.KEY=VALUE] [--idle SECONDS] [--no-settle] [--quick]
+  no mode: latency, scale and tracing at the issue's sizes; --quick: 100 nodes, 100 x 10";
+
+/// The options, or why the arguments are wrong (`Ok(None)`: `--help`).
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Opts>, String> {
     let mut o = Opts {
         mode: None,
         runs: 3,
@@ -125,26 +133,47 @@ fn parse_args() -> Opts {
         settle: true,
         sets: Vec::new(),
     };
-    let mut args = std::env::args().skip(1);
+    fn number<T: std::str::FromStr>(flag: &str, value: String) -> Result<T, String> {
+        value
+            .parse()
+            .map_err(|_| format!("{flag}: not a valid number: {value:?}"))
+    }
+    let mut args = args.into_iter();
     while let Some(a) = args.next() {
         let mut next = |what: &str| {
             args.next()
-                .unwrap_or_else(|| panic!("{a} needs a value ({what})"))
+                .ok_or_else(|| format!("{a} needs a value ({what})"))
         };
         match a.as_str() {
-            "--runs" => o.runs = next("count").parse().expect("--runs N"),
-            "--nodes" => o.nodes = next("count").parse().expect("--nodes N"),
-            "--deployments" => o.deployments = next("count").parse().expect("--deployments N"),
-            "--replicas" => o.replicas = next("count").parse().expect("--replicas N"),
-            "--sample" => o.sample = next("ratio").parse().expect("--sample RATIO"),
-            "--tracing" => o.tracing = Some(next("on|off") == "on"),
+            "-h" | "--help" => return Ok(None),
+            "--runs" => o.runs = number(&a, next("count")?)?,
+            "--nodes" => o.nodes = number(&a, next("count")?)?,
+            "--deployments" => o.deployments = number(&a, next("count")?)?,
+            "--replicas" => o.replicas = number(&a, next("count")?)?,
+            "--sample" => o.sample = number(&a, next("ratio")?)?,
+            "--tracing" => {
+                o.tracing = match next("on|off")?.as_str() {
+                    "on" => Some(true),
+                    "off" => Some(false),
+                    other => return Err(format!("--tracing: expected on or off, got {other:?}")),
+                }
+            }
             "--quick" => o.quick = true,
             "--no-settle" => o.settle = false,
-            "--idle" => o.idle = next("seconds").parse().expect("--idle SECONDS"),
-            "--set" => o.sets.push(next("section.key=value")),
+            "--idle" => o.idle = number(&a, next("seconds")?)?,
+            "--set" => {
+                let set = next("section.key=value")?;
+                Override::parse_set(&set).map_err(|e| e.to_string())?;
+                o.sets.push(set);
+            }
             "--bench" => {}
-            m if !m.starts_with('-') => o.mode = Some(m.to_string()),
-            other => panic!("unknown argument {other}"),
+            "latency" | "scale" | "tracing" | "floor" => o.mode = Some(a),
+            m if !m.starts_with('-') => {
+                return Err(format!(
+                    "unknown mode {m:?}: latency, scale, tracing or floor"
+                ))
+            }
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if o.quick {
@@ -153,11 +182,21 @@ fn parse_args() -> Opts {
         o.replicas = o.replicas.min(10);
         o.runs = o.runs.min(1);
     }
-    o
+    Ok(Some(o))
 }
 
-fn main() {
-    let o = parse_args();
+fn main() -> std::process::ExitCode {
+    let o = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("chain: {e}\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     match o.mode.as_deref() {
         Some("latency") => latency(&o),
         Some("scale") => {
@@ -167,14 +206,14 @@ fn main() {
         }
         Some("tracing") => tracing_cost(&o),
         Some("floor") => floor(&o),
-        None => {
+        _ => {
             latency(&o);
             let runs: Vec<ScaleRun> = (0..o.runs).map(|_| scale(&o, true)).collect();
             summarize_scale(&runs);
             tracing_cost(&o);
         }
-        Some(other) => panic!("unknown mode {other}: latency, scale, tracing or floor"),
     }
+    std::process::ExitCode::SUCCESS
 }
 
 /// The daemon's configuration for a run: durable store in `dir`, instant work, real periods.
@@ -194,6 +233,7 @@ fn config(o: &Opts, dir: &Path, nodes: usize, tracing: bool) -> Config {
         set("log.filter", "warn"),
     ];
     for s in &o.sets {
+        // Checked by `parse_args`.
         overrides.push(Override::parse_set(s).expect("--set section.key=value"));
     }
     let sources = ConfigSources {
