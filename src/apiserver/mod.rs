@@ -25,6 +25,7 @@ pub mod http;
 pub mod messages;
 mod objects;
 pub mod registry;
+mod reply;
 pub mod strategy;
 mod window;
 
@@ -38,12 +39,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use opentelemetry::trace::{Span, TraceContextExt, Tracer};
 use opentelemetry::{Context as OtelContext, KeyValue as Attr};
 use opentelemetry_sdk::trace::SdkTracer;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 pub use self::error::ApiError;
 pub use self::messages::*;
 use self::objects::{Entry, Objects};
 use self::registry::{Change, Filter, Registry};
+use self::reply::{Answer, ReplyTx};
 use self::strategy::DeleteDecision;
 use self::window::Window;
 use crate::api::{defaults, validation, Kind, Object};
@@ -99,12 +101,6 @@ impl From<&crate::config::ApiServerConfig> for ApiServerOptions {
     }
 }
 
-/// A verb's answer: ready now, or once its write is durable.
-enum Answer<T> {
-    Ready(Result<T, ApiError>),
-    Later(oneshot::Receiver<Result<T, ApiError>>),
-}
-
 /// A write the store refused, with the reply it was meant for (so a caller may retry).
 struct Rejected {
     error: ApiError,
@@ -115,8 +111,8 @@ struct Rejected {
 
 /// A reply waiting for its write to become durable.
 enum Reply {
-    Object(oneshot::Sender<Result<Arc<Object>, ApiError>>),
-    Deleted(oneshot::Sender<Result<Deleted, ApiError>>),
+    Object(ReplyTx<Arc<Object>>),
+    Deleted(ReplyTx<Deleted>),
 }
 
 struct PendingWrite {
@@ -125,7 +121,7 @@ struct PendingWrite {
     reply: Reply,
     /// Others answered with `object` once it is durable: a no-op update or delete whose
     /// current state is this write (see [`ApiServer::when_durable`]).
-    waiters: Vec<oneshot::Sender<Result<Arc<Object>, ApiError>>>,
+    waiters: Vec<ReplyTx<Arc<Object>>>,
     /// The request span and the etcd span, ended when durable.
     spans: Option<(OtelContext, OtelContext)>,
     /// When the write went to the store (`etcd_request_duration_seconds`).
@@ -313,7 +309,7 @@ impl ApiServer {
     fn when_durable(&mut self, obj: Arc<Object>) -> Answer<Arc<Object>> {
         match self.pending.get_mut(&obj.resource_version()) {
             Some(p) => {
-                let (tx, rx) = oneshot::channel();
+                let (tx, rx) = reply::channel();
                 p.waiters.push(tx);
                 Answer::Later(rx)
             }
@@ -653,7 +649,7 @@ impl ApiServer {
             return Answer::Ready(Ok(Arc::new(object)));
         }
         Self::stamp_trace(&mut object, span.as_ref());
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = reply::channel();
         // A generated name may collide: try fresh suffixes, as upstream retries.
         let mut attempts = if generated { 3 } else { 1 };
         let mut reply = Reply::Object(tx);
@@ -771,8 +767,8 @@ impl ApiServer {
         let span = self.request_span(&trace, span_name, &object, options.command.as_deref());
         if strategy::should_delete_during_update(&object) {
             // The last finalizer is gone: this update deletes.
-            let (tx, rx) = oneshot::channel::<Result<Deleted, ApiError>>();
-            let (otx, orx) = oneshot::channel();
+            let (tx, rx) = reply::channel::<Deleted>();
+            let (otx, orx) = reply::channel();
             if options.dry_run {
                 end_span(span);
                 return Answer::Ready(Ok(old));
@@ -785,11 +781,7 @@ impl ApiServer {
                 return Answer::Ready(Err(r.error));
             }
             actix::spawn(async move {
-                let r = match rx.await {
-                    Ok(Ok(d)) => Ok(d.object().clone()),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(ApiError::Internal("api server stopped".into())),
-                };
+                let r = rx.recv().await.map(|d| d.object().clone());
                 let _ = otx.send(r);
             });
             return Answer::Later(orx);
@@ -800,7 +792,7 @@ impl ApiServer {
             return Answer::Ready(Ok(Arc::new(object)));
         }
         Self::stamp_trace(&mut object, span.as_ref());
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = reply::channel();
         let op = Op::Put {
             key: object.key(),
             value: object_bytes(&mut object),
@@ -918,13 +910,9 @@ impl ApiServer {
                 match self.when_durable(current) {
                     Answer::Ready(r) => Answer::Ready(r.map(Deleted::Pending)),
                     Answer::Later(rx) => {
-                        let (dtx, drx) = oneshot::channel();
+                        let (dtx, drx) = reply::channel();
                         actix::spawn(async move {
-                            let r = match rx.await {
-                                Ok(r) => r.map(Deleted::Pending),
-                                Err(_) => Err(ApiError::Internal("api server stopped".into())),
-                            };
-                            let _ = dtx.send(r);
+                            let _ = dtx.send(rx.recv().await.map(Deleted::Pending));
                         });
                         Answer::Later(drx)
                     }
@@ -937,22 +925,17 @@ impl ApiServer {
                     return Answer::Ready(Ok(Deleted::Pending(Arc::new(new))));
                 }
                 Self::stamp_trace(&mut new, span.as_ref());
-                let (tx, rx) = oneshot::channel();
+                let (tx, rx) = reply::channel();
                 let op = Op::Put {
                     key: new.key(),
                     value: object_bytes(&mut new),
                     precondition: Precondition::ModRevision(current.resource_version()),
                 };
-                let (dtx, drx) = oneshot::channel();
+                let (dtx, drx) = reply::channel();
                 match self.submit(op, Some(new), span, Reply::Object(tx)) {
                     Ok(()) => {
                         actix::spawn(async move {
-                            let r = match rx.await {
-                                Ok(Ok(o)) => Ok(Deleted::Pending(o)),
-                                Ok(Err(e)) => Err(e),
-                                Err(_) => Err(ApiError::Internal("api server stopped".into())),
-                            };
-                            let _ = dtx.send(r);
+                            let _ = dtx.send(rx.recv().await.map(Deleted::Pending));
                         });
                         Answer::Later(drx)
                     }
@@ -964,7 +947,7 @@ impl ApiServer {
                     end_span(span);
                     return Answer::Ready(Ok(Deleted::Gone(current)));
                 }
-                let (tx, rx) = oneshot::channel();
+                let (tx, rx) = reply::channel();
                 let op = Op::Delete {
                     key: current.key(),
                     precondition: Precondition::ModRevision(current.resource_version()),
@@ -1011,7 +994,7 @@ impl ApiServer {
             None,
         );
         Self::stamp_trace(&mut bound, span.as_ref());
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = reply::channel();
         let op = Op::Put {
             key: bound.key(),
             value: object_bytes(&mut bound),
@@ -1235,53 +1218,38 @@ impl StreamHandler<Arc<Vec<Arc<Event>>>> for ApiServer {
     }
 }
 
-/// A reply that is either ready now or waits for durability.
-fn respond<T: Send + 'static>(answer: Answer<T>) -> ResponseFuture<Result<T, ApiError>> {
-    match answer {
-        Answer::Ready(ready) => Box::pin(async move { ready }),
-        Answer::Later(rx) => Box::pin(async move {
-            match rx.await {
-                Ok(r) => r,
-                Err(_) => Err(ApiError::Internal(
-                    "the write was dropped before it became durable".into(),
-                )),
-            }
-        }),
-    }
-}
-
 impl Handler<Create> for ApiServer {
-    type Result = ResponseFuture<Result<Arc<Object>, ApiError>>;
+    type Result = Answer<Arc<Object>>;
     fn handle(&mut self, msg: Create, _ctx: &mut Self::Context) -> Self::Result {
-        respond(self.create(msg))
+        self.create(msg)
     }
 }
 
 impl Handler<Update> for ApiServer {
-    type Result = ResponseFuture<Result<Arc<Object>, ApiError>>;
+    type Result = Answer<Arc<Object>>;
     fn handle(&mut self, msg: Update, _ctx: &mut Self::Context) -> Self::Result {
-        respond(self.update(msg))
+        self.update(msg)
     }
 }
 
 impl Handler<GuaranteedUpdate> for ApiServer {
-    type Result = ResponseFuture<Result<Arc<Object>, ApiError>>;
+    type Result = Answer<Arc<Object>>;
     fn handle(&mut self, msg: GuaranteedUpdate, _ctx: &mut Self::Context) -> Self::Result {
-        respond(self.guaranteed_update(msg))
+        self.guaranteed_update(msg)
     }
 }
 
 impl Handler<Delete> for ApiServer {
-    type Result = ResponseFuture<Result<Deleted, ApiError>>;
+    type Result = Answer<Deleted>;
     fn handle(&mut self, msg: Delete, _ctx: &mut Self::Context) -> Self::Result {
-        respond(self.delete(msg))
+        self.delete(msg)
     }
 }
 
 impl Handler<Bind> for ApiServer {
-    type Result = ResponseFuture<Result<Arc<Object>, ApiError>>;
+    type Result = Answer<Arc<Object>>;
     fn handle(&mut self, msg: Bind, _ctx: &mut Self::Context) -> Self::Result {
-        respond(self.bind(msg))
+        self.bind(msg)
     }
 }
 
@@ -1308,14 +1276,7 @@ impl Handler<CreateBatch> for ApiServer {
 async fn answer_all(answers: Vec<Answer<Arc<Object>>>) -> Vec<Result<Arc<Object>, ApiError>> {
     let mut out = Vec::with_capacity(answers.len());
     for a in answers {
-        out.push(match a {
-            Answer::Ready(r) => r,
-            Answer::Later(rx) => rx.await.unwrap_or_else(|_| {
-                Err(ApiError::Internal(
-                    "the write was dropped before it became durable".into(),
-                ))
-            }),
-        });
+        out.push(a.recv().await);
     }
     out
 }
