@@ -7,7 +7,8 @@
 //! to this actor, which then (1) applies it to its cache of decoded objects, (2) fans it out
 //! through the indexed [`registry`], (3) appends the store's event (bytes) to the watch
 //! window, and only then (4) answers the writer — so a client that got its reply always
-//! reads its own write, and a watcher never sees a write that could still be lost.
+//! reads its own write, and a watcher never sees a write that could still be lost. The answer
+//! goes straight into the requester's actix reply channel (`reply.rs`), with no task per write.
 //!
 //! Reads (`Get`, `List`, `Watch`) are served from the cache of `Arc<Object>`s: a live watcher
 //! gets the same `Arc` as every other watcher, never a re-parsed copy. A watch that resumes
