@@ -37,7 +37,8 @@ enum State<T> {
     Bound(oneshot::Sender<Result<T, ApiError>>),
     /// Sent before the receiver was bound.
     Sent(Result<T, ApiError>),
-    /// The receiver is gone (a `do_send`), or the reply was delivered.
+    /// The exchange is over: the reply was delivered, or the other half is gone (a
+    /// `do_send`'s receiver, or a sender dropped unsent).
     Closed,
 }
 
@@ -72,10 +73,14 @@ impl<T> Drop for ReplyTx<T> {
     /// a closed mailbox.
     fn drop(&mut self) {
         let mut state = self.0.lock();
-        if let State::Bound(_) = *state {
-            if let State::Bound(tx) = std::mem::replace(&mut *state, State::Closed) {
+        match std::mem::replace(&mut *state, State::Closed) {
+            State::Bound(tx) => {
                 let _ = tx.send(Err(ApiError::Internal(DROPPED.into())));
             }
+            // Sent: keep the reply for the receiver.
+            sent @ State::Sent(_) => *state = sent,
+            // Empty: the receiver, when bound, is told the write was dropped.
+            State::Empty | State::Closed => {}
         }
     }
 }
@@ -177,11 +182,15 @@ mod tests {
         ));
         let (tx, rx) = channel::<u32>();
         drop(tx);
-        assert!(dropped(rx.recv().await));
+        let (out_tx, out_rx) = oneshot::channel();
+        rx.bind(out_tx);
+        assert!(dropped(
+            out_rx.await.expect("an answer, not a closed channel")
+        ));
     }
 
     #[test]
-    fn a_reply_nobody_waits_for_is_handed_back() {
+    fn a_reply_nobody_waits_for_is_refused() {
         let (tx, rx) = channel::<u32>();
         drop(rx);
         assert!(!tx.send(Ok(9)));
