@@ -179,37 +179,38 @@ fn services_legacy() -> Value {
     })
 }
 
-/// The self-reviews of `group` (create-only, cluster-scoped; see [`super::reviews`]), as
-/// aggregated discovery lists them.
-fn reviews_aggregated(group: &str) -> impl Iterator<Item = Value> + '_ {
+/// The self-reviews of `group` at `version` (create-only, cluster-scoped; see
+/// [`super::reviews`]).
+fn reviews_at<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = Review> + 'a {
     Review::ALL
         .into_iter()
-        .filter(move |r| r.group() == group)
-        .map(|r| {
-            json!({
-                "resource": r.plural(),
-                "responseKind": {"group": r.group(), "version": "v1", "kind": r.kind()},
-                "scope": "Cluster",
-                "singularResource": r.singular(),
-                "verbs": ["create"],
-            })
-        })
+        .filter(move |r| r.group() == group && r.versions().contains(&version))
 }
 
-/// The self-reviews of `group`, as an `APIResourceList` lists them.
-fn reviews_legacy(group: &str) -> impl Iterator<Item = Value> + '_ {
-    Review::ALL
-        .into_iter()
-        .filter(move |r| r.group() == group)
-        .map(|r| {
-            json!({
-                "name": r.plural(),
-                "singularName": r.singular(),
-                "namespaced": false,
-                "kind": r.kind(),
-                "verbs": ["create"],
-            })
+/// The self-reviews of `group` at `version`, as aggregated discovery lists them.
+fn reviews_aggregated<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = Value> + 'a {
+    reviews_at(group, version).map(move |r| {
+        json!({
+            "resource": r.plural(),
+            "responseKind": {"group": r.group(), "version": version, "kind": r.kind()},
+            "scope": "Cluster",
+            "singularResource": r.singular(),
+            "verbs": ["create"],
         })
+    })
+}
+
+/// The self-reviews of `group` at `version`, as an `APIResourceList` lists them.
+fn reviews_legacy<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = Value> + 'a {
+    reviews_at(group, version).map(|r| {
+        json!({
+            "name": r.plural(),
+            "singularName": r.singular(),
+            "namespaced": false,
+            "kind": r.kind(),
+            "verbs": ["create"],
+        })
+    })
 }
 
 /// The served groups, core (`""`) first.
@@ -228,12 +229,24 @@ fn groups() -> Vec<&'static str> {
     groups
 }
 
-fn group_version(group: &str) -> String {
+fn group_version(group: &str, version: &str) -> String {
     if group.is_empty() {
-        "v1".to_string()
+        version.to_string()
     } else {
-        format!("{group}/v1")
+        format!("{group}/{version}")
     }
+}
+
+/// The versions `group` is served at, preferred (`v1`) first: only the review groups have
+/// another (see [`Review::versions`]).
+fn versions(group: &str) -> Vec<&'static str> {
+    let mut versions = vec!["v1"];
+    for v in Review::group_versions(group) {
+        if !versions.contains(&v) {
+            versions.push(v);
+        }
+    }
+    versions
 }
 
 fn scope(kind: Kind) -> &'static str {
@@ -282,10 +295,16 @@ fn aggregated_group(group: &str) -> Value {
     if group.is_empty() {
         resources.push(services_aggregated());
     }
-    resources.extend(reviews_aggregated(group));
+    resources.extend(reviews_aggregated(group, "v1"));
+    let mut versions =
+        vec![json!({"version": "v1", "resources": resources, "freshness": "Current"})];
+    for version in other_versions(group) {
+        let resources: Vec<Value> = reviews_aggregated(group, version).collect();
+        versions.push(json!({"version": version, "resources": resources, "freshness": "Current"}));
+    }
     json!({
         "metadata": {"name": group, "creationTimestamp": null},
-        "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
+        "versions": versions,
     })
 }
 
@@ -314,9 +333,18 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
+/// The versions of `group` other than `v1`.
+fn other_versions(group: &str) -> impl Iterator<Item = &'static str> {
+    versions(group).into_iter().filter(|v| *v != "v1")
+}
+
 fn api_group(group: &str) -> Value {
-    let gv = json!({"groupVersion": group_version(group), "version": "v1"});
-    json!({"name": group, "versions": [gv], "preferredVersion": gv})
+    let gvs: Vec<Value> = versions(group)
+        .into_iter()
+        .map(|v| json!({"groupVersion": group_version(group, v), "version": v}))
+        .collect();
+    let preferred = gvs[0].clone();
+    json!({"name": group, "versions": gvs, "preferredVersion": preferred})
 }
 
 /// Legacy `/apis`: `APIGroupList`.
@@ -340,10 +368,14 @@ pub fn group(group: &str) -> Option<Value> {
     Some(g)
 }
 
-/// Legacy `/api/v1`, `/apis/<group>/v1`: `APIResourceList` (subresources as `pods/status`).
-pub fn resource_list(group: &str) -> Value {
+/// Legacy `/api/v1`, `/apis/<group>/<version>`: `APIResourceList` (subresources as
+/// `pods/status`). Every stored kind is at `v1`; a review group may have another version.
+pub fn resource_list(group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for r in RESOURCES.iter().filter(|r| r.kind.group() == group) {
+    let stored = RESOURCES
+        .iter()
+        .filter(|r| version == "v1" && r.kind.group() == group);
+    for r in stored {
         let mut v = json!({
             "name": r.kind.plural(),
             "singularName": r.singular,
@@ -373,14 +405,14 @@ pub fn resource_list(group: &str) -> Value {
             resources.push(sv);
         }
     }
-    if group.is_empty() {
+    if group.is_empty() && version == "v1" {
         resources.push(services_legacy());
     }
-    resources.extend(reviews_legacy(group));
+    resources.extend(reviews_legacy(group, version));
     json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
-        "groupVersion": group_version(group),
+        "groupVersion": group_version(group, version),
         "resources": resources,
     })
 }
@@ -418,6 +450,45 @@ mod tests {
     }
 
     #[test]
+    fn whoami_is_also_discovered_at_v1beta1() {
+        let doc = aggregated(false, "v2");
+        let authn = doc["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "authentication.k8s.io")
+            .unwrap();
+        let versions: Vec<&str> = authn["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_str().unwrap())
+            .collect();
+        assert_eq!(versions, ["v1", "v1beta1"]);
+        let beta = &authn["versions"][1]["resources"][0];
+        assert_eq!(beta["resource"], "selfsubjectreviews");
+        assert_eq!(beta["responseKind"]["version"], "v1beta1");
+        let authn_group = group("authentication.k8s.io").unwrap();
+        assert_eq!(
+            authn_group["preferredVersion"]["groupVersion"],
+            "authentication.k8s.io/v1"
+        );
+        assert_eq!(
+            authn_group["versions"][1]["groupVersion"],
+            "authentication.k8s.io/v1beta1"
+        );
+        let list = resource_list("authentication.k8s.io", "v1beta1");
+        assert_eq!(list["groupVersion"], "authentication.k8s.io/v1beta1");
+        assert_eq!(list["resources"].as_array().unwrap().len(), 1);
+        // Other groups keep their one version.
+        assert_eq!(
+            group("apps").unwrap()["versions"].as_array().unwrap().len(),
+            1
+        );
+        assert_eq!(resource_list("apps", "v1beta1")["resources"], json!([]));
+    }
+
+    #[test]
     fn aggregated_named_groups_are_in_upstream_order() {
         let doc = aggregated(false, "v2");
         let names: Vec<&str> = doc["items"]
@@ -444,7 +515,7 @@ mod tests {
             .unwrap();
         assert_eq!(ssar["verbs"], json!(["create"]));
         assert_eq!(ssar["scope"], "Cluster");
-        let legacy = resource_list("authentication.k8s.io");
+        let legacy = resource_list("authentication.k8s.io", "v1");
         assert_eq!(legacy["groupVersion"], "authentication.k8s.io/v1");
         assert_eq!(legacy["resources"][0]["kind"], "SelfSubjectReview");
         let apps = &doc["items"][0]["versions"][0]["resources"];
@@ -464,7 +535,7 @@ mod tests {
 
     #[test]
     fn legacy_resource_list_names_subresources_with_a_slash() {
-        let list = resource_list("apps");
+        let list = resource_list("apps", "v1");
         assert_eq!(list["groupVersion"], "apps/v1");
         let names: Vec<&str> = list["resources"]
             .as_array()

@@ -71,11 +71,11 @@ fn request_info(req: &HttpRequest) -> crate::metrics::RequestInfo {
     let rp = match path::parse(req.path()) {
         Ok(Route::Resource(rp)) => rp,
         // A self-review is a cluster-scoped resource request (`CREATE selfsubjectaccessreviews`).
-        Ok(Route::Review(review)) => {
+        Ok(Route::Review(review, version)) => {
             return RequestInfo {
                 verb: RequestInfo::verb_of(method, false, false, false),
                 group: review.group().to_string(),
-                version: "v1".to_string(),
+                version: version.to_string(),
                 resource: review.plural().to_string(),
                 subresource: String::new(),
                 scope: "cluster",
@@ -202,8 +202,8 @@ async fn handle(
     if let Route::Services { name, .. } = route {
         return services(req, name.as_deref()).await;
     }
-    if let Route::Review(review) = route {
-        return self_review(req, payload, state, review).await;
+    if let Route::Review(review, version) = route {
+        return self_review(req, payload, state, review, version).await;
     }
     if req.method() != Method::GET {
         return Err(HttpError::MethodNotAllowed);
@@ -221,8 +221,8 @@ async fn handle(
         }
         (Route::Apis, None) => discovery::api_group_list(),
         (Route::Group(g), _) => discovery::group(&g).ok_or(HttpError::NotFound)?,
-        (Route::GroupVersion { group, .. }, _) => discovery::resource_list(&group),
-        (Route::Resource(_) | Route::Services { .. } | Route::Review(_), _) => {
+        (Route::GroupVersion { group, version }, _) => discovery::resource_list(&group, &version),
+        (Route::Resource(_) | Route::Services { .. } | Route::Review(..), _) => {
             return Err(HttpError::NotFound)
         }
     };
@@ -1349,15 +1349,19 @@ async fn self_review(
     payload: web::Payload,
     state: &State,
     review: Review,
+    version: &str,
 ) -> Result<HttpResponse, HttpError> {
     if req.method() != Method::POST {
         return Err(HttpError::MethodNotAllowed);
     }
     let value = read_unstored(req, payload, state, review.kind(), |bytes| {
-        protobuf::decode_review(review, bytes)
+        protobuf::decode_review(review, version, bytes)
     })
     .await?;
-    Ok(json_value(StatusCode::CREATED, &review.answer(&value)?))
+    Ok(json_value(
+        StatusCode::CREATED,
+        &review.answer(version, &value)?,
+    ))
 }
 
 // ---- services (not stored yet) ----

@@ -35,8 +35,9 @@ pub enum Route {
         namespace: Option<String>,
         name: Option<String>,
     },
-    /// A self-review (`selfsubjectaccessreviews`, …): create-only, stored nowhere.
-    Review(Review),
+    /// A self-review (`selfsubjectaccessreviews`, …) at one of its versions: create-only,
+    /// stored nowhere.
+    Review(Review, &'static str),
 }
 
 /// A resource path, resolved to a stored kind.
@@ -75,7 +76,8 @@ fn served_group(group: &str) -> bool {
 }
 
 fn resource_route(group: &str, version: &str, rest: &[&str]) -> Result<Route, NotServed> {
-    if version != "v1" || (!group.is_empty() && !served_group(group)) {
+    let served_version = version == "v1" || Review::group_versions(group).contains(&version);
+    if !served_version || (!group.is_empty() && !served_group(group)) {
         return Err(NotServed);
     }
     let (namespace, rest) = match rest {
@@ -97,8 +99,13 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Result<Route, No
         _ => return Err(NotServed),
     };
     if Review::serves_group(group) {
-        return match (Review::at(group, resource), &namespace, &name, &subresource) {
-            (Some(review), None, None, None) => Ok(Route::Review(review)),
+        return match (
+            Review::at(group, version, resource),
+            &namespace,
+            &name,
+            &subresource,
+        ) {
+            (Some((review, version)), None, None, None) => Ok(Route::Review(review, version)),
             _ => Err(NotServed),
         };
     }
@@ -138,12 +145,28 @@ mod tests {
             ("/apis/apps", Ok(Route::Group("apps".into()))),
             (
                 "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-                Ok(Route::Review(Review::SelfSubjectAccess)),
+                Ok(Route::Review(Review::SelfSubjectAccess, "v1")),
             ),
             (
                 "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                Ok(Route::Review(Review::SelfSubject)),
+                Ok(Route::Review(Review::SelfSubject, "v1")),
             ),
+            (
+                "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews",
+                Ok(Route::Review(Review::SelfSubject, "v1beta1")),
+            ),
+            (
+                "/apis/authentication.k8s.io/v1beta1",
+                Ok(Route::GroupVersion {
+                    group: "authentication.k8s.io".into(),
+                    version: "v1beta1".into(),
+                }),
+            ),
+            (
+                "/apis/authorization.k8s.io/v1beta1/selfsubjectaccessreviews",
+                Err(NotServed),
+            ),
+            ("/apis/apps/v1beta1/deployments", Err(NotServed)),
             (
                 "/apis/authentication.k8s.io",
                 Ok(Route::Group("authentication.k8s.io".into())),

@@ -498,7 +498,7 @@ pub fn decode_eviction(body: &[u8]) -> Result<Value, ProtobufError> {
 /// Decode a protobuf self-review body (`kubectl auth can-i` and `auth whoami` send them as
 /// protobuf) as the JSON of the review: its `kind`, `apiVersion` and `spec`. The review
 /// objects' metadata and status are inputs nobody reads, as upstream.
-pub fn decode_review(review: Review, body: &[u8]) -> Result<Value, ProtobufError> {
+pub fn decode_review(review: Review, version: &str, body: &[u8]) -> Result<Value, ProtobufError> {
     use k8s_pb::api::authentication::v1 as authn;
     use k8s_pb::api::authorization::v1 as authz;
     let (api_version, raw) = envelope(body, review.kind())?;
@@ -541,7 +541,7 @@ pub fn decode_review(review: Review, body: &[u8]) -> Result<Value, ProtobufError
         }
     }
     let api_version = if api_version.is_empty() {
-        format!("{}/v1", review.group())
+        format!("{}/{version}", review.group())
     } else {
         api_version
     };
@@ -767,7 +767,7 @@ mod tests {
             ssar.encode_to_vec(),
         );
         assert_eq!(
-            decode_review(Review::SelfSubjectAccess, &body).unwrap(),
+            decode_review(Review::SelfSubjectAccess, "v1", &body).unwrap(),
             json!({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                    "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}})
         );
@@ -783,7 +783,7 @@ mod tests {
         };
         let body = wrap("", "", selected.encode_to_vec());
         assert!(matches!(
-            decode_review(Review::SelfSubjectAccess, &body),
+            decode_review(Review::SelfSubjectAccess, "v1", &body),
             Err(ProtobufError::Unsupported(_))
         ));
         let rules = authz::SelfSubjectRulesReview {
@@ -794,7 +794,7 @@ mod tests {
         };
         let body = wrap("", "SelfSubjectRulesReview", rules.encode_to_vec());
         assert_eq!(
-            decode_review(Review::SelfSubjectRules, &body).unwrap()["spec"],
+            decode_review(Review::SelfSubjectRules, "v1", &body).unwrap()["spec"],
             json!({"namespace": "kube-system"})
         );
         let whoami = wrap(
@@ -803,11 +803,11 @@ mod tests {
             authn::SelfSubjectReview::default().encode_to_vec(),
         );
         assert_eq!(
-            decode_review(Review::SelfSubject, &whoami).unwrap()["kind"],
+            decode_review(Review::SelfSubject, "v1", &whoami).unwrap()["kind"],
             "SelfSubjectReview"
         );
         assert_eq!(
-            decode_review(Review::SelfSubject, &body)
+            decode_review(Review::SelfSubject, "v1", &body)
                 .unwrap_err()
                 .to_string(),
             "SelfSubjectRulesReview in version \"\" cannot be handled as a SelfSubjectReview"

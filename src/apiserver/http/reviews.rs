@@ -74,11 +74,23 @@ impl Review {
         }
     }
 
-    /// The review served at `/apis/<group>/v1/<plural>`, if any.
-    pub fn at(group: &str, plural: &str) -> Option<Review> {
-        Review::ALL
-            .into_iter()
-            .find(|r| r.group() == group && r.plural() == plural)
+    /// The versions the review is served at, preferred first. `selfsubjectreviews` is also
+    /// served at `v1beta1`: kubectl 1.27's `auth whoami` asks there (then at `v1alpha1`), as
+    /// kube-apiserver 1.27 serves it by default; from 1.28 upstream serves it at `v1` and
+    /// still at `v1beta1`.
+    pub fn versions(self) -> &'static [&'static str] {
+        match self {
+            Review::SelfSubject => &["v1", "v1beta1"],
+            Review::SelfSubjectAccess | Review::SelfSubjectRules => &["v1"],
+        }
+    }
+
+    /// The review served at `/apis/<group>/<version>/<plural>`, if any, with its version.
+    pub fn at(group: &str, version: &str, plural: &str) -> Option<(Review, &'static str)> {
+        Review::ALL.into_iter().find_map(|r| {
+            let served = r.versions().iter().find(|v| **v == version)?;
+            (r.group() == group && r.plural() == plural).then_some((r, *served))
+        })
     }
 
     /// Is `group` one of the review groups?
@@ -86,12 +98,22 @@ impl Review {
         Review::ALL.iter().any(|r| r.group() == group)
     }
 
-    fn api_version(self) -> String {
-        format!("{}/v1", self.group())
+    /// The versions of `group` that serve reviews, `v1` first.
+    pub fn group_versions(group: &str) -> Vec<&'static str> {
+        let mut versions: Vec<&'static str> = Vec::new();
+        for r in Review::ALL.into_iter().filter(|r| r.group() == group) {
+            for v in r.versions() {
+                if !versions.contains(v) {
+                    versions.push(v);
+                }
+            }
+        }
+        versions
     }
 
-    /// Answer a review posted as `body` (JSON, already parsed): the review with its status.
-    pub fn answer(self, body: &Value) -> Result<Value, ApiError> {
+    /// Answer a review posted as `body` (JSON, already parsed) at `version`: the review with
+    /// its status.
+    pub fn answer(self, version: &str, body: &Value) -> Result<Value, ApiError> {
         // What Go's decoder refuses before any validation: a body or spec that is no object.
         let shape_error = |what: &str| {
             ApiError::BadRequest(format!(
@@ -137,7 +159,7 @@ impl Review {
         };
         let mut out = json!({
             "kind": self.kind(),
-            "apiVersion": self.api_version(),
+            "apiVersion": format!("{}/{version}", self.group()),
             "metadata": {"creationTimestamp": null},
         });
         if self != Review::SelfSubject {
@@ -192,7 +214,7 @@ mod tests {
             "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}},
             "status": {"allowed": false},
         });
-        let out = Review::SelfSubjectAccess.answer(&body).unwrap();
+        let out = Review::SelfSubjectAccess.answer("v1", &body).unwrap();
         assert_eq!(out["status"], json!({"allowed": true}));
         assert_eq!(out["spec"], body["spec"]);
         assert_eq!(out["apiVersion"], "authorization.k8s.io/v1");
@@ -201,14 +223,14 @@ mod tests {
     #[test]
     fn an_access_review_needs_exactly_one_kind_of_attributes() {
         let none = Review::SelfSubjectAccess
-            .answer(&json!({"spec": {}}))
+            .answer("v1", &json!({"spec": {}}))
             .unwrap_err();
         assert_eq!(
             none.to_string(),
             "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified"
         );
         let both = Review::SelfSubjectAccess
-            .answer(&json!({"spec": {"resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"path": "/healthz", "verb": "get"}}}))
+            .answer("v1", &json!({"spec": {"resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"path": "/healthz", "verb": "get"}}}))
             .unwrap_err();
         assert!(
             both.to_string().contains(
@@ -224,7 +246,7 @@ mod tests {
     #[test]
     fn a_body_or_spec_that_is_no_object_is_a_bad_request() {
         for body in [json!([1, 2]), json!({"spec": "x"}), json!("review")] {
-            let err = Review::SelfSubjectAccess.answer(&body).unwrap_err();
+            let err = Review::SelfSubjectAccess.answer("v1", &body).unwrap_err();
             assert!(
                 matches!(&err, ApiError::BadRequest(m) if m.starts_with("the object provided is unrecognized (must be of type SelfSubjectAccessReview)")),
                 "{body}: {err:?}"
@@ -235,11 +257,11 @@ mod tests {
     #[test]
     fn rules_reviews_need_a_namespace_and_list_wildcards() {
         let err = Review::SelfSubjectRules
-            .answer(&json!({"spec": {}}))
+            .answer("v1", &json!({"spec": {}}))
             .unwrap_err();
         assert_eq!(err, ApiError::BadRequest("no namespace on request".into()));
         let out = Review::SelfSubjectRules
-            .answer(&json!({"spec": {"namespace": "default"}}))
+            .answer("v1", &json!({"spec": {"namespace": "default"}}))
             .unwrap();
         assert_eq!(out["status"]["resourceRules"][0]["verbs"], json!(["*"]));
         assert_eq!(
@@ -251,12 +273,15 @@ mod tests {
     #[test]
     fn whoami_names_the_token_user_and_a_wrong_kind_is_refused() {
         let out = Review::SelfSubject
-            .answer(&json!({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1"}))
+            .answer(
+                "v1",
+                &json!({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1"}),
+            )
             .unwrap();
         assert_eq!(out["status"]["userInfo"]["username"], USER);
         assert_eq!(out["status"]["userInfo"]["groups"], json!(GROUPS));
         let wrong = Review::SelfSubject
-            .answer(&json!({"kind": "Pod", "apiVersion": "v1"}))
+            .answer("v1", &json!({"kind": "Pod", "apiVersion": "v1"}))
             .unwrap_err();
         assert!(
             matches!(wrong, ApiError::BadRequest(m) if m.contains("cannot be handled as a SelfSubjectReview"))
@@ -264,19 +289,53 @@ mod tests {
     }
 
     #[test]
-    fn reviews_are_found_by_group_and_plural() {
+    fn whoami_answers_in_the_version_it_was_asked_at() {
+        let out = Review::SelfSubject
+            .answer(
+                "v1beta1",
+                &json!({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1beta1"}),
+            )
+            .unwrap();
+        assert_eq!(out["apiVersion"], "authentication.k8s.io/v1beta1");
+        assert_eq!(out["status"]["userInfo"]["username"], USER);
+    }
+
+    #[test]
+    fn reviews_are_found_by_group_version_and_plural() {
         assert_eq!(
-            Review::at("authorization.k8s.io", "selfsubjectaccessreviews"),
-            Some(Review::SelfSubjectAccess)
+            Review::at("authorization.k8s.io", "v1", "selfsubjectaccessreviews"),
+            Some((Review::SelfSubjectAccess, "v1"))
         );
         assert_eq!(
-            Review::at("authentication.k8s.io", "selfsubjectreviews"),
-            Some(Review::SelfSubject)
+            Review::at("authentication.k8s.io", "v1", "selfsubjectreviews"),
+            Some((Review::SelfSubject, "v1"))
         );
         assert_eq!(
-            Review::at("authorization.k8s.io", "subjectaccessreviews"),
+            Review::at("authentication.k8s.io", "v1beta1", "selfsubjectreviews"),
+            Some((Review::SelfSubject, "v1beta1"))
+        );
+        // Only whoami has a beta; v1alpha1 is off by default upstream and not served.
+        assert_eq!(
+            Review::at(
+                "authorization.k8s.io",
+                "v1beta1",
+                "selfsubjectaccessreviews"
+            ),
             None
         );
+        assert_eq!(
+            Review::at("authentication.k8s.io", "v1alpha1", "selfsubjectreviews"),
+            None
+        );
+        assert_eq!(
+            Review::at("authorization.k8s.io", "v1", "subjectaccessreviews"),
+            None
+        );
+        assert_eq!(
+            Review::group_versions("authentication.k8s.io"),
+            ["v1", "v1beta1"]
+        );
+        assert_eq!(Review::group_versions("authorization.k8s.io"), ["v1"]);
         assert!(Review::serves_group("authentication.k8s.io"));
         assert!(!Review::serves_group("apps"));
     }
