@@ -7,6 +7,7 @@
 
 use serde_json::{json, Value};
 
+use super::path::versions;
 use super::reviews::Review;
 use crate::api::Kind;
 
@@ -237,18 +238,6 @@ fn group_version(group: &str, version: &str) -> String {
     }
 }
 
-/// The versions `group` is served at, preferred (`v1`) first: only the review groups have
-/// another (see [`Review::versions`]).
-fn versions(group: &str) -> Vec<&'static str> {
-    let mut versions = vec!["v1"];
-    for v in Review::group_versions(group) {
-        if !versions.contains(&v) {
-            versions.push(v);
-        }
-    }
-    versions
-}
-
 fn scope(kind: Kind) -> &'static str {
     if kind.namespaced() {
         "Namespaced"
@@ -257,11 +246,25 @@ fn scope(kind: Kind) -> &'static str {
     }
 }
 
-/// One group's entry of an aggregated document (`APIGroupDiscovery`).
+/// One group's entry of an aggregated document (`APIGroupDiscovery`): each of its versions,
+/// preferred first.
 fn aggregated_group(group: &str) -> Value {
+    let versions: Vec<Value> = versions(group)
+        .into_iter()
+        .map(|version| aggregated_version(group, version))
+        .collect();
+    json!({
+        "metadata": {"name": group, "creationTimestamp": null},
+        "versions": versions,
+    })
+}
+
+/// One version of a group in an aggregated document. Every stored kind is at `v1`; a review
+/// group may have another version (as [`resource_list`]).
+fn aggregated_version(group: &str, version: &str) -> Value {
     let mut resources: Vec<Value> = RESOURCES
         .iter()
-        .filter(|r| r.kind.group() == group)
+        .filter(|r| version == "v1" && r.kind.group() == group)
         .map(|r| {
             let mut v = json!({
                 "resource": r.kind.plural(),
@@ -292,20 +295,11 @@ fn aggregated_group(group: &str) -> Value {
             v
         })
         .collect();
-    if group.is_empty() {
+    if group.is_empty() && version == "v1" {
         resources.push(services_aggregated());
     }
-    resources.extend(reviews_aggregated(group, "v1"));
-    let mut versions =
-        vec![json!({"version": "v1", "resources": resources, "freshness": "Current"})];
-    for version in other_versions(group) {
-        let resources: Vec<Value> = reviews_aggregated(group, version).collect();
-        versions.push(json!({"version": version, "resources": resources, "freshness": "Current"}));
-    }
-    json!({
-        "metadata": {"name": group, "creationTimestamp": null},
-        "versions": versions,
-    })
+    resources.extend(reviews_aggregated(group, version));
+    json!({"version": version, "resources": resources, "freshness": "Current"})
 }
 
 /// The aggregated document of `/api` (`core == true`: the core group) or `/apis` (every named
@@ -331,11 +325,6 @@ pub fn api_versions(server_address: &str) -> Value {
         "versions": ["v1"],
         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
     })
-}
-
-/// The versions of `group` other than `v1`.
-fn other_versions(group: &str) -> impl Iterator<Item = &'static str> {
-    versions(group).into_iter().filter(|v| *v != "v1")
 }
 
 fn api_group(group: &str) -> Value {

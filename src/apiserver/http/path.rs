@@ -75,8 +75,21 @@ fn served_group(group: &str) -> bool {
     Kind::ALL.iter().any(|k| k.group() == group) || Review::serves_group(group)
 }
 
+/// The versions `group` is served at, preferred (`v1`) first: only the review groups have
+/// another (see [`Review::versions`]).
+pub fn versions(group: &str) -> Vec<&'static str> {
+    let mut versions = vec!["v1"];
+    for v in Review::group_versions(group) {
+        if !versions.contains(&v) {
+            versions.push(v);
+        }
+    }
+    versions
+}
+
 fn resource_route(group: &str, version: &str, rest: &[&str]) -> Result<Route, NotServed> {
-    let served_version = version == "v1" || Review::group_versions(group).contains(&version);
+    // `v1` first: every group serves it, and it spares nearly every request the list.
+    let served_version = version == "v1" || versions(group).contains(&version);
     if !served_version || (!group.is_empty() && !served_group(group)) {
         return Err(NotServed);
     }
